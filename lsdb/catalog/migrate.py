@@ -1,0 +1,144 @@
+"""Running Alembic from code: create a new catalog at head, upgrade, refuse a stale one.
+
+The migration scripts live in the top-level ``migrations/`` folder of a checkout and are
+shipped inside the wheel as ``lsdb._migrations``. Creation and upgrades run under a lock
+(a file lock beside a SQLite catalog, an advisory lock on PostgreSQL) so two processes that
+open a new catalog at the same moment do not race.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import importlib.util
+from collections.abc import Iterator
+from pathlib import Path
+
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, inspect
+from sqlalchemy.exc import OperationalError
+
+from lsdb.catalog.engine import describe_connect_error
+from lsdb.config import sqlite_path
+from lsdb.errors import LsdbError, SchemaOutOfDate
+
+VERSION_TABLE = "lsdb_alembic_version"
+_PG_LOCK_KEY = 0x15DB_0001
+
+
+def script_location() -> Path:
+    """The folder holding ``env.py`` and ``versions/``: the checkout's, else the wheel's."""
+    checkout = Path(__file__).resolve().parents[2] / "migrations"
+    if (checkout / "env.py").exists():
+        return checkout
+    spec = importlib.util.find_spec("lsdb._migrations")
+    if spec is None or not spec.submodule_search_locations:
+        raise SchemaOutOfDate("lsdb is installed without its migrations; reinstall lsdb")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _config() -> Config:
+    cfg = Config()
+    loc = script_location()
+    cfg.set_main_option("script_location", str(loc))
+    cfg.set_main_option("path_separator", "os")
+    cfg.set_main_option("version_locations", str(loc / "versions"))
+    return cfg
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def known_revisions() -> set[str]:
+    return {rev.revision for rev in ScriptDirectory.from_config(_config()).walk_revisions()}
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The catalog's revision, or None for an empty database."""
+    try:
+        with engine.connect() as conn:
+            ctx = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+            rev = ctx.get_current_revision()
+            conn.rollback()
+    except OperationalError as exc:
+        raise LsdbError(describe_connect_error(engine.url.render_as_string(hide_password=True), exc)) from None
+    return rev
+
+
+@contextlib.contextmanager
+def schema_lock(engine: Engine) -> Iterator[None]:
+    """Serialize schema changes across processes."""
+    path = sqlite_path(engine.url.render_as_string(hide_password=False))
+    if engine.dialect.name == "sqlite" and path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(f"{path}.lock", "a+") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+    elif engine.dialect.name == "postgresql":
+        from sqlalchemy import text
+
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _PG_LOCK_KEY})
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_LOCK_KEY})
+                conn.commit()
+    else:
+        yield
+
+
+def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
+    """Upgrade the catalog to `revision`; returns (before, after)."""
+    from alembic import command
+
+    with schema_lock(engine):
+        before = current_revision(engine)
+        if before is not None and before not in known_revisions():
+            raise SchemaOutOfDate(_newer_message(before))
+        with engine.begin() as conn:
+            cfg = _config()
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+        return before, current_revision(engine) or ""
+
+
+def _newer_message(rev: str) -> str:
+    return f"the catalog is at schema revision {rev}, made by a newer lsdb; upgrade lsdb (pip install -U lsdb)"
+
+
+def ensure_current(engine: Engine) -> None:
+    """Create an empty catalog at head; refuse one that is behind or ahead of this lsdb."""
+    head = head_revision()
+    rev = current_revision(engine)
+    if rev == head:
+        return
+    if rev is None:
+        with schema_lock(engine):
+            rev = current_revision(engine)  # another process may have created it meanwhile
+            if rev is None:
+                if inspect(engine).has_table("runs"):
+                    raise SchemaOutOfDate(
+                        "the database has lsdb tables but no lsdb_alembic_version; it was not made by lsdb"
+                    )
+                with engine.begin() as conn:
+                    cfg = _config()
+                    cfg.attributes["connection"] = conn
+                    from alembic import command
+
+                    command.upgrade(cfg, "head")
+                return
+    if rev == head:
+        return
+    if rev not in known_revisions():
+        raise SchemaOutOfDate(_newer_message(rev))
+    raise SchemaOutOfDate(f"the catalog's schema is at revision {rev}, this lsdb needs {head}; run `lsdb db upgrade`")

@@ -1,0 +1,62 @@
+"""The `lsdb` command: global options, error handling, and one sub-module per noun."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from lsdb.cli import catalog_cmds, db_cmds, ingest_cmds, maintenance_cmds
+from lsdb.cli.state import State
+
+app = typer.Typer(
+    name="lsdb",
+    help="lsdb: a loss-landscape database. Ingest checkpoints, run landscape analyses, compare runs.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    db: str = typer.Option(None, "--db", help="Catalog URL (sqlite:///file, postgresql+psycopg://...) or a file path."),
+    store: str = typer.Option(None, "--store", help="Artifact store root (default: beside the SQLite catalog)."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
+) -> None:
+    ctx.obj = State(db=db, store=store, debug=debug)
+
+
+db_cmds.register(app)
+ingest_cmds.register(app)
+catalog_cmds.register(app)
+maintenance_cmds.register(app)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: `LsdbError`s become one line on stderr and a non-zero exit."""
+    from lsdb.errors import LsdbError
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=args, prog_name="lsdb")  # usage errors: click's message, exit 2
+    except LsdbError as exc:
+        if debug:
+            raise
+        sys.stderr.write(f"error: {exc}\n")
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        sys.exit(130)
+    except Exception as exc:  # a bug: one line unless --debug
+        if debug:
+            raise
+        sys.stderr.write(f"error: {type(exc).__name__}: {exc} (run with --debug for the traceback)\n")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

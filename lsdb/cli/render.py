@@ -1,0 +1,77 @@
+"""One renderer for every listing: ``--format table|json|csv``."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import sys
+from collections.abc import Sequence
+from enum import Enum
+from typing import Any
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+def fmt_time(ms: int | None) -> str:
+    if ms is None:
+        return ""
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True, default=str)
+    return str(value)
+
+
+def render(
+    rows: Sequence[dict[str, Any]],
+    fmt: Format | str = Format.table,
+    columns: Sequence[str] | None = None,
+    title: str | None = None,
+) -> None:
+    """Print `rows` (dicts) as a rich table, a JSON array or CSV on stdout."""
+    fmt = Format(fmt)
+    if fmt is Format.json:
+        sys.stdout.write(json.dumps(list(rows), default=str))
+        sys.stdout.write("\n")
+        return
+    cols = list(columns) if columns else (list(rows[0].keys()) if rows else [])
+    if fmt is Format.csv:
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        writer.writerow(cols)
+        for row in rows:
+            writer.writerow([_cell(row.get(c)) for c in cols])
+        sys.stdout.write(buf.getvalue())
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, show_lines=False)
+    for c in cols:
+        table.add_column(c, overflow="fold")
+    for row in rows:
+        table.add_row(*[_cell(row.get(c)) for c in cols])
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
+    if not rows:
+        Console(stderr=True).print("(none)")
+
+
+def render_mapping(data: dict[str, Any], fmt: Format | str = Format.table) -> None:
+    """Print one object: a two-column table, or JSON."""
+    fmt = Format(fmt)
+    if fmt is Format.json:
+        sys.stdout.write(json.dumps(data, default=str, indent=2) + "\n")
+        return
+    render([{"field": k, "value": v} for k, v in data.items()], fmt, ["field", "value"])

@@ -1,0 +1,107 @@
+"""Resolving a dataset spec (``digits:image=true``) to a loaded `Dataset`.
+
+Built-in datasets register through `register_builtin_datasets`, the same callback-taking hook
+a plugin implements (``register_datasets(register)``). A spec may also name any factory by
+import path, ``package.module:factory``, returning a `Dataset`. `load_dataset` fills in every
+default, so ``digits`` and ``digits:seed=0`` are one spec, and keeps the last few datasets
+in memory because analyses ask for the same one again and again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+from lsdb.data.base import Dataset
+from lsdb.data.cifar import cifar10, cifar100
+from lsdb.data.digits import digits
+from lsdb.data.mnist import mnist
+from lsdb.data.synthetic import synthetic
+from lsdb.data.tensors import tensors
+from lsdb.errors import BadInput
+from lsdb.specs import Registry, Spec
+
+#: Registration callbacks run after the built-ins, each called with `Registry.register`.
+#: The plugin system appends its hook here; call ``dataset_registry.cache_clear()`` afterwards.
+_EXTRA_REGISTRATIONS: list[Callable[[Callable[..., None]], None]] = []
+
+#: How many loaded datasets `load_dataset` keeps (a CIFAR training set is ~600 MB).
+CACHE_SIZE = 4
+_cache: OrderedDict[str, Dataset] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def register_builtin_datasets(register: Callable[..., None]) -> None:
+    """Register ``digits``, ``synthetic``, ``tensors``, ``mnist``, ``cifar10`` and ``cifar100``."""
+    register("digits", digits)
+    register("synthetic", synthetic)
+    register("tensors", tensors)
+    register("mnist", mnist)
+    register("cifar10", cifar10)
+    register("cifar100", cifar100)
+
+
+@functools.cache
+def dataset_registry() -> Registry[Dataset]:
+    """The dataset registry: the built-ins plus every callback in `_EXTRA_REGISTRATIONS` (cached)."""
+    registry: Registry[Dataset] = Registry("dataset", fixed_args=0)
+    register_builtin_datasets(registry.register)
+    for registration in _EXTRA_REGISTRATIONS:
+        registration(registry.register)
+    return registry
+
+
+def resolve_dataset_spec(spec: Spec | str | dict[str, Any], registry: Registry[Dataset] | None = None) -> Spec:
+    """The validated spec with every default argument filled in: the form stored and compared."""
+    registry = registry if registry is not None else dataset_registry()
+    spec = registry.validate(spec)
+    kwargs = dict(spec.kwargs)
+    for name, param in registry.accepted_kwargs(spec.name).items():
+        if name not in kwargs and param.default is not inspect.Parameter.empty:
+            kwargs[name] = param.default
+    missing = [n for n, p in registry.accepted_kwargs(spec.name).items() if n not in kwargs]
+    if missing:
+        raise BadInput(
+            f"dataset '{spec.name}': missing required argument(s) {', '.join(missing)}; "
+            f"e.g. {spec.name}:{missing[0]}=..."
+        )
+    return Spec(spec.name, {k: list(v) if isinstance(v, tuple) else v for k, v in kwargs.items()})
+
+
+def load_dataset(spec: Spec | str | dict[str, Any], registry: Registry[Dataset] | None = None) -> Dataset:
+    """Load the dataset a spec names; the result's `spec` has all defaults filled in.
+
+    Datasets from the default registry are cached (the last `CACHE_SIZE`, keyed by canonical
+    spec JSON); the cache never re-reads files, so call `clear_dataset_cache` after changing one.
+    """
+    reg = registry if registry is not None else dataset_registry()
+    full = resolve_dataset_spec(spec, reg)
+    key = json.dumps(full.to_json(), sort_keys=True, default=repr)
+    if registry is None:
+        with _cache_lock:
+            if key in _cache:
+                _cache.move_to_end(key)
+                return _cache[key]
+    dataset = reg.factory(full.name)(**reg.validate(full).kwargs)  # validate: lists back to typed tuples
+    if not isinstance(dataset, Dataset):
+        raise BadInput(f"dataset '{full.name}': factory returned {type(dataset).__name__}, not an lsdb Dataset")
+    dataset = dataclasses.replace(dataset, name=full.name, spec=full)
+    if registry is None:
+        with _cache_lock:
+            _cache[key] = dataset
+            _cache.move_to_end(key)
+            while len(_cache) > CACHE_SIZE:
+                _cache.popitem(last=False)
+    return dataset
+
+
+def clear_dataset_cache() -> None:
+    """Forget every dataset `load_dataset` keeps in memory."""
+    with _cache_lock:
+        _cache.clear()

@@ -1,0 +1,182 @@
+"""Ingest: checkpoint files on disk -> safetensors blobs in the store + rows in the catalog.
+
+One file at a time (memory is bounded by the largest checkpoint, not the total), each
+all-or-nothing: the file is read and checked first, its canonical safetensors encoding is
+published to the object store, and only then is one transaction committed that creates the
+run (if new), the blob row and the checkpoint row. A file that fails leaves nothing behind
+but, at worst, an orphan object that `lsdb gc` removes. The same weights ingested twice are
+the same checkpoint: the second time reports it as already present.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from lsdb.catalog import Catalog, CheckpointRecord, NewCheckpoint, NewRun
+from lsdb.checkpoints import builtin_formats, encode_checkpoint, n_params, read_checkpoint, schema_digest
+from lsdb.errors import BadInput, LsdbError
+
+Status = Literal["new", "existing", "failed"]
+_NUMBER = re.compile(r"(\d+)")
+
+
+@dataclass(frozen=True)
+class IngestOutcome:
+    path: str
+    status: Status
+    checkpoint: CheckpointRecord | None = None
+    message: str = ""
+    notes: tuple[str, ...] = ()
+
+
+@dataclass
+class IngestReport:
+    outcomes: list[IngestOutcome] = field(default_factory=list)
+
+    def count(self, status: Status) -> int:
+        return sum(1 for o in self.outcomes if o.status == status)
+
+    @property
+    def failed(self) -> list[IngestOutcome]:
+        return [o for o in self.outcomes if o.status == "failed"]
+
+    def summary(self) -> str:
+        return f"{self.count('new')} new, {self.count('existing')} already present, {self.count('failed')} failed"
+
+
+def _name_number(path: Path) -> int | None:
+    nums = _NUMBER.findall(path.stem)
+    return int(nums[-1]) if nums else None
+
+
+def _natural_key(path: Path) -> tuple[Any, ...]:
+    num = _name_number(path)
+    return (num is None, num if num is not None else 0, str(path))
+
+
+def expand_paths(paths: Iterable[str | Path], recursive: bool = False) -> list[Path]:
+    """Files to ingest, in order: each directory's checkpoints sorted by the step in their names.
+
+    Raises `BadInput` for a missing path or a directory without checkpoint files, before
+    anything is written.
+    """
+    suffixes = {s.lower() for fmt in builtin_formats() for s in fmt.suffixes}
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw).expanduser()
+        if not path.exists():
+            raise BadInput(f"{path}: no such file or directory")
+        if path.is_dir():
+            found = [p for p in (path.rglob("*") if recursive else path.iterdir()) if p.is_file() and p.suffix.lower() in suffixes]
+            if not found:
+                hint = "" if recursive else " (use --recursive to look in subfolders)"
+                raise BadInput(f"{path}: directory holds no checkpoint files ({', '.join(sorted(suffixes))}){hint}")
+            files.extend(sorted(found, key=_natural_key))
+        else:
+            files.append(path)
+    return files
+
+
+def ingest(
+    catalog: Catalog,
+    paths: Iterable[str | Path],
+    run: NewRun,
+    *,
+    step: int | None = None,
+    epoch: float | None = None,
+    recursive: bool = False,
+    check: Callable[[dict[str, Any]], None] | None = None,
+    on_file: Callable[[IngestOutcome], None] | None = None,
+    on_start: Callable[[int], None] | None = None,
+) -> IngestReport:
+    """Ingest checkpoint files into `run` (created if new).
+
+    `check(tensors)` may raise `BadInput` to refuse a file (e.g. tensors that do not fit the
+    run's model). `on_start(n_files)` and `on_file(outcome)` drive a progress bar.
+    """
+    files = expand_paths(paths, recursive)
+    if (step is not None or epoch is not None) and len(files) > 1:
+        raise BadInput("--step/--epoch apply to a single file; a directory's steps come from file names or metadata")
+    catalog.objects.check_writable()
+    if on_start:
+        on_start(len(files))
+    report = IngestReport()
+    schemas = _run_schemas(catalog, run)
+    for path in files:
+        try:
+            outcome, schema = _ingest_one(catalog, path, run, step, epoch, check)
+            if schemas and schema not in schemas:
+                note = f"schema differs from the run's other checkpoints (schema {schema[:12]})"
+                outcome = IngestOutcome(outcome.path, outcome.status, outcome.checkpoint, outcome.message, (*outcome.notes, note))
+            schemas.add(schema)
+        except LsdbError as exc:
+            outcome = IngestOutcome(str(path), "failed", message=str(exc))
+        report.outcomes.append(outcome)
+        if on_file:
+            on_file(outcome)
+    return report
+
+
+def _run_schemas(catalog: Catalog, run: NewRun) -> set[str]:
+    found = catalog.find_run(run.name, run.project)
+    return catalog.schema_digests(found.id) if found else set()
+
+
+def _ingest_one(
+    catalog: Catalog,
+    path: Path,
+    run: NewRun,
+    step: int | None,
+    epoch: float | None,
+    check: Callable[[dict[str, Any]], None] | None,
+) -> tuple[IngestOutcome, str]:
+    loaded = read_checkpoint(path)
+    if check is not None:
+        try:
+            check(loaded.tensors)
+        except BadInput as exc:
+            raise BadInput(f"{path}: {exc}") from None
+    data, digest = encode_checkpoint(loaded.tensors)
+    schema = schema_digest(loaded.tensors)
+    blob = catalog.objects.put_bytes(data, digest)
+    del data
+    file_step = step if step is not None else loaded.step
+    file_epoch = epoch if epoch is not None else loaded.epoch
+    if file_step is None and file_epoch is None:
+        num = _name_number(path)
+        if num is not None:
+            if "epoch" in path.stem.lower():
+                file_epoch = float(num)
+            else:
+                file_step = num
+    meta: dict[str, Any] = {}
+    if loaded.metrics:
+        meta["metrics"] = loaded.metrics
+    if loaded.notes:
+        meta["notes"] = list(loaded.notes)
+    record, created = catalog.add_checkpoint(
+        run,
+        NewCheckpoint(
+            tensor_digest=digest,
+            schema_digest=schema,
+            n_params=n_params(loaded.tensors),
+            n_tensors=len(loaded.tensors),
+            blob_digest=blob.digest,
+            blob_size=blob.size,
+            blob_path=blob.relpath,
+            step=file_step,
+            epoch=file_epoch,
+            source_path=str(path.resolve()),
+            meta=meta or None,
+        ),
+    )
+    if loaded.metrics and created:
+        metric_step = file_step if file_step is not None else int(file_epoch or 0)
+        catalog.add_metrics(record.run_id, [(k, metric_step, v) for k, v in loaded.metrics.items()])
+    status: Status = "new" if created else "existing"
+    message = f"checkpoint {record.id}" if created else f"already present as checkpoint {record.id}"
+    return IngestOutcome(str(path), status, record, message, tuple(loaded.notes)), schema

@@ -1,0 +1,70 @@
+"""A private working copy of a model whose parameters and buffers are views of one flat vector.
+
+The evaluator never touches the caller's module: it deep-copies it once, moves the copy to
+the evaluation device and dtype, and rebinds every parameter and floating-point buffer as a
+view into a single vector laid out by `ParamLayout.from_module(model, buffers=True)`. Moving
+the copy to another point of parameter space is then one ``copy_`` (or one ``addmv``).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import Tensor, nn
+
+from lsdb.landscape.params import ParamLayout
+
+
+class FlatModel:
+    """`module` is a deep copy of the model in eval mode; `flat` holds its parameters then buffers."""
+
+    def __init__(self, model: nn.Module, device: torch.device, dtype: torch.dtype) -> None:
+        self.layout = ParamLayout.from_module(model, buffers=True)
+        canonical = {id(p): n for n, p in model.named_parameters()}
+        aliases = [(n, canonical[id(p)]) for n, p in model.named_parameters(remove_duplicate=False)]
+        self.module = copy.deepcopy(model).to(device=device, dtype=dtype).eval().requires_grad_(False)
+        self.flat = self.layout.flatten(self.module, dtype=dtype, device=device)
+        self.base = self.flat.clone()  # θ0 with its buffers: what a shorter point vector is completed with
+        views = self.layout.unflatten(self.flat)
+        rebound: dict[str, nn.Parameter] = {}
+        for name, target in aliases:
+            if target not in rebound:
+                rebound[target] = nn.Parameter(views[target], requires_grad=False)
+            _set_tensor(self.module, name, rebound[target], buffer=False)
+        for e in self.layout.entries:
+            if e.is_buffer:
+                _set_tensor(self.module, e.name, views[e.name], buffer=True)
+
+    @property
+    def numel(self) -> int:
+        return self.layout.numel
+
+    def load(self, point: Tensor) -> None:
+        """Move the model to `point` (P entries, or only the parameter part: buffers then come from θ0)."""
+        width = point.shape[-1]
+        self.flat[:width].copy_(point)
+        if width < self.numel:
+            self.flat[width:].copy_(self.base[width:])
+
+    def load_combination(self, theta0: Tensor, directions_t: Tensor, coefficients: Tensor) -> None:
+        """Move to θ0 + Dᵀc in one ``addmv`` (`directions_t` is Dᵀ, shape (W, J)); W ≤ P as in `load`."""
+        width = theta0.shape[-1]
+        torch.addmv(theta0, directions_t, coefficients, out=self.flat[:width])
+        if width < self.numel:
+            self.flat[width:].copy_(self.base[width:])
+
+    def named_views(self, points: Tensor) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """For a batch of points (B, W): (batched tensors by name, shared θ0 buffers not covered by W)."""
+        batched = self.layout.unflatten(points)
+        shared = {n: v for n, v in self.layout.unflatten(self.base).items() if n not in batched}
+        return batched, shared
+
+
+def _set_tensor(root: nn.Module, name: str, tensor: Tensor, buffer: bool) -> None:
+    owner_name, _, attr = name.rpartition(".")
+    owner = root.get_submodule(owner_name) if owner_name else root
+    if buffer:
+        owner._buffers[attr] = tensor
+    else:
+        owner._parameters[attr] = tensor  # type: ignore[assignment]

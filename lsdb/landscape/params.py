@@ -1,0 +1,157 @@
+"""A model's parameters as one flat vector, with a stable, documented layout.
+
+Every landscape method works in parameter space: a point is a vector θ ∈ R^P, a direction is
+a vector d ∈ R^P, and the model is evaluated at θ0 + Σ_j c_j d_j. `ParamLayout` fixes how a
+module's tensors map onto that vector:
+
+* parameters first, in ``named_parameters()`` order (tied parameters once), then, when asked
+  for, the floating-point buffers that belong to the state dict (BatchNorm running means and
+  variances), in ``named_buffers()`` order. Integer buffers (``num_batches_tracked``) are
+  never part of the vector;
+* each tensor occupies ``vector[offset : offset + numel]``, flattened in row-major order;
+* a tensor with ``dim >= 2`` that is a parameter is a **filter** tensor (conv kernels, linear
+  weights): its filters are the slices along dim 0 (a conv output channel, a linear row).
+  Everything else (biases, BatchNorm weights and biases, buffers) is a **vector** tensor.
+
+This is the layout of Li et al. 2018 ("Visualizing the Loss Landscape of Neural Nets", §4),
+whose filter normalization needs to know which entries form a filter.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Union
+
+import torch
+from torch import Tensor, nn
+
+StateSource = Union[nn.Module, Mapping[str, Tensor]]
+
+
+@dataclass(frozen=True)
+class ParamEntry:
+    """One tensor of the layout: where it lives in the flat vector and what kind it is."""
+
+    name: str
+    shape: tuple[int, ...]
+    offset: int
+    is_buffer: bool = False
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def stop(self) -> int:
+        return self.offset + self.numel
+
+    @property
+    def is_filter(self) -> bool:
+        """A parameter with ``dim >= 2``, whose filters are its slices along dim 0 (Li et al. 2018, §4)."""
+        return len(self.shape) >= 2 and not self.is_buffer
+
+
+@dataclass(frozen=True)
+class ParamLayout:
+    """The map between a module's named tensors and one flat vector (see the module docstring)."""
+
+    entries: tuple[ParamEntry, ...]
+
+    @classmethod
+    def from_module(cls, module: nn.Module, buffers: bool = False) -> ParamLayout:
+        """Parameters in ``named_parameters()`` order, then (with `buffers`) floating state-dict buffers."""
+        named: list[tuple[str, Tensor, bool]] = [(n, p, False) for n, p in module.named_parameters()]
+        if buffers:
+            keys = set(module.state_dict(keep_vars=True))
+            named += [(n, b, True) for n, b in module.named_buffers() if n in keys and b.is_floating_point()]
+        return cls._build((n, tuple(t.shape), is_buffer) for n, t, is_buffer in named)
+
+    @classmethod
+    def from_state_dict(
+        cls, state_dict: Mapping[str, Tensor], names: Iterable[str] | None = None, buffers: Iterable[str] = ()
+    ) -> ParamLayout:
+        """Floating-point entries of `state_dict` in its order (or in `names` order).
+
+        A state dict does not say which entries are buffers: name them in `buffers` (they are
+        then vector tensors that directions never move), or build the layout with `from_module`.
+        """
+        buffer_set = set(buffers)
+        keys = list(names) if names is not None else [k for k, v in state_dict.items() if v.is_floating_point()]
+        return cls._build((k, tuple(state_dict[k].shape), k in buffer_set) for k in keys)
+
+    @classmethod
+    def _build(cls, items: Iterable[tuple[str, tuple[int, ...], bool]]) -> ParamLayout:
+        entries, offset = [], 0
+        for name, shape, is_buffer in items:
+            entry = ParamEntry(name, shape, offset, is_buffer)
+            entries.append(entry)
+            offset = entry.stop
+        return cls(tuple(entries))
+
+    @property
+    def numel(self) -> int:
+        """P, the length of the flat vector."""
+        return self.entries[-1].stop if self.entries else 0
+
+    @property
+    def n_params(self) -> int:
+        """Length of the parameter part (the buffers, if any, follow it)."""
+        return sum(e.numel for e in self.entries if not e.is_buffer)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(e.name for e in self.entries)
+
+    def entry(self, name: str) -> ParamEntry:
+        for e in self.entries:
+            if e.name == name:
+                return e
+        raise KeyError(f"{name!r} is not in the layout")
+
+    def parameters_only(self) -> ParamLayout:
+        """The same layout without its buffers (offsets unchanged: buffers come last)."""
+        return ParamLayout(tuple(e for e in self.entries if not e.is_buffer))
+
+    def flatten(self, source: StateSource, dtype: torch.dtype | None = None,
+                device: torch.device | str | None = None) -> Tensor:
+        """Concatenate `source`'s tensors (a module or a state dict) into one vector, detached."""
+        tensors = _named_tensors(source)
+        missing = [e.name for e in self.entries if e.name not in tensors]
+        if missing:
+            raise KeyError(f"missing from the source: {', '.join(missing[:5])}")
+        parts = [tensors[e.name].detach() for e in self.entries]
+        for e, t in zip(self.entries, parts):
+            if tuple(t.shape) != e.shape:
+                raise ValueError(f"{e.name}: shape {tuple(t.shape)} does not match the layout's {e.shape}")
+        dtype = dtype or (parts[0].dtype if parts else torch.float32)
+        device = device if device is not None else (parts[0].device if parts else "cpu")
+        if not parts:
+            return torch.zeros(0, dtype=dtype, device=device)
+        return torch.cat([t.reshape(-1).to(device=device, dtype=dtype) for t in parts])
+
+    def unflatten(self, vector: Tensor) -> dict[str, Tensor]:
+        """Name -> view of `vector` (shape ``(..., P)``: leading dims are kept, e.g. a batch of points).
+
+        A vector shorter than P (only the parameter part) yields only the entries it covers.
+        """
+        if vector.shape[-1] not in (self.numel, self.n_params):
+            raise ValueError(f"vector has {vector.shape[-1]} entries; the layout has {self.numel}")
+        lead = tuple(vector.shape[:-1])
+        return {
+            e.name: vector[..., e.offset:e.stop].view(*lead, *e.shape)
+            for e in self.entries if e.stop <= vector.shape[-1]
+        }
+
+    def filter_slices(self) -> list[tuple[ParamEntry, slice]]:
+        """``(entry, slice)`` of every filter tensor, in layout order."""
+        return [(e, slice(e.offset, e.stop)) for e in self.entries if e.is_filter]
+
+
+def _named_tensors(source: StateSource) -> dict[str, Tensor]:
+    if isinstance(source, nn.Module):
+        named = dict(source.named_parameters())
+        named.update(source.named_buffers())
+        return named
+    return dict(source)

@@ -1,0 +1,74 @@
+"""Resolving a model spec (``resnet:depth=20,skip=false``) to an ``nn.Module``.
+
+Built-in models register through `register_builtin_models`, the same callback-taking hook a
+plugin implements (``register_models(register)``), so the zoo is an ordinary plugin. A spec
+may also name any factory by import path, ``package.module:factory``. Every factory is called
+as ``factory(input_shape, num_classes, **kwargs)`` with the shape and class count of the
+dataset it will see.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from lsdb.errors import BadInput
+from lsdb.models.mlp import mlp
+from lsdb.models.resnet import resnet
+from lsdb.models.simple_cnn import simple_cnn
+from lsdb.models.vgg import vgg
+from lsdb.specs import Registry, Spec
+
+#: Registration callbacks run after the built-ins, each called with `Registry.register`.
+#: The plugin system appends its hook here; call ``model_registry.cache_clear()`` afterwards.
+_EXTRA_REGISTRATIONS: list[Callable[[Callable[..., None]], None]] = []
+
+
+def register_builtin_models(register: Callable[..., None]) -> None:
+    """Register the zoo: ``mlp``, ``simple_cnn``, ``resnet``, ``vgg``."""
+    register("mlp", mlp)
+    register("simple_cnn", simple_cnn)
+    register("resnet", resnet)
+    register("vgg", vgg)
+
+
+@functools.cache
+def model_registry() -> Registry[nn.Module]:
+    """The model registry: the built-ins plus every callback in `_EXTRA_REGISTRATIONS` (cached)."""
+    registry: Registry[nn.Module] = Registry("model", fixed_args=2)
+    register_builtin_models(registry.register)
+    for registration in _EXTRA_REGISTRATIONS:
+        registration(registry.register)
+    return registry
+
+
+def build_model(
+    spec: Spec | str | dict[str, Any],
+    input_shape: Sequence[int],
+    num_classes: int,
+    registry: Registry[nn.Module] | None = None,
+    *,
+    seed: int | None = None,
+) -> nn.Module:
+    """Validate `spec` and build its model for inputs of `input_shape` and `num_classes` outputs.
+
+    Unknown names, unknown or ill-typed arguments are `BadInput`. With `seed`, the initial
+    weights are a function of the seed alone and the global RNG is left untouched.
+    """
+    registry = registry if registry is not None else model_registry()
+    spec = registry.validate(spec)
+    factory = registry.factory(spec.name)
+    shape = tuple(int(s) for s in input_shape)
+    if seed is None:
+        model = factory(shape, num_classes, **spec.kwargs)
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = factory(shape, num_classes, **spec.kwargs)
+    if not isinstance(model, nn.Module):
+        raise BadInput(f"model '{spec.name}': factory returned {type(model).__name__}, not a torch.nn.Module")
+    return model

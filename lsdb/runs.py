@@ -1,0 +1,101 @@
+"""Describing a run: its model, dataset and loss, validated before anything is written."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from lsdb.catalog import NewRun
+from lsdb.errors import BadInput
+
+LOSSES = ("cross_entropy", "mse")
+
+
+def validate_loss(loss: str | None) -> str | None:
+    if loss is None:
+        return None
+    if loss not in LOSSES:
+        raise BadInput(f"unknown loss '{loss}'; available: {', '.join(LOSSES)}")
+    return loss
+
+
+def model_spec_json(spec: str | dict[str, Any] | None) -> dict[str, Any] | None:
+    """Validate a model spec against the registry; its canonical JSON."""
+    if spec is None:
+        return None
+    from lsdb.models import model_registry
+
+    return model_registry().validate(spec).to_json()
+
+
+def dataset_spec_json(spec: str | dict[str, Any] | None) -> dict[str, Any] | None:
+    """Validate a dataset spec against the registry; its canonical JSON."""
+    if spec is None:
+        return None
+    from lsdb.data import dataset_registry
+
+    return dataset_registry().validate(spec).to_json()
+
+
+def make_new_run(
+    name: str,
+    project: str = "default",
+    *,
+    model: str | dict[str, Any] | None = None,
+    dataset: str | dict[str, Any] | None = None,
+    loss: str | None = None,
+    params: dict[str, Any] | None = None,
+    tags: dict[str, str] | None = None,
+    status: str = "complete",
+) -> NewRun:
+    """A validated `NewRun`; numeric-looking ``--param`` values are stored as numbers."""
+    if not name or "/" in name or ":" in name:
+        raise BadInput(f"invalid run name '{name}': use letters, digits, '-', '_' or '.' (no '/' or ':')")
+    typed: dict[str, Any] = {}
+    for key, value in (params or {}).items():
+        typed[key] = _number_or_text(value)
+    return NewRun(
+        name=name,
+        project=project,
+        model_spec=model_spec_json(model),
+        dataset_spec=dataset_spec_json(dataset),
+        loss=validate_loss(loss),
+        params=typed,
+        tags=dict(tags or {}),
+        status=status,
+    )
+
+
+def _number_or_text(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        try:
+            return float(value)
+        except ValueError:
+            return value
+
+
+def state_dict_check(model_spec: dict[str, Any], dataset_spec: dict[str, Any]) -> Callable[[dict[str, Any]], None]:
+    """A check that refuses tensors that do not fit the run's model (first mismatch named)."""
+    from lsdb.data import load_dataset
+    from lsdb.models import build_model
+
+    data = load_dataset(dataset_spec)
+    model = build_model(model_spec, data.input_shape, data.num_classes)
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+    def check(tensors: dict[str, Any]) -> None:
+        for key, shape in expected.items():
+            if key not in tensors:
+                raise BadInput(f"tensor '{key}' of the run's model is missing from the checkpoint")
+            got = tuple(tensors[key].shape)
+            if got != shape:
+                raise BadInput(f"tensor '{key}' has shape {list(got)} but the run's model expects {list(shape)}")
+        extra = sorted(set(tensors) - set(expected))
+        if extra:
+            raise BadInput(f"tensor '{extra[0]}' is not part of the run's model ({len(extra)} unexpected tensors)")
+
+    return check

@@ -1,0 +1,133 @@
+"""Model specs: registry errors that name what would have worked, import paths, plugin callbacks."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from torch import nn
+
+from lsdb.errors import BadInput, PluginError
+from lsdb.models import build_model, model_registry, register_builtin_models
+from lsdb.models import registry as registry_module
+from lsdb.specs import Registry, Spec
+
+
+@pytest.fixture
+def extra_registrations(monkeypatch: pytest.MonkeyPatch) -> Iterator[list]:
+    """An empty `_EXTRA_REGISTRATIONS` list for the test; the cached registry is rebuilt around it."""
+    callbacks: list = []
+    monkeypatch.setattr(registry_module, "_EXTRA_REGISTRATIONS", callbacks)
+    model_registry.cache_clear()
+    yield callbacks
+    model_registry.cache_clear()
+
+
+@pytest.fixture
+def nets_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A user's module on sys.path with a model factory, as a third party would write one."""
+    (tmp_path / "my_nets.py").write_text(
+        textwrap.dedent("""
+        from torch import nn
+
+        def tiny(input_shape, num_classes, hidden: int = 4):
+            return nn.Sequential(nn.Flatten(), nn.Linear(input_shape[0], hidden), nn.Linear(hidden, num_classes))
+
+        def not_a_model(input_shape, num_classes):
+            return "oops"
+    """)
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield "my_nets"
+    sys.modules.pop("my_nets", None)
+
+
+def test_builtins_register_through_a_plain_callback() -> None:
+    seen: list[str] = []
+    register_builtin_models(lambda name, factory: seen.append(name))
+    assert seen == ["mlp", "simple_cnn", "resnet", "vgg"]
+
+
+def test_model_registry_is_cached() -> None:
+    assert model_registry() is model_registry()
+    assert model_registry().names() == ["mlp", "resnet", "simple_cnn", "vgg"]
+
+
+def test_unknown_model_lists_available_ones() -> None:
+    with pytest.raises(BadInput, match="unknown model 'resnett'; available: mlp, resnet, simple_cnn, vgg"):
+        build_model("resnett", (3, 32, 32), 10)
+
+
+def test_unknown_argument_names_accepted_ones() -> None:
+    with pytest.raises(BadInput, match="unknown argument 'dept'; accepted: depth, skip, k"):
+        build_model("resnet:dept=20", (3, 32, 32), 10)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("resnet:depth=deep", "'depth' must be int"),
+        ("resnet:skip=3", "'skip' must be bool"),
+        ("mlp:dropout=true", "'dropout' must be float"),
+        ("vgg:width=[1,2]", "'width' must be float"),
+    ],
+)
+def test_ill_typed_argument_is_bad_input(spec: str, message: str) -> None:
+    with pytest.raises(BadInput, match=message):
+        build_model(spec, (3, 8, 8), 10)
+
+
+@pytest.mark.parametrize(
+    "spec", ["mlp:widths=[6,6]", {"name": "mlp", "kwargs": {"widths": [6, 6]}}, Spec("mlp", {"widths": (6, 6)})]
+)
+def test_spec_strings_json_and_spec_objects_build_the_same_model(spec: object) -> None:
+    model = build_model(spec, (4,), 3)
+    assert [m.out_features for m in model if isinstance(m, nn.Linear)] == [6, 6, 3]
+
+
+def test_single_width_is_accepted_for_a_tuple_argument() -> None:
+    model = build_model("mlp:widths=5", (4,), 3)
+    assert [m.out_features for m in model if isinstance(m, nn.Linear)] == [5, 3]
+
+
+def test_import_path_factory_builds_with_validated_kwargs(nets_module: str) -> None:
+    model = build_model(f"{nets_module}:tiny:hidden=7", (5,), 3)
+    assert model[1].out_features == 7
+    with pytest.raises(BadInput, match="unknown argument 'width'; accepted: hidden"):
+        build_model(f"{nets_module}:tiny:width=7", (5,), 3)
+
+
+def test_import_path_factory_must_return_a_module(nets_module: str) -> None:
+    with pytest.raises(BadInput, match="not a torch.nn.Module"):
+        build_model(f"{nets_module}:not_a_model", (5,), 3)
+
+
+def test_unimportable_module_is_bad_input() -> None:
+    with pytest.raises(BadInput, match="cannot import module 'no_such_pkg_xyz.nets'"):
+        build_model("no_such_pkg_xyz.nets:factory", (5,), 3)
+
+
+def test_extra_registrations_add_models(extra_registrations: list) -> None:
+    extra_registrations.append(lambda register: register("linear", lambda shape, classes: nn.Linear(shape[0], classes)))
+    assert "linear" in model_registry()
+    assert build_model("linear", (3,), 2).out_features == 2
+
+
+def test_extra_registration_cannot_shadow_a_builtin(extra_registrations: list) -> None:
+    extra_registrations.append(lambda register: register("mlp", lambda shape, classes: None, plugin="other"))
+    with pytest.raises(PluginError, match="plugin other: model 'mlp' is already registered by lsdb"):
+        model_registry()
+
+
+def test_explicit_registry_is_used_instead_of_the_default() -> None:
+    def only(input_shape: tuple[int, ...], num_classes: int, bias: bool = True) -> nn.Module:
+        return nn.Linear(input_shape[0], num_classes, bias=bias)
+
+    reg: Registry[nn.Module] = Registry("model", fixed_args=2)
+    reg.register("only", only)
+    assert build_model("only:bias=false", (3,), 2, registry=reg).bias is None
+    with pytest.raises(BadInput, match="available: only"):
+        build_model("mlp", (3,), 2, registry=reg)
