@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from lsdb.catalog import Catalog, CheckpointRecord, NewCheckpoint, NewRun
-from lsdb.checkpoints import builtin_formats, encode_checkpoint, n_params, read_checkpoint, schema_digest
+from lsdb.checkpoints import encode_checkpoint, n_params, read_checkpoint, schema_digest
 from lsdb.errors import BadInput, LsdbError
 
 Status = Literal["new", "existing", "failed"]
@@ -64,7 +64,9 @@ def expand_paths(paths: Iterable[str | Path], recursive: bool = False) -> list[P
     Raises `BadInput` for a missing path or a directory without checkpoint files, before
     anything is written.
     """
-    suffixes = {s.lower() for fmt in builtin_formats() for s in fmt.suffixes}
+    from lsdb.plugins import checkpoint_formats
+
+    suffixes = {s.lower() for fmt in checkpoint_formats() for s in fmt.suffixes}
     files: list[Path] = []
     for raw in paths:
         path = Path(raw).expanduser()
@@ -126,6 +128,46 @@ def _run_schemas(catalog: Catalog, run: NewRun) -> set[str]:
     return catalog.schema_digests(found.id) if found else set()
 
 
+def add_tensors(
+    catalog: Catalog,
+    run: NewRun,
+    tensors: dict[str, Any],
+    *,
+    step: int | None = None,
+    epoch: float | None = None,
+    label: str | None = None,
+    source_path: str | None = None,
+    meta: dict[str, Any] | None = None,
+    produced_by: int | None = None,
+) -> tuple[CheckpointRecord, bool]:
+    """Store a state dict as a checkpoint of `run`: publish its blob, then commit its rows.
+
+    The one path by which weights enter the catalog (ingest, training, the record API and
+    analyses that make checkpoints all use it). Returns (record, created).
+    """
+    data, digest = encode_checkpoint(tensors)
+    blob = catalog.objects.put_bytes(data, digest)
+    del data
+    return catalog.add_checkpoint(
+        run,
+        NewCheckpoint(
+            tensor_digest=digest,
+            schema_digest=schema_digest(tensors),
+            n_params=n_params(tensors),
+            n_tensors=len(tensors),
+            blob_digest=blob.digest,
+            blob_size=blob.size,
+            blob_path=blob.relpath,
+            step=step,
+            epoch=epoch,
+            label=label,
+            source_path=source_path,
+            meta=meta,
+            produced_by=produced_by,
+        ),
+    )
+
+
 def _ingest_one(
     catalog: Catalog,
     path: Path,
@@ -134,16 +176,14 @@ def _ingest_one(
     epoch: float | None,
     check: Callable[[dict[str, Any]], None] | None,
 ) -> tuple[IngestOutcome, str]:
-    loaded = read_checkpoint(path)
+    from lsdb.plugins import checkpoint_formats
+
+    loaded = read_checkpoint(path, checkpoint_formats())
     if check is not None:
         try:
             check(loaded.tensors)
         except BadInput as exc:
             raise BadInput(f"{path}: {exc}") from None
-    data, digest = encode_checkpoint(loaded.tensors)
-    schema = schema_digest(loaded.tensors)
-    blob = catalog.objects.put_bytes(data, digest)
-    del data
     file_step = step if step is not None else loaded.step
     file_epoch = epoch if epoch is not None else loaded.epoch
     if file_step is None and file_epoch is None:
@@ -158,22 +198,10 @@ def _ingest_one(
         meta["metrics"] = loaded.metrics
     if loaded.notes:
         meta["notes"] = list(loaded.notes)
-    record, created = catalog.add_checkpoint(
-        run,
-        NewCheckpoint(
-            tensor_digest=digest,
-            schema_digest=schema,
-            n_params=n_params(loaded.tensors),
-            n_tensors=len(loaded.tensors),
-            blob_digest=blob.digest,
-            blob_size=blob.size,
-            blob_path=blob.relpath,
-            step=file_step,
-            epoch=file_epoch,
-            source_path=str(path.resolve()),
-            meta=meta or None,
-        ),
+    record, created = add_tensors(
+        catalog, run, loaded.tensors, step=file_step, epoch=file_epoch, source_path=str(path.resolve()), meta=meta or None
     )
+    schema = record.schema_digest
     if loaded.metrics and created:
         metric_step = file_step if file_step is not None else int(file_epoch or 0)
         catalog.add_metrics(record.run_id, [(k, metric_step, v) for k, v in loaded.metrics.items()])

@@ -46,7 +46,7 @@ class Spec:
 
     def to_json(self) -> dict[str, Any]:
         """The canonical JSON object stored in the catalog (kwargs sorted by key)."""
-        return {"name": self.name, "kwargs": {k: self.kwargs[k] for k in sorted(self.kwargs)}}
+        return {"name": self.name, "kwargs": {k: _jsonable(self.kwargs[k]) for k in sorted(self.kwargs)}}
 
     def __str__(self) -> str:
         if not self.kwargs:
@@ -57,6 +57,13 @@ class Spec:
     @property
     def is_import_path(self) -> bool:
         return ":" in self.name
+
+
+def _jsonable(value: Any) -> Any:
+    """Tuples become lists so a spec's JSON compares equal after a round trip."""
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
 
 
 def _format_value(value: Any) -> str:

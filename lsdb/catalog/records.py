@@ -45,7 +45,8 @@ class CheckpointRecord:
     created_at: int
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # shallow on purpose: asdict's deep copy is the bottleneck of 100k-row listings
+        return dict(self.__dict__)
 
 
 @dataclass(frozen=True)
@@ -96,3 +97,67 @@ class NewCheckpoint:
     source_path: str | None = None
     meta: dict[str, Any] | None = None
     produced_by: int | None = None
+
+
+@dataclass(frozen=True)
+class ResultInputRecord:
+    role: str
+    position: int
+    checkpoint_id: int
+    run: str
+    project: str
+    step: int | None
+    epoch: float | None
+    tensor_digest: str
+
+
+@dataclass(frozen=True)
+class ResultRecord:
+    id: int
+    analysis: str
+    analysis_version: int
+    cache_key: str
+    job_id: int | None
+    device: str | None
+    seed: int | None
+    wall_seconds: float | None
+    dataset_spec: dict[str, Any] | None
+    artifact_digest: str | None
+    lsdb_version: str
+    plugin_name: str | None
+    plugin_version: str | None
+    torch_version: str | None
+    created_at: int
+    params: dict[str, Any] = field(default_factory=dict)
+    scalars: dict[str, float] = field(default_factory=dict)
+    inputs: list[ResultInputRecord] = field(default_factory=list)
+    arrays: dict[str, dict[str, Any]] = field(default_factory=dict)
+    produced: list[int] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class NewResult:
+    """A computed result whose artifact (and any new checkpoints' blobs) are already published."""
+
+    analysis: str
+    analysis_version: int
+    cache_key: str
+    params: dict[str, Any]
+    scalars: dict[str, float]
+    inputs: list[tuple[str, int, int]]  # (role, position, checkpoint id)
+    arrays: dict[str, tuple[str, list[int]]]  # name -> (dtype, shape), all in the artifact
+    artifact_digest: str
+    artifact_size: int
+    artifact_path: str
+    lsdb_version: str
+    dataset_spec: dict[str, Any] | None = None
+    device: str | None = None
+    seed: int | None = None
+    wall_seconds: float | None = None
+    job_id: int | None = None
+    plugin_name: str | None = None
+    plugin_version: str | None = None
+    torch_version: str | None = None

@@ -10,12 +10,13 @@ crash leaves at most an orphan file (removed by `lsdb gc`), never a row without 
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, func, select, update
+from sqlalchemy import Connection, Engine, Text, delete, func, select, type_coerce, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 
@@ -23,6 +24,7 @@ from lsdb.catalog import models as m
 from lsdb.catalog.engine import WRITE, db_now_ms, describe_connect_error, make_engine
 from lsdb.catalog.migrate import ensure_current
 from lsdb.catalog.records import BlobRecord, CheckpointRecord, MetricRecord, NewCheckpoint, NewRun, RunRecord
+from lsdb.catalog.results import ResultsMixin
 from lsdb.config import Settings
 from lsdb.errors import BadInput, LsdbError, NotFound
 from lsdb.store import ObjectStore
@@ -34,7 +36,7 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class Catalog:
+class Catalog(ResultsMixin):
     """The catalog database plus its content-addressed object store."""
 
     def __init__(self, settings: Settings, *, engine: Engine | None = None, check_schema: bool = True) -> None:
@@ -300,7 +302,7 @@ class Catalog:
             select(
                 c.c.id, c.c.run_id, r.c.project, r.c.name, c.c.step, c.c.epoch, c.c.label,
                 c.c.tensor_digest, c.c.schema_digest, c.c.n_params, c.c.n_tensors, c.c.blob_digest,
-                c.c.source_path, c.c.produced_by, c.c.meta, c.c.created_at,
+                c.c.source_path, c.c.produced_by, type_coerce(c.c.meta, Text), c.c.created_at,
             )
             .join(r, r.c.id == c.c.run_id)
             .where(*where)
@@ -308,7 +310,12 @@ class Catalog:
         )
         if limit is not None:
             q = q.limit(limit)
-        return [CheckpointRecord(*row) for row in conn.execute(q)]
+        rows = conn.execute(q).all()
+        # meta is decoded by hand: most rows hold JSON null, and json.loads per row dominates big listings
+        return [
+            CheckpointRecord(*row[:14], None if row[14] in (None, "null") else json.loads(row[14]), row[15])
+            for row in rows
+        ]
 
     # -- metrics -------------------------------------------------------------------------
     def add_metrics(self, run_id: int, items: Iterable[tuple[str, int, float]]) -> None:

@@ -57,7 +57,7 @@ def _raw_bytes(name: str, tensor: Tensor) -> memoryview:
     if tensor.layout != torch.strided or tensor.is_quantized:
         raise BadInput(f"tensor {name!r} is {tensor.layout} / quantized; lsdb stores dense tensors only")
     flat = tensor.detach().cpu().contiguous().reshape(-1)
-    return memoryview(flat.view(torch.uint8).numpy())
+    return flat.view(torch.uint8).numpy().data
 
 
 def canonical_chunks(tensors: Mapping[str, Tensor]) -> list[memoryview]:

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from lsdb.cli import catalog_cmds, db_cmds, ingest_cmds, maintenance_cmds
+from lsdb.cli import analysis_cmds, catalog_cmds, db_cmds, ingest_cmds, maintenance_cmds, results_cmds
 from lsdb.cli.state import State
 
 app = typer.Typer(
@@ -32,6 +32,29 @@ db_cmds.register(app)
 ingest_cmds.register(app)
 catalog_cmds.register(app)
 maintenance_cmds.register(app)
+analysis_cmds.register(app)
+results_cmds.register(app)
+
+
+def _wants_plugin_commands(args: list[str]) -> bool:
+    """Plugins' commands are loaded only when the command is not a built-in one (or for help),
+    so `lsdb checkpoints` does not import every plugin."""
+    words, skip = [], False
+    for a in args:
+        if skip:
+            skip = False
+        elif a in ("--db", "--store"):
+            skip = True
+        elif not a.startswith("-"):
+            words.append(a)
+    builtin = {c.name for c in app.registered_commands} | {g.name for g in app.registered_groups}
+    return not words or words[0] not in builtin or "--help" in args
+
+
+def _add_plugin_commands() -> None:
+    from lsdb.plugins import get_plugins
+
+    get_plugins().pm.hook.register_commands(app=app)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -40,6 +63,8 @@ def main(argv: list[str] | None = None) -> None:
 
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
+    if _wants_plugin_commands(args):
+        _add_plugin_commands()
     command = typer.main.get_command(app)
     try:
         command.main(args=args, prog_name="lsdb")  # usage errors: click's message, exit 2

@@ -77,9 +77,9 @@ def _load(name: str, root: str, normalize: str | None, limit: int | None) -> Dat
             )
         images, labels = [], []
         for f in files:
-            x, y = read_records(folder / f, label_bytes, name)
-            images.append(x)
-            labels.append(y)
+            pixels, label = read_records(folder / f, label_bytes, name)
+            images.append(pixels)
+            labels.append(label)
             if limit is not None and sum(len(a) for a in labels) >= limit:
                 break
         x = torch.from_numpy(np.concatenate(images)[:limit].astype(np.float32))

@@ -51,7 +51,9 @@ def register_builtin_datasets(register: Callable[..., None]) -> None:
 def dataset_registry() -> Registry[Dataset]:
     """The dataset registry: the built-ins plus every callback in `_EXTRA_REGISTRATIONS` (cached)."""
     registry: Registry[Dataset] = Registry("dataset", fixed_args=0)
-    register_builtin_datasets(registry.register)
+    from lsdb.plugins import get_plugins  # built-ins come from the default plugin, like any other
+
+    get_plugins().call_registration("register_datasets", registry.register)
     for registration in _EXTRA_REGISTRATIONS:
         registration(registry.register)
     return registry

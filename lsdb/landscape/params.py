@@ -72,13 +72,15 @@ class ParamLayout:
     def from_state_dict(
         cls, state_dict: Mapping[str, Tensor], names: Iterable[str] | None = None, buffers: Iterable[str] = ()
     ) -> ParamLayout:
-        """Floating-point entries of `state_dict` in its order (or in `names` order).
+        """Floating-point entries of `state_dict` in its order (or in `names` order), buffers last.
 
         A state dict does not say which entries are buffers: name them in `buffers` (they are
-        then vector tensors that directions never move), or build the layout with `from_module`.
+        moved after the parameters, and directions never move them). For a module's own state
+        dict this gives the same layout as ``from_module(module, buffers=True)``.
         """
         buffer_set = set(buffers)
         keys = list(names) if names is not None else [k for k, v in state_dict.items() if v.is_floating_point()]
+        keys = [k for k in keys if k not in buffer_set] + [k for k in keys if k in buffer_set]
         return cls._build((k, tuple(state_dict[k].shape), k in buffer_set) for k in keys)
 
     @classmethod
@@ -122,7 +124,7 @@ class ParamLayout:
         if missing:
             raise KeyError(f"missing from the source: {', '.join(missing[:5])}")
         parts = [tensors[e.name].detach() for e in self.entries]
-        for e, t in zip(self.entries, parts):
+        for e, t in zip(self.entries, parts, strict=True):
             if tuple(t.shape) != e.shape:
                 raise ValueError(f"{e.name}: shape {tuple(t.shape)} does not match the layout's {e.shape}")
         dtype = dtype or (parts[0].dtype if parts else torch.float32)

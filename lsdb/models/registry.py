@@ -40,7 +40,9 @@ def register_builtin_models(register: Callable[..., None]) -> None:
 def model_registry() -> Registry[nn.Module]:
     """The model registry: the built-ins plus every callback in `_EXTRA_REGISTRATIONS` (cached)."""
     registry: Registry[nn.Module] = Registry("model", fixed_args=2)
-    register_builtin_models(registry.register)
+    from lsdb.plugins import get_plugins  # built-ins come from the default plugin, like any other
+
+    get_plugins().call_registration("register_models", registry.register)
     for registration in _EXTRA_REGISTRATIONS:
         registration(registry.register)
     return registry
@@ -62,7 +64,10 @@ def build_model(
     registry = registry if registry is not None else model_registry()
     spec = registry.validate(spec)
     factory = registry.factory(spec.name)
-    shape = tuple(int(s) for s in input_shape)
+    try:
+        shape = tuple(int(s) for s in input_shape)
+    except (TypeError, ValueError):
+        raise BadInput(f"model '{spec.name}': input_shape must be a sequence of ints, got {input_shape!r}") from None
     if seed is None:
         model = factory(shape, num_classes, **spec.kwargs)
     else:

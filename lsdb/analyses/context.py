@@ -1,0 +1,142 @@
+"""What an analysis' `run` receives: resolved inputs and a `Context`.
+
+The context hides the catalog and the store: it hands out the device, a seeded generator,
+the model (built from the run's model spec), the data (the run's dataset, or the one the
+request overrides), each input's weights, a progress callback and a cancel check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from lsdb.landscape import Cancelled  # one exception for "stop now", raised by the math and by ctx
+
+__all__ = ["Cancelled", "Context", "InputCheckpoint", "load_state_strict"]
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from lsdb.data import Dataset
+
+
+
+@dataclass(frozen=True)
+class InputCheckpoint:
+    """One input checkpoint: its identity and a loader for its weights (CPU tensors)."""
+
+    id: int
+    run: str
+    project: str
+    step: int | None
+    epoch: float | None
+    label: str | None
+    tensor_digest: str
+    schema_digest: str
+    model_spec: dict[str, Any] | None
+    dataset_spec: dict[str, Any] | None
+    loss: str
+    _loader: Callable[[], dict[str, torch.Tensor]] = field(repr=False, compare=False)
+
+    def state(self) -> dict[str, torch.Tensor]:
+        """The checkpoint's tensors (a fresh dict of CPU tensors each call)."""
+        return self._loader()
+
+    @property
+    def name(self) -> str:
+        where = f"step {self.step}" if self.step is not None else (self.label or f"#{self.id}")
+        return f"{self.run}@{where}"
+
+
+@dataclass
+class Context:
+    """The environment of one analysis run."""
+
+    device: torch.device
+    seed: int
+    dtype: torch.dtype
+    model_spec: dict[str, Any] | None
+    dataset_spec: dict[str, Any] | None
+    loss: str
+    progress_callback: Callable[[float, str], None] | None = None
+    cancel_check: Callable[[], bool] | None = None
+    _dataset: Dataset | None = field(default=None, repr=False)
+    _data_cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict, repr=False)
+
+    # -- randomness ------------------------------------------------------------------
+    def generator(self, offset: int = 0) -> torch.Generator:
+        """A CPU `torch.Generator` seeded with ``seed + offset`` (deterministic per request)."""
+        import torch
+
+        return torch.Generator().manual_seed(self.seed + offset)
+
+    # -- data and model --------------------------------------------------------------
+    @property
+    def dataset(self) -> Dataset:
+        from lsdb.errors import BadInput
+
+        if self._dataset is None:
+            if self.dataset_spec is None:
+                raise BadInput("the input's run has no dataset spec; pass -p dataset=SPEC or ingest with --dataset")
+            from lsdb.data import load_dataset
+
+            self._dataset = load_dataset(self.dataset_spec)
+        return self._dataset
+
+    def data(self, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
+        """(x, y) of a split, on the device, converted to the context's dtype (cached)."""
+        if split not in self._data_cache:
+            x, y = self.dataset.split(split)
+            x = x.to(self.device, self.dtype if x.is_floating_point() else x.dtype)
+            y = y.to(self.device, self.dtype if y.is_floating_point() else y.dtype)
+            self._data_cache[split] = (x, y)
+        return self._data_cache[split]
+
+    def build_model(self, state: dict[str, torch.Tensor] | None = None) -> nn.Module:
+        """A fresh model from the run's model spec, on the device, in eval mode, with `state`
+        loaded when given (a mismatch names the first differing tensor)."""
+        from lsdb.errors import BadInput
+
+        if self.model_spec is None:
+            raise BadInput("the input's run has no model spec; ingest with --model SPEC (see `lsdb runs`)")
+        from lsdb.models import build_model
+
+        data = self.dataset
+        model = build_model(self.model_spec, data.input_shape, data.num_classes)
+        if state is not None:
+            load_state_strict(model, state)
+        return model.to(self.device, self.dtype).eval()
+
+    # -- progress and cancellation ------------------------------------------------------
+    def progress(self, fraction: float, message: str = "") -> None:
+        """Report progress in [0, 1]; also the point where cancellation is noticed."""
+        if self.progress_callback is not None:
+            self.progress_callback(min(max(float(fraction), 0.0), 1.0), message)
+        self.check_cancelled()
+
+    def check_cancelled(self) -> None:
+        if self.cancel_check is not None and self.cancel_check():
+            raise Cancelled("the analysis was cancelled")
+
+    def should_cancel(self) -> bool:
+        return bool(self.cancel_check and self.cancel_check())
+
+
+def load_state_strict(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """`load_state_dict` with a one-line `BadInput` naming the first mismatch."""
+    from lsdb.errors import BadInput
+
+    expected = model.state_dict()
+    for key, tensor in expected.items():
+        if key not in state:
+            raise BadInput(f"checkpoint lacks tensor '{key}' of the model")
+        if tuple(state[key].shape) != tuple(tensor.shape):
+            raise BadInput(
+                f"tensor '{key}' has shape {list(state[key].shape)} but the model expects {list(tensor.shape)}"
+            )
+    extra = sorted(set(state) - set(expected))
+    if extra:
+        raise BadInput(f"checkpoint tensor '{extra[0]}' is not part of the model")
+    model.load_state_dict(state)

@@ -1,0 +1,228 @@
+"""The analysis contract (DESIGN.md §5): what a plugin declares and what its `run` gets and returns.
+
+An analysis is an `AnalysisSpec`: a name, an integer version (part of the cache key), the
+input slots it takes, a parameter dataclass with defaults and validation, the resources it
+needs, and ``run(ctx, inputs, params) -> AnalysisOutput``. `run` never touches the database
+or the file system: the runner resolves inputs, validates parameters, builds the `Context`,
+stores the output, and caches it.
+
+Parameters are a plain dataclass. Each field's type drives parsing of ``-p key=value``; a
+field's ``metadata`` may carry ``help``, ``choices``, ``min`` and ``max``::
+
+    @dataclass(frozen=True)
+    class Params:
+        steps: int = field(default=51, metadata={"help": "points along the line", "min": 2})
+        norm: str = field(default="filter", metadata={"choices": ("filter", "layer", "none")})
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from lsdb.errors import BadInput
+from lsdb.specs import parse_value
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+    from lsdb.analyses.context import Context, InputCheckpoint
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One named group of inputs.
+
+    `kind` is ``"checkpoint"`` (each token is a checkpoint id, ``run:step``, ``run:first`` or
+    ``run:last``) or ``"trajectory"`` (one token, a run name: all its checkpoints by step).
+    `min`/`max` bound how many checkpoints the slot takes (``max=None``: no limit).
+    """
+
+    role: str
+    kind: Literal["checkpoint", "trajectory"] = "checkpoint"
+    min: int = 1
+    max: int | None = 1
+    help: str = ""
+
+
+@dataclass(frozen=True)
+class NewCheckpointOutput:
+    """A checkpoint an analysis made (a curve bend, an SWA average, a tunnel point).
+
+    It is stored in the run of the analysis' first input (or `run`, when given) with
+    ``produced_by`` set to the result, so it can be analysed like any other checkpoint.
+    """
+
+    tensors: Mapping[str, torch.Tensor]
+    label: str
+    step: int | None = None
+    run: str | None = None
+
+
+@dataclass
+class AnalysisOutput:
+    """What `run` returns: named arrays (stored in one HDF5 file), named scalars (what
+    `lsdb compare` sorts and filters on), new checkpoints, and extra HDF5 attributes."""
+
+    arrays: dict[str, np.ndarray | torch.Tensor] = field(default_factory=dict)
+    scalars: dict[str, float] = field(default_factory=dict)
+    checkpoints: list[NewCheckpointOutput] = field(default_factory=list)
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
+RunFn = Callable[["Context", Mapping[str, "list[InputCheckpoint]"], Any], AnalysisOutput]
+
+
+@dataclass(frozen=True)
+class AnalysisSpec:
+    """Everything lsdb needs to know about one analysis."""
+
+    name: str
+    version: int
+    run: RunFn
+    params: type = dataclasses.make_dataclass("NoParams", [], frozen=True)
+    inputs: tuple[Slot, ...] = ()
+    resources: Literal["cpu", "gpu", "any"] = "any"
+    description: str = ""
+    same_schema: bool = True
+    needs_data: bool = True
+    plugin: str = ""
+
+    @property
+    def summary(self) -> str:
+        return (self.description or "").strip().split("\n")[0]
+
+
+# --- parameters ------------------------------------------------------------------------
+
+
+def param_fields(params_cls: type) -> list[dataclasses.Field[Any]]:
+    return [f for f in dataclasses.fields(params_cls) if f.init]
+
+
+def param_default(f: dataclasses.Field[Any]) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return f.default_factory()  # type: ignore[misc]
+    return dataclasses.MISSING
+
+
+def _types_of(annotation: Any) -> tuple[Any, ...]:
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return typing.get_args(annotation)
+    return (annotation,)
+
+
+def _coerce(name: str, value: Any, annotation: Any, where: str) -> Any:
+    """Convert a parsed value to the field's type, or raise a one-line `BadInput`."""
+    options = _types_of(annotation)
+    if value is None:
+        if type(None) in options:
+            return None
+        raise BadInput(f"{where}: parameter '{name}' cannot be none")
+    for t in options:
+        origin = typing.get_origin(t) or t
+        if origin is bool and isinstance(value, bool):
+            return value
+        if origin is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if origin is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if origin is str and isinstance(value, str):
+            return value
+        if origin in (tuple, list) and isinstance(value, (list, tuple, int, float, str)) and not isinstance(value, bool):
+            items = list(value) if isinstance(value, (list, tuple)) else [value]
+            args = typing.get_args(t)
+            inner = args[0] if args else Any
+            if inner is not Any:
+                items = [_coerce(name, v, inner, where) for v in items]
+            return tuple(items) if origin is tuple else items
+        if t is Any:
+            return value
+    names = "/".join(getattr(typing.get_origin(t) or t, "__name__", str(t)) for t in options)
+    raise BadInput(f"{where}: parameter '{name}' must be {names}, got {value!r}")
+
+
+def parse_params(spec: AnalysisSpec, given: Mapping[str, Any]) -> Any:
+    """Validate user parameters (strings from ``-p`` or typed values) into `spec.params`.
+
+    Unknown names and ill-typed or out-of-range values are `BadInput` listing what is accepted.
+    """
+    fields = {f.name: f for f in param_fields(spec.params)}
+    hints = typing.get_type_hints(spec.params)
+    where = f"analysis '{spec.name}'"
+    values: dict[str, Any] = {}
+    for key, raw in given.items():
+        if key not in fields:
+            accepted = ", ".join(fields) or "none"
+            raise BadInput(f"{where}: unknown parameter '{key}'; accepted: {accepted}")
+        value = parse_value(raw) if isinstance(raw, str) else raw
+        if isinstance(raw, str) and str in _types_of(hints[key]) and not isinstance(value, str):
+            value = raw  # a string field keeps the text as typed ("1e-3" stays "1e-3")
+        value = _coerce(key, value, hints[key], where)
+        meta = fields[key].metadata
+        if "choices" in meta and value not in meta["choices"]:
+            raise BadInput(f"{where}: parameter '{key}' must be one of {', '.join(map(str, meta['choices']))}")
+        if "min" in meta and value is not None and _below(value, meta["min"]):
+            raise BadInput(f"{where}: parameter '{key}' must be >= {meta['min']}, got {value}")
+        if "max" in meta and value is not None and _above(value, meta["max"]):
+            raise BadInput(f"{where}: parameter '{key}' must be <= {meta['max']}, got {value}")
+        values[key] = value
+    missing = [n for n, f in fields.items() if n not in values and param_default(f) is dataclasses.MISSING]
+    if missing:
+        raise BadInput(f"{where}: missing required parameter(s): {', '.join(missing)}")
+    try:
+        return spec.params(**values)
+    except (ValueError, TypeError) as exc:
+        raise BadInput(f"{where}: {exc}") from None
+
+
+def _below(value: Any, bound: float) -> bool:
+    items = value if isinstance(value, (list, tuple)) else [value]
+    return any(isinstance(v, (int, float)) and v < bound for v in items)
+
+
+def _above(value: Any, bound: float) -> bool:
+    items = value if isinstance(value, (list, tuple)) else [value]
+    return any(isinstance(v, (int, float)) and v > bound for v in items)
+
+
+def params_to_dict(params: Any) -> dict[str, Any]:
+    """A params dataclass instance as a JSON-ready dict (tuples become lists)."""
+    out: dict[str, Any] = {}
+    for f in param_fields(type(params)):
+        value = getattr(params, f.name)
+        out[f.name] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def describe_params(spec: AnalysisSpec) -> list[dict[str, Any]]:
+    """Name, type, default and help of each parameter (for `lsdb analyses show`)."""
+    hints = typing.get_type_hints(spec.params)
+    rows = []
+    for f in param_fields(spec.params):
+        default = param_default(f)
+        rows.append(
+            {
+                "name": f.name,
+                "type": _type_name(hints[f.name]),
+                "default": None if default is dataclasses.MISSING else default,
+                "required": default is dataclasses.MISSING,
+                "help": f.metadata.get("help", ""),
+                "choices": list(f.metadata["choices"]) if "choices" in f.metadata else None,
+            }
+        )
+    return rows
+
+
+def _type_name(annotation: Any) -> str:
+    if isinstance(annotation, type):
+        return annotation.__name__
+    return str(annotation).replace("typing.", "")

@@ -1,0 +1,182 @@
+"""Catalog methods for analysis results (mixed into `Catalog`; each method one transaction).
+
+A result's arrays live in one HDF5 object in the store; its inputs, params, scalars, array
+index and any checkpoints it produced are committed here in one transaction, after the
+files are published. Two identical requests racing end with one result: the loser of the
+``cache_key`` unique constraint reads the winner's row back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, delete, select
+
+from lsdb.catalog import models as m
+from lsdb.catalog.records import NewCheckpoint, NewResult, NewRun, ResultInputRecord, ResultRecord
+from lsdb.errors import NotFound
+
+if TYPE_CHECKING:
+    from lsdb.catalog.store import Catalog
+
+HDF5_MEDIA_TYPE = "application/x-hdf5"
+
+
+class ResultsMixin:
+    def add_result(
+        self: Catalog,
+        new: NewResult,
+        produced: Sequence[tuple[NewRun, NewCheckpoint]] = (),
+        replace: bool = False,
+    ) -> tuple[ResultRecord, bool]:
+        """Commit a result (and the checkpoints it produced); (record, created)."""
+        from lsdb.catalog.store import now_ms
+
+        r = m.ResultRow.__table__
+        with self._write() as conn:
+            if replace:
+                conn.execute(delete(r).where(r.c.cache_key == new.cache_key))
+            self._add_blob(conn, new.artifact_digest, new.artifact_size, HDF5_MEDIA_TYPE, new.artifact_path)
+            stmt = (
+                self._insert(conn, r)
+                .values(
+                    analysis=new.analysis, analysis_version=new.analysis_version, cache_key=new.cache_key,
+                    job_id=new.job_id, device=new.device, seed=new.seed, wall_seconds=new.wall_seconds,
+                    dataset_spec=new.dataset_spec, artifact_digest=new.artifact_digest,
+                    lsdb_version=new.lsdb_version, plugin_name=new.plugin_name,
+                    plugin_version=new.plugin_version, torch_version=new.torch_version, created_at=now_ms(),
+                )
+                .on_conflict_do_nothing(index_elements=["cache_key"])
+                .returning(r.c.id)
+            )
+            result_id = conn.execute(stmt).scalar_one_or_none()
+            if result_id is None:  # an identical request committed first
+                existing = conn.execute(select(r.c.id).where(r.c.cache_key == new.cache_key)).scalar_one()
+                return self._result_records(conn, [r.c.id == existing])[0], False
+            if new.inputs:
+                conn.execute(
+                    m.ResultInputRow.__table__.insert(),
+                    [{"result_id": result_id, "role": role, "position": pos, "checkpoint_id": cid}
+                     for role, pos, cid in new.inputs],
+                )
+            if new.params:
+                conn.execute(
+                    m.ResultParamRow.__table__.insert(),
+                    [{"result_id": result_id, "key": k, **_param_columns(v)} for k, v in new.params.items()],
+                )
+            if new.scalars:
+                conn.execute(
+                    m.ResultScalarRow.__table__.insert(),
+                    [{"result_id": result_id, "key": k, "value": float(v)} for k, v in new.scalars.items()],
+                )
+            if new.arrays:
+                conn.execute(
+                    m.ResultArrayRow.__table__.insert(),
+                    [{"result_id": result_id, "name": name, "blob_digest": new.artifact_digest, "dtype": dtype,
+                      "shape": list(shape)} for name, (dtype, shape) in new.arrays.items()],
+                )
+            for run, ckpt in produced:
+                self._add_produced_checkpoint(conn, run, ckpt, result_id)
+            record = self._result_records(conn, [r.c.id == result_id])[0]
+        return record, True
+
+    def _add_produced_checkpoint(self: Catalog, conn: Connection, run: NewRun, ckpt: NewCheckpoint, result_id: int) -> None:
+        from lsdb.catalog.store import CHECKPOINT_MEDIA_TYPE, now_ms
+
+        run_id, _ = self._ensure_run(conn, run)
+        self._add_blob(conn, ckpt.blob_digest, ckpt.blob_size, CHECKPOINT_MEDIA_TYPE, ckpt.blob_path)
+        c = m.CheckpointRow.__table__
+        stmt = self._insert(conn, c).values(
+            run_id=run_id, step=ckpt.step, epoch=ckpt.epoch, label=ckpt.label, tensor_digest=ckpt.tensor_digest,
+            schema_digest=ckpt.schema_digest, n_params=ckpt.n_params, n_tensors=ckpt.n_tensors,
+            blob_digest=ckpt.blob_digest, source_path=None, produced_by=result_id, meta=ckpt.meta,
+            created_at=now_ms(),
+        )
+        conn.execute(stmt.on_conflict_do_nothing(index_elements=["run_id", "tensor_digest"]))
+
+    def find_result(self: Catalog, cache_key: str) -> ResultRecord | None:
+        r = m.ResultRow.__table__
+        with self._read() as conn:
+            rows = self._result_records(conn, [r.c.cache_key == cache_key])
+        return rows[0] if rows else None
+
+    def get_result(self: Catalog, result_id: int) -> ResultRecord:
+        r = m.ResultRow.__table__
+        with self._read() as conn:
+            rows = self._result_records(conn, [r.c.id == result_id])
+        if not rows:
+            raise NotFound(f"result {result_id} not found; see `lsdb results`")
+        return rows[0]
+
+    def list_results(
+        self: Catalog, run: str | int | None = None, analysis: str | None = None, project: str | None = None
+    ) -> list[ResultRecord]:
+        """Results, newest last; `run` keeps those with an input checkpoint of that run."""
+        r = m.ResultRow.__table__
+        where: list[Any] = []
+        if analysis is not None:
+            where.append(r.c.analysis == analysis)
+        if run is not None:
+            run_id = self.get_run(run, project).id
+            ri = m.ResultInputRow.__table__
+            c = m.CheckpointRow.__table__
+            sub = select(ri.c.result_id).join(c, c.c.id == ri.c.checkpoint_id).where(c.c.run_id == run_id)
+            where.append(r.c.id.in_(sub))
+        with self._read() as conn:
+            return self._result_records(conn, where)
+
+    def _result_records(self: Catalog, conn: Connection, where: list[Any]) -> list[ResultRecord]:
+        r = m.ResultRow.__table__
+        rows = conn.execute(select(r).where(*where).order_by(r.c.id)).all()
+        if not rows:
+            return []
+        ids = [row.id for row in rows]
+        params: dict[int, dict[str, Any]] = {i: {} for i in ids}
+        p = m.ResultParamRow.__table__
+        for row in conn.execute(select(p).where(p.c.result_id.in_(ids))):
+            params[row.result_id][row.key] = row.value_json
+        scalars: dict[int, dict[str, float]] = {i: {} for i in ids}
+        s = m.ResultScalarRow.__table__
+        for row in conn.execute(select(s).where(s.c.result_id.in_(ids))):
+            scalars[row.result_id][row.key] = row.value
+        inputs: dict[int, list[ResultInputRecord]] = {i: [] for i in ids}
+        ri = m.ResultInputRow.__table__
+        c = m.CheckpointRow.__table__
+        rn = m.RunRow.__table__
+        q = (
+            select(ri.c.result_id, ri.c.role, ri.c.position, ri.c.checkpoint_id, rn.c.name, rn.c.project,
+                   c.c.step, c.c.epoch, c.c.tensor_digest)
+            .join(c, c.c.id == ri.c.checkpoint_id)
+            .join(rn, rn.c.id == c.c.run_id)
+            .where(ri.c.result_id.in_(ids))
+            .order_by(ri.c.result_id, ri.c.role, ri.c.position)
+        )
+        for row in conn.execute(q):
+            inputs[row.result_id].append(ResultInputRecord(*row[1:]))
+        arrays: dict[int, dict[str, dict[str, Any]]] = {i: {} for i in ids}
+        a = m.ResultArrayRow.__table__
+        for row in conn.execute(select(a).where(a.c.result_id.in_(ids)).order_by(a.c.name)):
+            arrays[row.result_id][row.name] = {"dtype": row.dtype, "shape": list(row.shape)}
+        produced: dict[int, list[int]] = {i: [] for i in ids}
+        for row in conn.execute(select(c.c.produced_by, c.c.id).where(c.c.produced_by.in_(ids)).order_by(c.c.id)):
+            produced[row.produced_by].append(row.id)
+        return [
+            ResultRecord(
+                id=row.id, analysis=row.analysis, analysis_version=row.analysis_version, cache_key=row.cache_key,
+                job_id=row.job_id, device=row.device, seed=row.seed, wall_seconds=row.wall_seconds,
+                dataset_spec=row.dataset_spec, artifact_digest=row.artifact_digest, lsdb_version=row.lsdb_version,
+                plugin_name=row.plugin_name, plugin_version=row.plugin_version, torch_version=row.torch_version,
+                created_at=row.created_at, params=params[row.id], scalars=scalars[row.id], inputs=inputs[row.id],
+                arrays=arrays[row.id], produced=produced[row.id],
+            )
+            for row in rows
+        ]
+
+
+def _param_columns(value: Any) -> dict[str, Any]:
+    num = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    if isinstance(value, bool):
+        num = float(value)
+    text = value if isinstance(value, str) else None
+    return {"value_num": num, "value_str": text, "value_json": value}

@@ -1,0 +1,34 @@
+"""The math of loss landscapes, in pure torch: parameter vectors, directions, and the evaluator.
+
+Functions here take modules, tensors, seeds and devices and return tensors; nothing in this
+package reads a database, a file or a spec (DESIGN.md §1, §4).
+"""
+
+from lsdb.landscape.directions import (
+    direction_between,
+    normalize_direction,
+    orthogonalize,
+    pca_directions,
+    random_direction,
+)
+from lsdb.landscape.evaluator import Cancelled, Evaluation, Evaluator, evaluate
+from lsdb.landscape.grid import GridEvaluation, evaluate_grid, grid_axis, grid_coefficients
+from lsdb.landscape.params import ParamEntry, ParamLayout
+
+__all__ = [
+    "Cancelled",
+    "Evaluation",
+    "Evaluator",
+    "GridEvaluation",
+    "ParamEntry",
+    "ParamLayout",
+    "direction_between",
+    "evaluate",
+    "evaluate_grid",
+    "grid_axis",
+    "grid_coefficients",
+    "normalize_direction",
+    "orthogonalize",
+    "pca_directions",
+    "random_direction",
+]

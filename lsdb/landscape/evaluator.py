@@ -1,0 +1,419 @@
+"""Loss and accuracy of one model at many points of its parameter space: the hot path of every analysis.
+
+`Evaluator` holds a private copy of the model and the data on one device and evaluates
+either K explicit points θ_k or K combinations θ0 + Σ_j c_kj d_j (coefficients (K, J)).
+Points are processed in chunks sized to a memory budget, with ``torch.inference_mode``:
+
+* ``strategy="per_point"`` moves the model copy to each point (one ``addmv``) and runs it;
+* ``strategy="batched"`` runs B points in one pass with ``torch.vmap`` over
+  ``torch.func.functional_call``;
+* ``strategy="auto"`` picks per point on a CPU and batched on a GPU. Measured with
+  ``scripts/bench_evaluator.py`` on a 2-core CPU: a vmapped pass costs more per point than
+  per-point evaluation for the digits MLP, CNN and ResNet-20 at every chunk size, because a
+  per-point forward over ~10^3 examples is already matmul/conv-bound there. On a GPU
+  per-point passes leave the device idle and batching points is where the speed is.
+
+When only coefficients vary, the first layer's output is reused across points (see
+`first_layer`). BatchNorm follows `bn`: ``"eval"`` uses the stored running statistics;
+``"recompute"`` recomputes them at every point from ``train_x`` (see `batchnorm`).
+
+Loss: ``"cross_entropy"`` is the mean over examples of −log softmax(z)_y;
+``"mse"`` is the mean over examples of the mean squared error over each example's outputs,
+i.e. the mean over all elements, as ``nn.MSELoss()``. Accuracy (cross-entropy only) is the
+fraction of examples whose arg-max logit is the label.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.func import functional_call
+
+from lsdb.landscape.batchnorm import batchnorm_layers, prepare_for_recompute, recompute_batched, recompute_in_place
+from lsdb.landscape.first_layer import FirstLayerCache
+from lsdb.landscape.flat_model import FlatModel
+from lsdb.landscape.params import ParamLayout
+
+Loss = Literal["cross_entropy", "mse"]
+Strategy = Literal["auto", "batched", "per_point"]
+Progress = Callable[[int, int], None]
+CancelCheck = Callable[[], bool]
+
+#: Reuse the first layer when its fan-in exceeds this many multiply-adds per direction (+1):
+#: combining J + 1 cached outputs is memory-bound and costs ~this much more per element.
+REUSE_MIN_FAN_IN_PER_TERM = 4
+
+
+class Cancelled(Exception):
+    """`should_cancel()` returned True between two chunks of points."""
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Results at K points, on the CPU. `loss`, `accuracy`, `stderr`: float64 (K,).
+
+    `accuracy` is None for ``mse``; `stderr` (of the loss) only with a data subset;
+    `outputs` (K, N, *out) logits or softmax probabilities when asked for.
+    """
+
+    loss: Tensor
+    accuracy: Tensor | None
+    n_examples: int
+    stderr: Tensor | None = None
+    outputs: Tensor | None = None
+    strategy: str = "per_point"
+    reused_first_layer: bool = False
+
+
+class Evaluator:
+    """A model and a data split, placed on a device once, ready to be evaluated at many points.
+
+    `x`, `y`: the split; `train_x`: training inputs for ``bn="recompute"``, run in batches of
+    `bn_batch_size`. `subset=n` evaluates a fixed random subset of n examples drawn with
+    `seed` and reports the standard error of the loss. `memory_budget` (bytes) bounds the
+    activations of one chunk; `batch_size` fixes the number of examples per pass. `dtype` is
+    the compute dtype; `autocast` (``torch.bfloat16``, or ``torch.float16`` on CUDA) runs the
+    forward under ``torch.autocast``. `reuse_first_layer`: None reuses the first layer where
+    the measured rule says it pays, True wherever it is possible, False never. The caller's
+    module is never modified.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        x: Tensor,
+        y: Tensor,
+        *,
+        loss: Loss = "cross_entropy",
+        bn: Literal["eval", "recompute"] = "eval",
+        train_x: Tensor | None = None,
+        bn_batch_size: int = 128,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype = torch.float32,
+        autocast: torch.dtype | None = None,
+        strategy: Strategy = "auto",
+        batch_size: int | None = None,
+        memory_budget: int = 512 * 2**20,
+        subset: int | None = None,
+        seed: int = 0,
+        outputs: Literal["logits", "probs"] | None = None,
+        reuse_first_layer: bool | None = None,
+    ) -> None:
+        self.device = torch.device(device) if device is not None else x.device
+        _check_options(loss, bn, strategy, outputs, autocast, self.device, len(x), len(y), subset)
+        self.loss, self.bn, self.dtype, self.autocast = loss, bn, dtype, autocast
+        self.outputs, self.memory_budget, self.batch_size = outputs, memory_budget, batch_size
+        self.reuse_first_layer = reuse_first_layer
+        self.n_total = len(x)
+        if subset is not None and subset < len(x):
+            gen = torch.Generator().manual_seed(seed)
+            self.indices: Tensor | None = torch.randperm(len(x), generator=gen)[:subset].sort().values
+            x, y = x[self.indices], y[self.indices]
+        else:
+            self.indices = None
+        self.x = x.to(self.device, dtype) if x.is_floating_point() else x.to(self.device)
+        self.y = y.to(self.device)
+        if loss == "mse":
+            self.y = self.y.to(dtype)
+        self.model = FlatModel(model, self.device, dtype)
+        self.has_bn = bool(batchnorm_layers(self.model.module))
+        self.train_x: Tensor | None = None
+        if bn == "recompute" and self.has_bn:
+            if train_x is None:
+                raise ValueError('bn="recompute" needs train_x, the training inputs to recompute BatchNorm statistics')
+            prepare_for_recompute(self.model.module)
+            self.train_x = train_x.to(self.device, dtype)
+        self.bn_batch_size = bn_batch_size
+        probe = self.x[: min(2, len(self.x))]
+        self._example_bytes = 2 * _activation_numel(self.model.module, probe) * self.x.element_size()
+        with torch.inference_mode():
+            out = self.model.module(probe)
+        if loss == "mse" and self.y.dim() == 1 and out.dim() == 2 and out.shape[1] == 1:
+            self.y = self.y.unsqueeze(1)
+        if loss == "cross_entropy" and out.dim() != 2:
+            raise ValueError(f"cross_entropy needs (N, C) logits; the model returns {tuple(out.shape)}")
+        self.first_layer = FirstLayerCache.find(self.model.module, probe) if reuse_first_layer is not False else None
+        self.strategy = _choose_strategy(strategy, self.device)
+
+    @property
+    def layout(self) -> ParamLayout:
+        """Layout of the point vectors: parameters, then floating buffers (see `ParamLayout`)."""
+        return self.model.layout
+
+    @property
+    def theta0(self) -> Tensor:
+        """The model's own point (parameters and buffers), on the evaluation device."""
+        return self.model.base
+
+    @property
+    def n_examples(self) -> int:
+        return len(self.x)
+
+    def at_points(self, points: Tensor, *, progress: Progress | None = None,
+                  should_cancel: CancelCheck | None = None) -> Evaluation:
+        """Evaluate at explicit points (K, W): W = P (with buffers) or the parameter part only."""
+        points = _as_matrix(points, "points")
+        self._check_width(points.shape[1])
+
+        def load(k: int) -> None:
+            self.model.load(points[k].to(self.device, self.dtype))
+
+        def batch(k0: int, k1: int) -> Tensor:
+            return points[k0:k1].to(self.device, self.dtype)
+
+        return self._run(len(points), points.shape[1], load, batch, None, None, progress, should_cancel)
+
+    def along(self, directions: Tensor, coefficients: Tensor, theta0: Tensor | None = None, *,
+              progress: Progress | None = None, should_cancel: CancelCheck | None = None) -> Evaluation:
+        """Evaluate at θ0 + Σ_j c_kj d_j for coefficients (K, J) and directions (J, W).
+
+        θ0 defaults to the model's own point. Directions narrower than θ0 (parameters only)
+        leave the buffers at θ0's.
+        """
+        dirs = _as_matrix(directions, "directions").to(self.device, self.dtype)
+        coefs = _as_matrix(coefficients, "coefficients").to(torch.float64)
+        if coefs.shape[1] != dirs.shape[0]:
+            raise ValueError(f"coefficients have {coefs.shape[1]} columns for {dirs.shape[0]} directions")
+        base = (self.theta0 if theta0 is None else theta0).to(self.device, self.dtype)
+        self._check_width(base.shape[0])
+        if dirs.shape[1] < base.shape[0]:
+            self._check_width(dirs.shape[1])
+            dirs = torch.cat([dirs, dirs.new_zeros(dirs.shape[0], base.shape[0] - dirs.shape[1])], dim=1)
+        elif dirs.shape[1] != base.shape[0]:
+            raise ValueError(f"directions have {dirs.shape[1]} entries; theta0 has {base.shape[0]}")
+        dirs_t = dirs.t().contiguous()
+        coefs_dev = coefs.to(self.device, self.dtype)
+        rows = coefs.tolist()
+
+        def load(k: int) -> None:
+            self.model.load_combination(base, dirs_t, coefs_dev[k])
+
+        def batch(k0: int, k1: int) -> Tensor:
+            return torch.addmm(base, coefs_dev[k0:k1], dirs)
+
+        cache = self._reusable_first_layer(dirs.shape[0], base.shape[0])
+        if cache is not None:
+            with torch.inference_mode():
+                cache.precompute(self.x, self.layout, base, dirs)
+        try:
+            return self._run(len(coefs), base.shape[0], load, batch, cache, (rows, coefs_dev), progress, should_cancel)
+        finally:
+            if cache is not None:
+                cache.release()
+
+    def _reusable_first_layer(self, n_dirs: int, width: int) -> FirstLayerCache | None:
+        cache = self.first_layer
+        if cache is None or self.autocast is not None or n_dirs == 0:
+            return None
+        if self.layout.entry(cache.weight_name).stop > width:
+            return None
+        if self.reuse_first_layer is None and cache.fan_in() < REUSE_MIN_FAN_IN_PER_TERM * (n_dirs + 1):
+            return None
+        if cache.cache_bytes(self.n_examples, n_dirs, self.x.element_size()) > self.memory_budget // 2:
+            return None
+        return cache
+
+    def _check_width(self, width: int) -> None:
+        if width not in (self.layout.numel, self.layout.n_params):
+            raise ValueError(f"points have {width} entries; the model has {self.layout.n_params} parameters "
+                             f"({self.layout.numel} with buffers)")
+
+    def _chunking(self, n_points: int, width: int) -> tuple[int, int]:
+        """(points per chunk, examples per pass) within the memory budget."""
+        budget, ex, point = self.memory_budget, self._example_bytes, width * self.x.element_size()
+        n = self.n_examples
+        if self.strategy == "per_point":
+            return 1, self.batch_size or max(1, min(n, budget // ex))
+        per_pass = self.batch_size or n
+        points = max(1, budget // (per_pass * ex + point))
+        if points == 1 and self.batch_size is None:
+            per_pass = max(1, min(n, budget // ex))
+        if self.train_x is not None:
+            points = min(points, max(1, budget // (self.bn_batch_size * ex + point)))
+        return min(points, n_points), per_pass
+
+    def _run(self, n_points: int, width: int, load: Callable[[int], None], batch: Callable[[int, int], Tensor],
+             cache: FirstLayerCache | None, coefs: tuple[list[list[float]], Tensor] | None,
+             progress: Progress | None, should_cancel: CancelCheck | None) -> Evaluation:
+        chunk, per_pass = self._chunking(n_points, width)
+        totals = _Totals(self, n_points)
+        net = self.model.module
+        with torch.inference_mode(), self._autocast():
+            done = 0
+            while done < n_points:
+                if should_cancel is not None and should_cancel():
+                    raise Cancelled(f"cancelled after {done} of {n_points} points")
+                stop = min(done + chunk, n_points)
+                if self.strategy == "per_point":
+                    load(done)
+                    if self.train_x is not None:
+                        recompute_in_place(net, self.train_x.split(self.bn_batch_size), net)
+                    for rows in _row_slices(self.n_examples, per_pass):
+                        if cache is not None and coefs is not None:
+                            cache.current = cache.combine(coefs[0][done], rows)
+                        try:
+                            totals.add(done, stop, rows, net(self.x[rows]).unsqueeze(0))
+                        finally:
+                            if cache is not None:
+                                cache.current = None
+                else:
+                    self._run_batched(batch(done, stop), done, stop, per_pass, cache, coefs, totals)
+                done = stop
+                if progress is not None:
+                    progress(done, n_points)
+        return totals.result(self.strategy, cache is not None)
+
+    def _run_batched(self, points: Tensor, k0: int, k1: int, per_pass: int, cache: FirstLayerCache | None,
+                     coefs: tuple[list[list[float]], Tensor] | None, totals: _Totals) -> None:
+        net = self.model.module
+        params, shared = self.model.named_views(points)
+        if self.train_x is not None:
+            stats = recompute_batched(net, params, shared, self.train_x.split(self.bn_batch_size), k1 - k0)
+            params = {**params, **stats}
+            shared = {k: v for k, v in shared.items() if k not in stats}
+
+        def run(p: dict[str, Tensor], xb: Tensor) -> Tensor:
+            return functional_call(net, {**shared, **p}, (xb,))
+
+        def run_cached(p: dict[str, Tensor], h: Tensor, xb: Tensor) -> Tensor:
+            assert cache is not None
+            cache.current = h
+            try:
+                return functional_call(net, {**shared, **p}, (xb,))
+            finally:
+                cache.current = None
+
+        for rows in _row_slices(self.n_examples, per_pass):
+            if cache is not None and coefs is not None:
+                h = cache.combine_batched(coefs[1][k0:k1], rows)
+                out = torch.vmap(run_cached, in_dims=(0, 0, None))(params, h, self.x[rows])
+            else:
+                out = torch.vmap(run, in_dims=(0, None))(params, self.x[rows])
+            totals.add(k0, k1, rows, out)
+
+    def _autocast(self) -> contextlib.AbstractContextManager[object]:
+        if self.autocast is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast)
+
+
+class _Totals:
+    """Running sums of per-example losses (and squares, and hits) for K points, on the device."""
+
+    def __init__(self, ev: Evaluator, n_points: int) -> None:
+        self.ev = ev
+        dev = ev.device
+        self.loss = torch.zeros(n_points, dtype=torch.float64, device=dev)
+        self.square = torch.zeros(n_points, dtype=torch.float64, device=dev)
+        self.hits = torch.zeros(n_points, dtype=torch.float64, device=dev)
+        self.outputs: Tensor | None = None
+        self.n_points = n_points
+
+    def add(self, k0: int, k1: int, rows: slice, out: Tensor) -> None:
+        """Fold in outputs (B, n, *out) of points k0:k1 on examples `rows`."""
+        ev, y = self.ev, self.ev.y[rows]
+        out = out.to(ev.dtype)
+        if ev.loss == "cross_entropy":
+            b, n, c = out.shape
+            per_example = F.cross_entropy(out.reshape(b * n, c), y.repeat(b), reduction="none").view(b, n)
+            self.hits[k0:k1] += (out.argmax(dim=-1) == y).sum(dim=1)
+        else:
+            per_example = (out - y).square().reshape(out.shape[0], out.shape[1], -1).mean(dim=-1)
+        self.loss[k0:k1] += per_example.sum(dim=1, dtype=torch.float64)
+        self.square[k0:k1] += per_example.double().square().sum(dim=1)
+        if ev.outputs is not None:
+            if self.outputs is None:
+                self.outputs = torch.empty(self.n_points, ev.n_examples, *out.shape[2:], dtype=out.dtype)
+            kept = out.softmax(dim=-1) if ev.outputs == "probs" else out
+            self.outputs[k0:k1, rows] = kept.cpu()
+
+    def result(self, strategy: str, reused: bool) -> Evaluation:
+        n = self.ev.n_examples
+        mean = (self.loss / n).cpu()
+        accuracy = (self.hits / n).cpu() if self.ev.loss == "cross_entropy" else None
+        stderr = None
+        if self.ev.indices is not None and n > 1:
+            var = ((self.square.cpu() - n * mean.square()) / (n - 1)).clamp_min(0)
+            stderr = (var / n * (1 - n / self.ev.n_total)).sqrt()  # finite-population correction
+        return Evaluation(mean, accuracy, n, stderr, self.outputs, strategy, reused)
+
+
+def _row_slices(n: int, per_pass: int) -> Iterator[slice]:
+    for start in range(0, n, per_pass):
+        yield slice(start, min(start + per_pass, n))
+
+
+def _as_matrix(t: Tensor, what: str) -> Tensor:
+    t = torch.as_tensor(t)
+    if t.dim() == 1 and what == "coefficients":
+        t = t.unsqueeze(1)
+    if t.dim() != 2:
+        raise ValueError(f"{what} must be a matrix, got shape {tuple(t.shape)}")
+    return t
+
+
+def _activation_numel(module: nn.Module, probe: Tensor) -> int:
+    """Elements per example of the input and every leaf module's output (an upper bound on live memory)."""
+    total = [probe[0].numel()]
+
+    def hook(_m: nn.Module, _a: object, out: object) -> None:
+        if isinstance(out, Tensor):
+            total.append(out[0].numel() if out.dim() else 1)
+
+    leaves = [m for m in module.modules() if not any(True for _ in m.children())]
+    handles = [m.register_forward_hook(hook) for m in leaves]
+    try:
+        with torch.inference_mode():
+            module(probe)
+    finally:
+        for h in handles:
+            h.remove()
+    return max(1, sum(total))
+
+
+def _choose_strategy(strategy: Strategy, device: torch.device) -> str:
+    if strategy != "auto":
+        return strategy
+    return "batched" if device.type == "cuda" else "per_point"
+
+
+def _check_options(loss: str, bn: str, strategy: str, outputs: str | None, autocast: torch.dtype | None,
+                   device: torch.device, n_x: int, n_y: int, subset: int | None) -> None:
+    if loss not in ("cross_entropy", "mse"):
+        raise ValueError(f"loss must be 'cross_entropy' or 'mse', got {loss!r}")
+    if bn not in ("eval", "recompute"):
+        raise ValueError(f"bn must be 'eval' or 'recompute', got {bn!r}")
+    if strategy not in ("auto", "batched", "per_point"):
+        raise ValueError(f"strategy must be 'auto', 'batched' or 'per_point', got {strategy!r}")
+    if outputs not in (None, "logits", "probs") or (outputs == "probs" and loss != "cross_entropy"):
+        raise ValueError(f"outputs must be None, 'logits' or 'probs' (cross_entropy only), got {outputs!r}")
+    if autocast is not None and autocast not in (torch.bfloat16, torch.float16):
+        raise ValueError(f"autocast must be torch.bfloat16 or torch.float16, got {autocast}")
+    if autocast == torch.float16 and device.type != "cuda":
+        raise ValueError("float16 autocast needs a CUDA device; use torch.bfloat16 on the CPU")
+    if n_x != n_y or n_x == 0:
+        raise ValueError(f"x and y must hold the same, non-zero number of examples ({n_x} and {n_y})")
+    if subset is not None and subset < 2:
+        raise ValueError(f"subset must be at least 2 examples, got {subset}")
+
+
+def evaluate(model: nn.Module, x: Tensor, y: Tensor, *, points: Tensor | None = None,
+             directions: Tensor | None = None, coefficients: Tensor | None = None, theta0: Tensor | None = None,
+             progress: Progress | None = None, should_cancel: CancelCheck | None = None,
+             **options: object) -> Evaluation:
+    """One-shot `Evaluator(model, x, y, **options)` at `points`, or along `directions` by `coefficients`."""
+    ev = Evaluator(model, x, y, **options)  # type: ignore[arg-type]
+    if (points is None) == (directions is None or coefficients is None):
+        raise ValueError("give either points= or both directions= and coefficients=")
+    if points is not None:
+        return ev.at_points(points, progress=progress, should_cancel=should_cancel)
+    assert directions is not None and coefficients is not None
+    return ev.along(directions, coefficients, theta0, progress=progress, should_cancel=should_cancel)
+
+

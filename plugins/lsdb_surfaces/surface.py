@@ -1,0 +1,218 @@
+"""`surface`: the loss on a line or a plane through one checkpoint (Li et al. 2018).
+
+The loss at θ_c + x d1 (+ y d2) on a regular grid (Li et al. 2018, "Visualizing the Loss
+Landscape of Neural Nets", §3–4). The directions are
+
+* ``random``: Gaussian directions, filter-normalized by default (§4), with bias and
+  BatchNorm entries zeroed (``ignore=biasbn``) as in the paper's code;
+* ``checkpoints``: d_j = θ_other_j − θ_c, the plane through three checkpoints (or the line
+  through two), unnormalized, so (1, 0) and (0, 1) are the other checkpoints (as in the
+  planes of Garipov et al. 2018, Fig. 1);
+* ``pca``: the top PCA directions of a trajectory, unit vectors whose coefficients are
+  distances in parameter space (§6; see `trajectory`).
+
+Besides the surface it reports two shape summaries: ε-sharpness, the rise of the loss within
+a radius of the centre (after Keskar et al. 2017, "On Large-Batch Training for Deep
+Learning: Generalization Gap and Sharp Minima", §2.2.1, restricted to the grid), and
+`convexity`, the fraction of interior grid points where the finite-difference Hessian of the
+surface is positive semidefinite (a discrete counterpart of the |λ_min/λ_max| maps of §7).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from lsdb.analyses import AnalysisOutput, AnalysisSpec, Context, InputCheckpoint, Slot
+from lsdb.errors import BadInput
+from lsdb.landscape import evaluate_grid, grid_axis, normalize_direction, orthogonalize, random_direction
+from lsdb_surfaces.curvature import convexity, sharpness
+from lsdb_surfaces.evaluation import (
+    BN_MODES,
+    SPLITS,
+    accuracy_of,
+    by_step,
+    evaluator_for,
+    finite_scalars,
+    model_layout,
+    plane_coordinates,
+    point_of,
+    reporter,
+    single,
+)
+from lsdb_surfaces.trajectory import pca_plane, trajectory_points
+
+DIRECTIONS = ("random", "checkpoints", "pca")
+
+
+@dataclass(frozen=True)
+class SurfaceParams:
+    """Parameters of `surface`."""
+
+    directions: str = field(default="random", metadata={
+        "help": "random (Li §4), checkpoints (towards the 'others' inputs) or pca (of the 'trajectory' input, Li §6)",
+        "choices": DIRECTIONS})
+    dims: int = field(default=2, metadata={"help": "1 (a line) or 2 (a plane)", "choices": (1, 2)})
+    norm: str = field(default="filter", metadata={
+        "help": "normalization of random directions: filter (Li §4), layer or none", "choices": ("filter", "layer", "none")})
+    ignore: str = field(default="biasbn", metadata={
+        "help": "random directions: biasbn zeroes bias and BatchNorm entries; none normalizes them too",
+        "choices": ("biasbn", "none")})
+    orthogonalize: bool = field(default=False, metadata={"help": "Gram–Schmidt d2 against d1 (norms kept)"})
+    xmin: float = field(default=-1.0, metadata={"help": "first x coefficient"})
+    xmax: float = field(default=1.0, metadata={"help": "last x coefficient"})
+    xnum: int = field(default=51, metadata={"help": "grid points along x", "min": 2})
+    ymin: float = field(default=-1.0, metadata={"help": "first y coefficient (dims=2)"})
+    ymax: float = field(default=1.0, metadata={"help": "last y coefficient (dims=2)"})
+    ynum: int = field(default=51, metadata={"help": "grid points along y (dims=2)", "min": 2})
+    split: str = field(default="train", metadata={"help": "split the loss is evaluated on", "choices": SPLITS})
+    bn: str = field(default="eval", metadata={"help": "BatchNorm: eval or recompute", "choices": BN_MODES})
+    sharpness_radius: float = field(default=0.05, metadata={
+        "help": "ε of the ε-sharpness: grid points within this distance of the centre", "min": 0.0})
+    subset: int | None = field(default=None, metadata={
+        "help": "evaluate on a fixed random subset of this many examples (faster, noisier)", "min": 2})
+    save_directions: bool = field(default=False, metadata={"help": "store the directions (dims, P) as an array"})
+
+    def __post_init__(self) -> None:
+        if not self.xmin < self.xmax:
+            raise ValueError(f"xmin ({self.xmin}) must be below xmax ({self.xmax})")
+        if self.dims == 2 and not self.ymin < self.ymax:
+            raise ValueError(f"ymin ({self.ymin}) must be below ymax ({self.ymax})")
+
+
+@dataclass
+class _Directions:
+    matrix: Tensor  # (dims, P) over the parameters; buffers stay at the centre's
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    scalars: dict[str, float] = field(default_factory=dict)
+
+
+def _check_inputs(params: SurfaceParams, others: list[InputCheckpoint], trajectory: list[InputCheckpoint]) -> None:
+    if params.directions == "checkpoints" and len(others) != params.dims:
+        raise BadInput(f"surface: directions=checkpoints with dims={params.dims} needs {params.dims} 'others' "
+                       f"checkpoint(s), got {len(others)}")
+    if params.directions != "checkpoints" and others:
+        raise BadInput("surface: 'others' checkpoints are only used with directions=checkpoints")
+    if params.directions == "pca" and len(trajectory) < params.dims + 1:
+        raise BadInput(f"surface: directions=pca with dims={params.dims} needs a trajectory of at least "
+                       f"{params.dims + 1} checkpoints, got {len(trajectory)}")
+    if params.directions != "pca" and trajectory:
+        raise BadInput("surface: a 'trajectory' input is only used with directions=pca")
+
+
+def _directions(ctx: Context, params: SurfaceParams, model: torch.nn.Module, theta: Tensor,
+                others: list[InputCheckpoint], trajectory: list[InputCheckpoint]) -> _Directions:
+    layout = model_layout(model)
+    n = layout.n_params
+    if params.directions == "random":
+        plain = layout.parameters_only()
+        gen = ctx.generator(0)
+        bias_bn = "ignore" if params.ignore == "biasbn" else "keep"
+        rows = [
+            normalize_direction(random_direction(plain, generator=gen).to(ctx.device, ctx.dtype), theta[:n], plain,
+                                params.norm, bias_bn)  # type: ignore[arg-type]
+            for _ in range(params.dims)
+        ]
+        return _Directions(torch.stack(rows))
+    if params.directions == "checkpoints":
+        rows = [point_of(ctx, layout, c)[:n] - theta[:n] for c in others]
+        return _Directions(torch.stack(rows))
+    points = trajectory_points(ctx, model, by_step(trajectory))[:, :n]
+    plane = pca_plane(points, dims=params.dims)
+    path = plane_coordinates(plane.directions, points - theta[:n]).numpy()
+    arrays = {"explained_variance_ratio": plane.explained_variance_ratio, "path_x": path[:, 0]}
+    if params.dims == 2:
+        arrays["path_y"] = path[:, 1]
+    ratios = plane.explained_variance_ratio
+    scalars = {f"explained_variance_{j + 1}": float(ratios[j]) if j < len(ratios) else 0.0 for j in range(params.dims)}
+    return _Directions(plane.directions.to(ctx.device, ctx.dtype), arrays, scalars)
+
+
+def run_surface(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], params: SurfaceParams) -> AnalysisOutput:
+    """Evaluate the loss on a 1D or 2D grid of θ_c + x d1 (+ y d2) (Li et al. 2018, §3–4)."""
+    center = single(inputs, "center")
+    others, trajectory = list(inputs.get("others", ())), list(inputs.get("trajectory", ()))
+    _check_inputs(params, others, trajectory)
+    ctx.progress(0.0, "building directions")
+    model = ctx.build_model(center.state())
+    theta = model_layout(model).flatten(model, dtype=ctx.dtype, device=ctx.device)
+    found = _directions(ctx, params, model, theta, others, trajectory)
+    dirs = found.matrix
+    if params.orthogonalize and params.dims == 2:
+        dirs = orthogonalize(dirs, keep_norm=True)
+    n = dirs.shape[1]
+
+    xs = grid_axis(params.xmin, params.xmax, params.xnum)
+    ys = grid_axis(params.ymin, params.ymax, params.ynum) if params.dims == 2 else None
+    ev = evaluator_for(ctx, model, params.split, params.bn, params.subset)
+    at_center = ev.at_points(theta.unsqueeze(0), should_cancel=ctx.should_cancel)
+    ctx.progress(0.05, "evaluating the grid")
+    grid = evaluate_grid(ev, dirs, xs, ys, theta, should_cancel=ctx.should_cancel,
+                         progress=reporter(ctx, 0.05, 0.98, "evaluating the grid"))
+    loss = grid.loss.double().numpy()
+    acc = accuracy_of(grid, loss.shape)
+    if ys is not None:  # (nx, ny) -> matplotlib's (ny, nx)
+        loss, acc = loss.T.copy(), acc.T.copy()
+
+    center_loss = float(at_center.loss[0])
+    arrays: dict[str, np.ndarray] = {"x": xs.numpy(), "loss": loss, "acc": acc}
+    if ys is not None:
+        arrays["y"] = ys.numpy()
+    arrays["direction_norms"] = torch.linalg.vector_norm(dirs.double(), dim=1).cpu().numpy()
+    arrays.update(found.arrays)
+    if params.directions == "checkpoints":
+        xy = plane_coordinates(dirs, found.matrix).numpy()  # (1, 0) and (0, 1) unless orthogonalized
+        arrays["others_x"] = xy[:, 0]
+        if params.dims == 2:
+            arrays["others_y"] = xy[:, 1]
+    if params.save_directions:
+        arrays["directions"] = dirs.cpu().numpy()
+
+    finite = np.isfinite(loss)
+    scalars = {
+        "center_loss": center_loss,
+        "min_loss": float(loss[finite].min()) if finite.any() else float("nan"),
+        "max_loss": float(loss[finite].max()) if finite.any() else float("nan"),
+        **found.scalars,
+    }
+    if at_center.accuracy is not None:
+        scalars["center_acc"] = float(at_center.accuracy[0])
+    if params.dims == 2:
+        d = dirs.double()
+        scalars["direction_cosine"] = float(d[0] @ d[1] / (d[0].norm() * d[1].norm()).clamp_min(1e-300))
+    sharp = sharpness(xs.numpy(), None if ys is None else ys.numpy(), loss, center_loss, params.sharpness_radius)
+    if sharp is not None:
+        scalars["sharpness"], scalars["sharpness_max"] = sharp
+        scalars["sharpness_keskar"] = 100.0 * sharp[1] / (1.0 + center_loss)
+    scalars["convexity"] = convexity(loss, xs.numpy(), None if ys is None else ys.numpy(),
+                                     eps=float(torch.finfo(ctx.dtype).eps))
+    attrs = {"center": center.name, "directions": params.directions, "n_params": int(n),
+             "others": [c.name for c in others]}
+    ctx.progress(1.0, "done")
+    return AnalysisOutput(arrays=arrays, scalars=finite_scalars(scalars), attrs=attrs)
+
+
+SURFACE = AnalysisSpec(
+    name="surface",
+    version=1,
+    run=run_surface,
+    params=SurfaceParams,
+    inputs=(
+        Slot("center", help="the checkpoint at the origin of the grid"),
+        Slot("others", min=0, max=2, help="checkpoints spanning the plane (directions=checkpoints)"),
+        Slot("trajectory", kind="trajectory", min=0, max=None,
+             help="a run whose checkpoints give PCA directions (directions=pca)"),
+    ),
+    resources="any",
+    description=(
+        "The loss on a line or plane through a checkpoint: random filter-normalized, checkpoint or PCA directions "
+        "(Li et al. 2018, §3-4, §6).\n\nArrays: x, y, loss and acc ((ny, nx), or (nx,) for dims=1), "
+        "direction_norms; others_x/others_y (checkpoints), path_x/path_y and explained_variance_ratio (pca), "
+        "directions (save_directions). Scalars: center_loss, center_acc, min_loss, max_loss, sharpness, "
+        "sharpness_max, sharpness_keskar, convexity, direction_cosine, explained_variance_1/2 (pca)."
+    ),
+)

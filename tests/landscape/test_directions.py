@@ -1,0 +1,133 @@
+"""Directions: random, between checkpoints, PCA (Li et al. 2018 §6) and their normalization (§4)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from lsdb.landscape import (
+    ParamLayout,
+    direction_between,
+    normalize_direction,
+    orthogonalize,
+    pca_directions,
+    random_direction,
+)
+
+
+@pytest.fixture
+def net() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(2, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(16, 5), nn.ReLU(), nn.Linear(5, 3)
+    ).double()
+
+
+def filter_norms(vec: torch.Tensor, layout: ParamLayout) -> dict[str, torch.Tensor]:
+    return {
+        e.name: torch.linalg.vector_norm(vec[e.offset:e.stop].view(e.shape[0], -1), dim=1)
+        for e in layout.entries if e.is_filter
+    }
+
+
+def test_random_direction_is_seeded_and_zero_on_buffers(net: nn.Module) -> None:
+    layout = ParamLayout.from_module(net, buffers=True)
+    a = random_direction(layout, seed=3, dtype=torch.float64)
+    assert torch.equal(a, random_direction(layout, seed=3, dtype=torch.float64))
+    assert not torch.equal(a, random_direction(layout, seed=4, dtype=torch.float64))
+    assert torch.equal(a[layout.n_params:], torch.zeros(layout.numel - layout.n_params, dtype=torch.float64))
+    gen = torch.Generator().manual_seed(3)
+    assert torch.equal(a, random_direction(layout, generator=gen, dtype=torch.float64))
+
+
+def test_filter_normalization_gives_every_filter_the_norm_of_theta_filter(net: nn.Module) -> None:
+    layout = ParamLayout.from_module(net)
+    theta = layout.flatten(net)
+    d = normalize_direction(random_direction(layout, seed=0, dtype=torch.float64), theta, layout, "filter")
+    got, want = filter_norms(d, layout), filter_norms(theta, layout)
+    assert set(got) == {"0.weight", "4.weight", "6.weight"}
+    for name in got:
+        torch.testing.assert_close(got[name], want[name], rtol=1e-12, atol=0)
+
+
+def test_bias_and_batchnorm_vectors_follow_bias_bn(net: nn.Module) -> None:
+    layout = ParamLayout.from_module(net)
+    theta = layout.flatten(net) + 0.5  # BN weights start at 1 and biases at 0: make them distinct
+    d0 = random_direction(layout, seed=1, dtype=torch.float64)
+    vectors = [e for e in layout.entries if not e.is_filter]
+    assert {e.name for e in vectors} == {"0.bias", "1.weight", "1.bias", "4.bias", "6.bias"}
+    ignored = normalize_direction(d0, theta, layout, "filter", bias_bn="ignore")
+    kept = normalize_direction(d0, theta, layout, "filter", bias_bn="keep")
+    copied = normalize_direction(d0, theta, layout, "filter", bias_bn="copy")
+    for e in vectors:
+        s = slice(e.offset, e.stop)
+        assert torch.count_nonzero(ignored[s]) == 0
+        torch.testing.assert_close(kept[s].norm(), theta[s].norm(), rtol=1e-12, atol=0)
+        assert torch.equal(copied[s], theta[s])
+    assert torch.equal(d0, random_direction(layout, seed=1, dtype=torch.float64))  # input untouched
+
+
+def test_layer_normalization_rescales_whole_tensors(net: nn.Module) -> None:
+    layout = ParamLayout.from_module(net)
+    theta = layout.flatten(net)
+    d = normalize_direction(random_direction(layout, seed=0, dtype=torch.float64), theta, layout, "layer")
+    for e in layout.entries:
+        if e.is_filter:
+            s = slice(e.offset, e.stop)
+            torch.testing.assert_close(d[s].norm(), theta[s].norm(), rtol=1e-12, atol=0)
+
+
+def test_normalization_zeroes_buffer_entries(net: nn.Module) -> None:
+    layout = ParamLayout.from_module(net, buffers=True)
+    theta = layout.flatten(net)
+    d = normalize_direction(torch.ones_like(theta), theta, layout, "none", bias_bn="keep")
+    assert torch.count_nonzero(d[layout.n_params:]) == 0
+    assert torch.equal(d[: layout.n_params], torch.ones(layout.n_params, dtype=torch.float64))
+
+
+def test_zero_filters_of_the_direction_stay_zero(net: nn.Module) -> None:
+    layout = ParamLayout.from_module(net)
+    theta = layout.flatten(net)
+    d = torch.zeros_like(theta)
+    assert torch.count_nonzero(normalize_direction(d, theta, layout)) == 0
+
+
+def test_orthogonalize_makes_rows_orthogonal_and_keeps_their_norms() -> None:
+    gen = torch.Generator().manual_seed(0)
+    dirs = torch.randn(3, 50, generator=gen, dtype=torch.float64)
+    dirs[1] += dirs[0]
+    ortho = orthogonalize(dirs)
+    gram = ortho @ ortho.T
+    off_diagonal = gram - torch.diag(gram.diag())
+    torch.testing.assert_close(off_diagonal, torch.zeros(3, 3, dtype=torch.float64), atol=1e-10, rtol=0)
+    torch.testing.assert_close(ortho.norm(dim=1), dirs.norm(dim=1), rtol=1e-12, atol=0)
+    assert torch.equal(ortho[0], dirs[0])
+
+
+def test_pca_directions_match_numpy_svd_up_to_sign() -> None:
+    gen = torch.Generator().manual_seed(0)
+    trajectory = torch.cumsum(torch.randn(12, 40, generator=gen, dtype=torch.float64), dim=0)
+    dirs, ratios = pca_directions(trajectory, k=3)
+    m = (trajectory - trajectory[-1]).numpy()
+    _, s, vh = np.linalg.svd(m, full_matrices=False)
+    for i in range(3):
+        sign = np.sign(vh[i] @ dirs[i].numpy())
+        np.testing.assert_allclose(dirs[i].numpy(), sign * vh[i], atol=1e-10)
+    np.testing.assert_allclose(ratios.numpy(), s[:3] ** 2 / (s**2).sum(), rtol=1e-10)
+    assert ratios[0] >= ratios[1] >= ratios[2]
+
+
+def test_pca_directions_accept_a_list_and_an_explicit_final_point() -> None:
+    gen = torch.Generator().manual_seed(1)
+    points = [torch.randn(20, generator=gen, dtype=torch.float64) for _ in range(5)]
+    final = torch.randn(20, generator=gen, dtype=torch.float64)
+    dirs, _ = pca_directions(points, final=final, k=2)
+    _, _, vh = np.linalg.svd((torch.stack(points) - final).numpy(), full_matrices=False)
+    np.testing.assert_allclose(np.abs(dirs.numpy() @ vh[:2].T), np.eye(2), atol=1e-10)
+
+
+def test_direction_between_is_the_difference() -> None:
+    a, b = torch.arange(4.0), torch.ones(4)
+    assert torch.equal(direction_between(a, b), b - a)
