@@ -1,21 +1,48 @@
 """lsdb: a loss-landscape database.
 
-Public API::
+Public API (importing `lsdb` is cheap; names load on first use)::
 
     import lsdb
-    catalog = lsdb.open_catalog()            # the same object the CLI uses
-    catalog.list_runs()
+    catalog = lsdb.open_catalog()                 # the same object the CLI uses
+    with lsdb.record(run="mine", model="mlp", dataset="digits") as rec:
+        rec.checkpoint(model, step=100, metrics={"loss": 0.1})
+
+For plugin authors: `lsdb.hookimpl`, `lsdb.AnalysisSpec`, `lsdb.Slot`, `lsdb.AnalysisOutput`,
+`lsdb.NewCheckpointOutput`, `lsdb.Context`, `lsdb.ResultView`; the math in `lsdb.landscape`;
+helpers for tests in `lsdb.testing`.
 """
 
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from lsdb.catalog import Catalog
+
+_LAZY = {
+    "hookimpl": ("lsdb.hookspecs", "hookimpl"),
+    "AnalysisSpec": ("lsdb.analyses.spec", "AnalysisSpec"),
+    "Slot": ("lsdb.analyses.spec", "Slot"),
+    "AnalysisOutput": ("lsdb.analyses.spec", "AnalysisOutput"),
+    "NewCheckpointOutput": ("lsdb.analyses.spec", "NewCheckpointOutput"),
+    "Context": ("lsdb.analyses.context", "Context"),
+    "InputCheckpoint": ("lsdb.analyses.context", "InputCheckpoint"),
+    "ResultView": ("lsdb.analyses.view", "ResultView"),
+    "LsdbError": ("lsdb.errors", "LsdbError"),
+    "BadInput": ("lsdb.errors", "BadInput"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module), attr)
+    raise AttributeError(f"module 'lsdb' has no attribute {name!r}")
 
 
 def open_catalog(url: str | None = None, store: str | os.PathLike[str] | None = None) -> Catalog:
@@ -30,4 +57,4 @@ def open_catalog(url: str | None = None, store: str | os.PathLike[str] | None = 
     return Catalog(Settings.resolve(url, store))
 
 
-__all__ = ["__version__", "open_catalog"]
+__all__ = ["__version__", "open_catalog", *_LAZY]

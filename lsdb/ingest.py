@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from lsdb.catalog import Catalog, CheckpointRecord, NewCheckpoint, NewRun
-from lsdb.checkpoints import encode_checkpoint, n_params, read_checkpoint, schema_digest
+from lsdb.checkpoints import canonical_chunks, n_params, read_checkpoint, schema_digest
 from lsdb.errors import BadInput, LsdbError
 
 Status = Literal["new", "existing", "failed"]
@@ -145,13 +145,13 @@ def add_tensors(
     The one path by which weights enter the catalog (ingest, training, the record API and
     analyses that make checkpoints all use it). Returns (record, created).
     """
-    data, digest = encode_checkpoint(tensors)
-    blob = catalog.objects.put_bytes(data, digest)
-    del data
+    # one pass: the canonical safetensors bytes are hashed as they are written, and their
+    # digest *is* the tensor digest (DESIGN.md §2), so the weights are hashed exactly once
+    blob = catalog.objects.put_chunks(canonical_chunks(tensors))
     return catalog.add_checkpoint(
         run,
         NewCheckpoint(
-            tensor_digest=digest,
+            tensor_digest=blob.digest,
             schema_digest=schema_digest(tensors),
             n_params=n_params(tensors),
             n_tensors=len(tensors),

@@ -78,6 +78,9 @@ class Plugins:
         self.infos[name] = info
         try:
             plugin = loader()
+            if self.pm.is_registered(plugin):  # e.g. an installed plugin also named in LSDB_EXTRA_PLUGINS
+                del self.infos[name]
+                return
             if version is None:
                 version = getattr(plugin, "__version__", None) or _module_version(module)
                 info.version = version

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from lsdb.cli import analysis_cmds, catalog_cmds, db_cmds, ingest_cmds, maintenance_cmds, results_cmds
+from lsdb.cli import analysis_cmds, catalog_cmds, compare_cmds, db_cmds, ingest_cmds, maintenance_cmds, results_cmds
 from lsdb.cli.state import State
 
 app = typer.Typer(
@@ -34,6 +34,7 @@ catalog_cmds.register(app)
 maintenance_cmds.register(app)
 analysis_cmds.register(app)
 results_cmds.register(app)
+compare_cmds.register(app)
 
 
 def _wants_plugin_commands(args: list[str]) -> bool:

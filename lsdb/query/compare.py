@@ -274,7 +274,7 @@ def _fetch(conn: Connection, base: Sequence[Any], keys: set[Key], defaults: bool
             if not every:
                 q = q.where(table.c.key.in_(sorted(wanted)))
             for row in conn.execute(q):
-                slot = per_owner[fk].setdefault(row[fk], {})
+                slot = per_owner[fk].setdefault(row._mapping[fk], {})
                 if ns == "metric":
                     for stat in stats:
                         slot[Key(ns, row.key, stat)] = row._mapping[stat]
@@ -283,10 +283,7 @@ def _fetch(conn: Connection, base: Sequence[Any], keys: set[Key], defaults: bool
                 elif ns == "scalar":
                     slot[Key(ns, row.key)] = row.value
                 else:
-                    value = row.value_num if row.value_num is not None else row.value_str
-                    if ns == "rparam" and value is None:
-                        value = row.value_json
-                    slot[Key(ns, row.key)] = value
+                    slot[Key(ns, row.key)] = _param_value(row, ns == "rparam")
     out: dict[tuple[Any, Any], dict] = {}
     for r in base:
         merged = dict(per_owner["run_id"].get(r.run_id, {}))
@@ -294,6 +291,17 @@ def _fetch(conn: Connection, base: Sequence[Any], keys: set[Key], defaults: bool
             merged |= per_owner["result_id"].get(r.result_id, {})
         out[(r.run_id, r.result_id)] = merged
     return out
+
+
+def _param_value(row: Any, with_json: bool) -> Any:
+    """A typed parameter's value: booleans are stored as 1/0 plus the text true/false."""
+    if row.value_num is not None and row.value_str in ("true", "false"):
+        return row.value_str == "true"
+    if row.value_num is not None:
+        return row.value_num
+    if row.value_str is None and with_json:
+        return row.value_json
+    return row.value_str
 
 
 def _spec(spec: dict[str, Any] | None) -> str | None:

@@ -13,13 +13,15 @@ import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import h5py
 import numpy as np
-import torch
 
 from lsdb.errors import BadInput
+
+if TYPE_CHECKING:  # torch is imported only when a tensor is actually given (keeps `lsdb` listings fast)
+    import torch
 
 HDF5_MEDIA_TYPE = "application/x-hdf5"
 """Media type recorded for artifact blobs."""
@@ -32,7 +34,9 @@ _ARRAY_KINDS = "biufc"  # bool, int, uint, float, complex
 def _as_array(name: str, value: np.ndarray | torch.Tensor) -> np.ndarray:
     if not _NAME.fullmatch(name):
         raise BadInput(f"array name {name!r} is not allowed (use letters, digits, '_', '.', '-')")
-    if isinstance(value, torch.Tensor):
+    if type(value).__module__.startswith("torch"):
+        import torch
+
         value = value.detach().cpu()
         if value.dtype == torch.bfloat16:  # HDF5 has no bfloat16; float32 holds it exactly
             value = value.float()

@@ -58,7 +58,8 @@ class SurfaceParams:
         "choices": DIRECTIONS})
     dims: int = field(default=2, metadata={"help": "1 (a line) or 2 (a plane)", "choices": (1, 2)})
     norm: str = field(default="filter", metadata={
-        "help": "normalization of random directions: filter (Li §4), layer or none", "choices": ("filter", "layer", "none")})
+        "help": "normalization of random directions: filter (Li §4), layer or none",
+        "choices": ("filter", "layer", "none")})
     ignore: str = field(default="biasbn", metadata={
         "help": "random directions: biasbn zeroes bias and BatchNorm entries; none normalizes them too",
         "choices": ("biasbn", "none")})

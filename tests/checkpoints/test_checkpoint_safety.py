@@ -42,7 +42,10 @@ def test_the_open_payload_would_run_without_weights_only(tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize("payload", [OpensAFile, RunsAShell])
-def test_code_executing_pickle_is_refused_and_never_runs(tmp_path: Path, payload: type) -> None:
+def test_code_executing_pickle_is_refused_and_never_runs(
+    tmp_path: Path, payload: type, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")  # must not override our explicit weights_only
     marker = tmp_path / "marker"
     path = tmp_path / "evil.pt"
     torch.save({"w": torch.zeros(2), "x": payload(marker)}, path)
