@@ -73,7 +73,11 @@ def expand_paths(paths: Iterable[str | Path], recursive: bool = False) -> list[P
         if not path.exists():
             raise BadInput(f"{path}: no such file or directory")
         if path.is_dir():
-            found = [p for p in (path.rglob("*") if recursive else path.iterdir()) if p.is_file() and p.suffix.lower() in suffixes]
+            found = [
+                p
+                for p in (path.rglob("*") if recursive else path.iterdir())
+                if p.is_file() and p.suffix.lower() in suffixes
+            ]
             if not found:
                 hint = "" if recursive else " (use --recursive to look in subfolders)"
                 raise BadInput(f"{path}: directory holds no checkpoint files ({', '.join(sorted(suffixes))}){hint}")
@@ -113,7 +117,9 @@ def ingest(
             outcome, schema = _ingest_one(catalog, path, run, step, epoch, check)
             if schemas and schema not in schemas:
                 note = f"schema differs from the run's other checkpoints (schema {schema[:12]})"
-                outcome = IngestOutcome(outcome.path, outcome.status, outcome.checkpoint, outcome.message, (*outcome.notes, note))
+                outcome = IngestOutcome(
+                    outcome.path, outcome.status, outcome.checkpoint, outcome.message, (*outcome.notes, note)
+                )
             schemas.add(schema)
         except LsdbError as exc:
             outcome = IngestOutcome(str(path), "failed", message=str(exc))
@@ -148,7 +154,7 @@ def add_tensors(
     # one pass: the canonical safetensors bytes are hashed as they are written, and their
     # digest *is* the tensor digest (DESIGN.md §2), so the weights are hashed exactly once
     blob = catalog.objects.put_chunks(canonical_chunks(tensors))
-    return catalog.add_checkpoint(
+    record, created = catalog.add_checkpoint(
         run,
         NewCheckpoint(
             tensor_digest=blob.digest,
@@ -166,6 +172,19 @@ def add_tensors(
             produced_by=produced_by,
         ),
     )
+    if created:
+        _announce(record)
+    return record, created
+
+
+def _announce(record: CheckpointRecord) -> None:
+    """Fire the `checkpoint_ingested` event; a failing listener never undoes the ingest."""
+    from lsdb.plugins import get_plugins
+
+    try:
+        get_plugins().pm.hook.checkpoint_ingested(checkpoint=record)
+    except Exception:  # noqa: BLE001
+        pass
 
 
 def _ingest_one(
@@ -199,7 +218,13 @@ def _ingest_one(
     if loaded.notes:
         meta["notes"] = list(loaded.notes)
     record, created = add_tensors(
-        catalog, run, loaded.tensors, step=file_step, epoch=file_epoch, source_path=str(path.resolve()), meta=meta or None
+        catalog,
+        run,
+        loaded.tensors,
+        step=file_step,
+        epoch=file_epoch,
+        source_path=str(path.resolve()),
+        meta=meta or None,
     )
     schema = record.schema_digest
     if loaded.metrics and created:

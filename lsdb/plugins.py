@@ -90,9 +90,7 @@ class Plugins:
             except pluggy.PluginValidationError as exc:
                 self.pm.unregister(name=name)
                 raise PluginError(f"plugin {name}: {exc}") from None
-            info.hooks = sorted(
-                h.name for h in self.pm.get_hookcallers(plugin) or [] if not h.name.startswith("_")
-            )
+            info.hooks = sorted(h.name for h in self.pm.get_hookcallers(plugin) or [] if not h.name.startswith("_"))
         except Exception as exc:  # noqa: BLE001 - a broken plugin must never take lsdb down
             info.error = f"{type(exc).__name__}: {exc}"
             if strict():

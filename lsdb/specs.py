@@ -26,8 +26,9 @@ import json
 import re
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from lsdb.errors import BadInput, PluginError
 
@@ -198,8 +199,10 @@ def _annotation_types(annotation: Any) -> tuple[type, ...] | None:
 def coerce_kwarg(name: str, value: Any, annotation: Any, where: str) -> Any:
     """Check (and where lossless, convert) a keyword argument against its annotation."""
     allowed = _annotation_types(annotation)
-    if allowed is None or isinstance(value, allowed) and not (
-        isinstance(value, bool) and bool not in allowed and (int in allowed or float in allowed)
+    if (
+        allowed is None
+        or isinstance(value, allowed)
+        and not (isinstance(value, bool) and bool not in allowed and (int in allowed or float in allowed))
     ):
         return value
     if float in allowed and isinstance(value, int) and not isinstance(value, bool):

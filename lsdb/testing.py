@@ -64,7 +64,10 @@ def add_model_checkpoint(
 
 
 def run_inline(
-    catalog: Catalog, analysis: str, inputs: Sequence[str | int], params: dict[str, Any] | None = None,
+    catalog: Catalog,
+    analysis: str,
+    inputs: Sequence[str | int],
+    params: dict[str, Any] | None = None,
     **request: Any,
 ) -> ResultRecord:
     """Run an analysis now, exactly as `lsdb run --inline` does, and return its result."""

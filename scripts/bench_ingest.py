@@ -72,9 +72,21 @@ def listing(rows: int, home: Path) -> float:
     with cat.engine.execution_options(lsdb_write=True).begin() as conn:
         conn.execute(insert(BlobRow), [{"digest": digest, "size": 1, "media_type": "x", "path": "p", "created_at": 0}])
         batch = [
-            {"run_id": run.id, "step": i, "epoch": None, "label": None, "tensor_digest": f"{i:064x}",
-             "schema_digest": "1" * 64, "n_params": 1000, "n_tensors": 4, "blob_digest": digest,
-             "source_path": f"/data/ckpt_{i}.pt", "produced_by": None, "meta": None, "created_at": 0}
+            {
+                "run_id": run.id,
+                "step": i,
+                "epoch": None,
+                "label": None,
+                "tensor_digest": f"{i:064x}",
+                "schema_digest": "1" * 64,
+                "n_params": 1000,
+                "n_tensors": 4,
+                "blob_digest": digest,
+                "source_path": f"/data/ckpt_{i}.pt",
+                "produced_by": None,
+                "meta": None,
+                "created_at": 0,
+            }
             for i in range(rows)
         ]
         conn.execute(insert(CheckpointRow), batch)
@@ -83,8 +95,22 @@ def listing(rows: int, home: Path) -> float:
     times = []
     for _ in range(3):
         t0 = time.perf_counter()
-        out = subprocess.run([sys.executable, "-m", "lsdb.cli.app", "--db", url, "--store", str(home / "store2"),
-                              "checkpoints", "--format", "json"], check=True, capture_output=True)
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "lsdb.cli.app",
+                "--db",
+                url,
+                "--store",
+                str(home / "store2"),
+                "checkpoints",
+                "--format",
+                "json",
+            ],
+            check=True,
+            capture_output=True,
+        )
         times.append(time.perf_counter() - t0)
     assert out.stdout.count(b'"tensor_digest"') == rows
     return statistics.median(times)

@@ -39,8 +39,16 @@ def main() -> None:
             step += 1
         with torch.no_grad():
             acc = (model(x).argmax(1) == y).float().mean().item()
-        torch.save({"model_state_dict": model.state_dict(), "epoch": epoch, "step": step, "loss": loss.item(),
-                    "accuracy": acc}, args.out / f"epoch_{epoch:03d}.pt")
+        torch.save(
+            {
+                "model_state_dict": model.state_dict(),
+                "epoch": epoch,
+                "step": step,
+                "loss": loss.item(),
+                "accuracy": acc,
+            },
+            args.out / f"epoch_{epoch:03d}.pt",
+        )
         print(f"epoch {epoch}: loss {loss.item():.3f} train acc {acc:.3f}")
 
 

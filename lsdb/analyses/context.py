@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from lsdb.data import Dataset
 
 
-
 @dataclass(frozen=True)
 class InputCheckpoint:
     """One input checkpoint: its identity and a loader for its weights (CPU tensors)."""

@@ -30,8 +30,14 @@ def export_result(catalog: Catalog, result_id: int, fmt: str, output: Path | Non
         if not str(path).endswith(".npz"):
             Path(str(path) + ".npz").replace(path)
     elif fmt == "json":
-        doc = {"id": view.id, "analysis": view.analysis, "params": view.params, "scalars": view.scalars,
-               "inputs": view.inputs, "arrays": {k: _jsonable(v) for k, v in view.arrays.items()}}
+        doc = {
+            "id": view.id,
+            "analysis": view.analysis,
+            "params": view.params,
+            "scalars": view.scalars,
+            "inputs": view.inputs,
+            "arrays": {k: _jsonable(v) for k, v in view.arrays.items()},
+        }
         path.write_text(json.dumps(doc, indent=1, default=str))
     else:
         with open(path, "w", newline="") as fh:
@@ -54,8 +60,11 @@ def _cell(value: object) -> object:
 def _jsonable(arr: np.ndarray) -> object:
     arr = np.asarray(arr)
     if arr.dtype.kind == "f":
-        return [None if not np.isfinite(v) else float(v) for v in arr.ravel()] if arr.ndim <= 1 else \
-            np.where(np.isfinite(arr), arr, np.nan).tolist()
+        return (
+            [None if not np.isfinite(v) else float(v) for v in arr.ravel()]
+            if arr.ndim <= 1
+            else np.where(np.isfinite(arr), arr, np.nan).tolist()
+        )
     return arr.tolist()
 
 
@@ -68,8 +77,10 @@ def plot_result(catalog: Catalog, result_id: int, kind: str = "default", output:
     renderers = get_plugins().renderers()
     available = sorted(name for (analysis, name) in renderers if analysis == result.analysis)
     if not available:
-        raise BadInput(f"no renderer is registered for analysis '{result.analysis}'; export the data instead "
-                       f"(`lsdb results export {result_id}`)")
+        raise BadInput(
+            f"no renderer is registered for analysis '{result.analysis}'; export the data instead "
+            f"(`lsdb results export {result_id}`)"
+        )
     if (result.analysis, kind) not in renderers:
         raise BadInput(f"analysis '{result.analysis}' has no renderer '{kind}'; available: {', '.join(available)}")
     path = Path(output or f"result-{result_id}-{kind}.png")

@@ -50,7 +50,9 @@ def resolve_checkpoint(catalog: Catalog, text: str, project: str | None = None) 
         if ckpt.step == wanted:
             return ckpt
     steps = ", ".join(str(c.step) for c in trajectory[:10])
-    raise NotFound(f"run '{run}' has no checkpoint at step {wanted}; steps: {steps}{'...' if len(trajectory) > 10 else ''}")
+    raise NotFound(
+        f"run '{run}' has no checkpoint at step {wanted}; steps: {steps}{'...' if len(trajectory) > 10 else ''}"
+    )
 
 
 def trajectory_of(catalog: Catalog, run: str, project: str | None = None) -> list[CheckpointRecord]:
@@ -88,9 +90,7 @@ def resolve_inputs(
                 break  # a bare run name after the required inputs is meant for the trajectory
             assigned[slot.role].append(queue.pop(0))
     if queue:
-        raise BadInput(
-            f"analysis '{spec.name}' got {len(parsed)} inputs, too many; it takes {_describe(spec)}"
-        )
+        raise BadInput(f"analysis '{spec.name}' got {len(parsed)} inputs, too many; it takes {_describe(spec)}")
     resolved: dict[str, list[CheckpointRecord]] = {}
     for slot in spec.inputs:
         toks = assigned[slot.role]

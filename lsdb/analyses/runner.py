@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from lsdb.analyses.inputs import resolve_inputs
-from lsdb.analyses.spec import AnalysisOutput, AnalysisSpec, parse_params, params_to_dict
+from lsdb.analyses.spec import AnalysisOutput, AnalysisSpec, params_to_dict, parse_params
 from lsdb.catalog import Catalog, CheckpointRecord, NewCheckpoint, NewResult, NewRun, ResultRecord
 from lsdb.errors import BadInput
 
@@ -43,8 +43,13 @@ class AnalysisRequest:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "analysis": self.analysis, "inputs": list(self.inputs), "params": dict(self.params),
-            "dataset": self.dataset, "seed": self.seed, "project": self.project, "dtype": self.dtype,
+            "analysis": self.analysis,
+            "inputs": list(self.inputs),
+            "params": dict(self.params),
+            "dataset": self.dataset,
+            "seed": self.seed,
+            "project": self.project,
+            "dtype": self.dtype,
         }
 
     @classmethod
@@ -84,7 +89,9 @@ def prepare(catalog: Catalog, request: AnalysisRequest) -> Prepared:
     first = flat[0] if flat else None
     run = catalog.get_run(first.run_id) if first else None
     model_spec = run.model_spec if run else None
-    dataset_spec = dataset_spec_json(request.dataset) if request.dataset is not None else (run.dataset_spec if run else None)
+    dataset_spec = (
+        dataset_spec_json(request.dataset) if request.dataset is not None else (run.dataset_spec if run else None)
+    )
     if spec.needs_data and flat and dataset_spec is None:
         raise BadInput(
             f"run '{first.run if first else ''}' has no dataset spec; pass --dataset SPEC (e.g. --dataset digits)"
@@ -105,7 +112,14 @@ def prepare(catalog: Catalog, request: AnalysisRequest) -> Prepared:
         key_doc["model"] = model_spec
     cache_key = hashlib.sha256(json.dumps(key_doc, sort_keys=True, default=str).encode()).hexdigest()
     return Prepared(
-        request, spec, inputs, params, params_dict, model_spec, dataset_spec, run.loss if run else "cross_entropy",
+        request,
+        spec,
+        inputs,
+        params,
+        params_dict,
+        model_spec,
+        dataset_spec,
+        run.loss if run else "cross_entropy",
         cache_key,
     )
 
@@ -118,7 +132,9 @@ def _schema_message(catalog: Catalog, ckpts: list[CheckpointRecord]) -> str:
     a = safetensors_header(str(catalog.objects.path(base.blob_digest)))
     b = safetensors_header(str(catalog.objects.path(other.blob_digest)))
     differ = sorted(
-        k for k in set(a) | set(b) if k not in a or k not in b or a[k]["shape"] != b[k]["shape"] or a[k]["dtype"] != b[k]["dtype"]
+        k
+        for k in set(a) | set(b)
+        if k not in a or k not in b or a[k]["shape"] != b[k]["shape"] or a[k]["dtype"] != b[k]["dtype"]
     )
     shown = ", ".join(differ[:5]) + (f" (+{len(differ) - 5} more)" if len(differ) > 5 else "")
     return (
@@ -160,8 +176,9 @@ def run_analysis(
         if cached is not None:
             return cached, False
     output, wall, dev = compute(catalog, prepared, device=device, progress=progress, should_cancel=should_cancel)
-    record, created = store_output(catalog, prepared, output, wall_seconds=wall, device=str(dev), job_id=job_id,
-                                   replace=force)
+    record, created = store_output(
+        catalog, prepared, output, wall_seconds=wall, device=str(dev), job_id=job_id, replace=force
+    )
     return record, created
 
 
@@ -213,9 +230,18 @@ def _input_checkpoint(catalog: Catalog, rec: CheckpointRecord, run: Any) -> Any:
         return load_file(str(catalog.objects.path(rec.blob_digest)))
 
     return InputCheckpoint(
-        id=rec.id, run=rec.run, project=rec.project, step=rec.step, epoch=rec.epoch, label=rec.label,
-        tensor_digest=rec.tensor_digest, schema_digest=rec.schema_digest, model_spec=run.model_spec,
-        dataset_spec=run.dataset_spec, loss=run.loss, _loader=load,
+        id=rec.id,
+        run=rec.run,
+        project=rec.project,
+        step=rec.step,
+        epoch=rec.epoch,
+        label=rec.label,
+        tensor_digest=rec.tensor_digest,
+        schema_digest=rec.schema_digest,
+        model_spec=run.model_spec,
+        dataset_spec=run.dataset_spec,
+        loss=run.loss,
+        _loader=load,
     )
 
 
@@ -239,7 +265,10 @@ def store_output(
     from lsdb.store import write_artifact
 
     spec = prepared.spec
-    arrays = {k: (v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v)) for k, v in output.arrays.items()}
+    arrays = {
+        k: (v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v))
+        for k, v in output.arrays.items()
+    }
     for key, value in output.scalars.items():
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             raise TypeError(f"analysis '{spec.name}': scalar '{key}' is {type(value).__name__}, not a number")
@@ -274,22 +303,44 @@ def store_output(
         run_name = new.run or (first.run if first else f"{spec.name}-outputs")
         project = first.project if first else (prepared.request.project or "default")
         run = NewRun(run_name, project, model_spec=prepared.model_spec, dataset_spec=None)
-        produced.append((run, NewCheckpoint(
-            tensor_digest=digest, schema_digest=schema_digest(tensors), n_params=n_params(tensors),
-            n_tensors=len(tensors), blob_digest=info.digest, blob_size=info.size, blob_path=info.relpath,
-            step=new.step, label=new.label,
-        )))
+        produced.append(
+            (
+                run,
+                NewCheckpoint(
+                    tensor_digest=digest,
+                    schema_digest=schema_digest(tensors),
+                    n_params=n_params(tensors),
+                    n_tensors=len(tensors),
+                    blob_digest=info.digest,
+                    blob_size=info.size,
+                    blob_path=info.relpath,
+                    step=new.step,
+                    label=new.label,
+                ),
+            )
+        )
     plugin = get_plugins().infos.get(spec.plugin)
     record, created = catalog.add_result(
         NewResult(
-            analysis=spec.name, analysis_version=spec.version, cache_key=prepared.cache_key,
-            params=prepared.params_dict, scalars={k: float(v) for k, v in output.scalars.items()},
+            analysis=spec.name,
+            analysis_version=spec.version,
+            cache_key=prepared.cache_key,
+            params=prepared.params_dict,
+            scalars={k: float(v) for k, v in output.scalars.items()},
             inputs=[(role, i, c.id) for role, ckpts in prepared.inputs.items() for i, c in enumerate(ckpts)],
             arrays={k: (str(v.dtype), list(v.shape)) for k, v in arrays.items()},
-            artifact_digest=blob.digest, artifact_size=blob.size, artifact_path=blob.relpath,
-            lsdb_version=__version__, dataset_spec=prepared.dataset_spec, device=device, seed=prepared.request.seed,
-            wall_seconds=wall_seconds, job_id=job_id, plugin_name=spec.plugin or None,
-            plugin_version=plugin.version if plugin else None, torch_version=torch.__version__,
+            artifact_digest=blob.digest,
+            artifact_size=blob.size,
+            artifact_path=blob.relpath,
+            lsdb_version=__version__,
+            dataset_spec=prepared.dataset_spec,
+            device=device,
+            seed=prepared.request.seed,
+            wall_seconds=wall_seconds,
+            job_id=job_id,
+            plugin_name=spec.plugin or None,
+            plugin_version=plugin.version if plugin else None,
+            torch_version=torch.__version__,
         ),
         produced,
         replace=replace,
@@ -313,11 +364,20 @@ def load_view(catalog: Catalog, result: ResultRecord) -> Any:
     if result.artifact_digest:
         path = catalog.objects.path(result.artifact_digest)
         if not path.exists():
-            raise StoreError(f"result {result.id}: its artifact {result.artifact_digest[:12]} is missing; run `lsdb doctor`")
+            raise StoreError(
+                f"result {result.id}: its artifact {result.artifact_digest[:12]} is missing; run `lsdb doctor`"
+            )
         arrays, attrs = read_artifact(path)
     inputs = [
-        {"role": i.role, "position": i.position, "checkpoint": i.checkpoint_id, "run": i.run, "project": i.project,
-         "step": i.step, "epoch": i.epoch}
+        {
+            "role": i.role,
+            "position": i.position,
+            "checkpoint": i.checkpoint_id,
+            "run": i.run,
+            "project": i.project,
+            "step": i.step,
+            "epoch": i.epoch,
+        }
         for i in result.inputs
     ]
     return ResultView(result.id, result.analysis, result.params, result.scalars, arrays, inputs, attrs)

@@ -137,7 +137,11 @@ def _coerce(name: str, value: Any, annotation: Any, where: str) -> Any:
             return float(value)
         if origin is str and isinstance(value, str):
             return value
-        if origin in (tuple, list) and isinstance(value, (list, tuple, int, float, str)) and not isinstance(value, bool):
+        if (
+            origin in (tuple, list)
+            and isinstance(value, (list, tuple, int, float, str))
+            and not isinstance(value, bool)
+        ):
             items = list(value) if isinstance(value, (list, tuple)) else [value]
             args = typing.get_args(t)
             inner = args[0] if args else Any

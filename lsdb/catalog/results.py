@@ -31,66 +31,110 @@ class ResultsMixin:
         replace: bool = False,
     ) -> tuple[ResultRecord, bool]:
         """Commit a result (and the checkpoints it produced); (record, created)."""
+        r = m.ResultRow.__table__
+        with self._write() as conn:
+            result_id, created = self._add_result_in(conn, new, produced, replace)
+            record = self._result_records(conn, [r.c.id == result_id])[0]
+        return record, created
+
+    def _add_result_in(
+        self: Catalog,
+        conn: Connection,
+        new: NewResult,
+        produced: Sequence[tuple[NewRun, NewCheckpoint]] = (),
+        replace: bool = False,
+    ) -> tuple[int, bool]:
+        """`add_result`'s writes inside the caller's transaction; (result id, created).
+
+        The queue's fenced completion calls this and updates the job in the same transaction.
+        """
         from lsdb.catalog.store import now_ms
 
         r = m.ResultRow.__table__
-        with self._write() as conn:
-            if replace:
-                conn.execute(delete(r).where(r.c.cache_key == new.cache_key))
-            self._add_blob(conn, new.artifact_digest, new.artifact_size, HDF5_MEDIA_TYPE, new.artifact_path)
-            stmt = (
-                self._insert(conn, r)
-                .values(
-                    analysis=new.analysis, analysis_version=new.analysis_version, cache_key=new.cache_key,
-                    job_id=new.job_id, device=new.device, seed=new.seed, wall_seconds=new.wall_seconds,
-                    dataset_spec=new.dataset_spec, artifact_digest=new.artifact_digest,
-                    lsdb_version=new.lsdb_version, plugin_name=new.plugin_name,
-                    plugin_version=new.plugin_version, torch_version=new.torch_version, created_at=now_ms(),
-                )
-                .on_conflict_do_nothing(index_elements=["cache_key"])
-                .returning(r.c.id)
+        if replace:
+            conn.execute(delete(r).where(r.c.cache_key == new.cache_key))
+        self._add_blob(conn, new.artifact_digest, new.artifact_size, HDF5_MEDIA_TYPE, new.artifact_path)
+        stmt = (
+            self._insert(conn, r)
+            .values(
+                analysis=new.analysis,
+                analysis_version=new.analysis_version,
+                cache_key=new.cache_key,
+                job_id=new.job_id,
+                device=new.device,
+                seed=new.seed,
+                wall_seconds=new.wall_seconds,
+                dataset_spec=new.dataset_spec,
+                artifact_digest=new.artifact_digest,
+                lsdb_version=new.lsdb_version,
+                plugin_name=new.plugin_name,
+                plugin_version=new.plugin_version,
+                torch_version=new.torch_version,
+                created_at=now_ms(),
             )
-            result_id = conn.execute(stmt).scalar_one_or_none()
-            if result_id is None:  # an identical request committed first
-                existing = conn.execute(select(r.c.id).where(r.c.cache_key == new.cache_key)).scalar_one()
-                return self._result_records(conn, [r.c.id == existing])[0], False
-            if new.inputs:
-                conn.execute(
-                    m.ResultInputRow.__table__.insert(),
-                    [{"result_id": result_id, "role": role, "position": pos, "checkpoint_id": cid}
-                     for role, pos, cid in new.inputs],
-                )
-            if new.params:
-                conn.execute(
-                    m.ResultParamRow.__table__.insert(),
-                    [{"result_id": result_id, "key": k, **_param_columns(v)} for k, v in new.params.items()],
-                )
-            if new.scalars:
-                conn.execute(
-                    m.ResultScalarRow.__table__.insert(),
-                    [{"result_id": result_id, "key": k, "value": float(v)} for k, v in new.scalars.items()],
-                )
-            if new.arrays:
-                conn.execute(
-                    m.ResultArrayRow.__table__.insert(),
-                    [{"result_id": result_id, "name": name, "blob_digest": new.artifact_digest, "dtype": dtype,
-                      "shape": list(shape)} for name, (dtype, shape) in new.arrays.items()],
-                )
-            for run, ckpt in produced:
-                self._add_produced_checkpoint(conn, run, ckpt, result_id)
-            record = self._result_records(conn, [r.c.id == result_id])[0]
-        return record, True
+            .on_conflict_do_nothing(index_elements=["cache_key"])
+            .returning(r.c.id)
+        )
+        result_id = conn.execute(stmt).scalar_one_or_none()
+        if result_id is None:  # an identical request committed first
+            return conn.execute(select(r.c.id).where(r.c.cache_key == new.cache_key)).scalar_one(), False
+        if new.inputs:
+            conn.execute(
+                m.ResultInputRow.__table__.insert(),
+                [
+                    {"result_id": result_id, "role": role, "position": pos, "checkpoint_id": cid}
+                    for role, pos, cid in new.inputs
+                ],
+            )
+        if new.params:
+            conn.execute(
+                m.ResultParamRow.__table__.insert(),
+                [{"result_id": result_id, "key": k, **_param_columns(v)} for k, v in new.params.items()],
+            )
+        if new.scalars:
+            conn.execute(
+                m.ResultScalarRow.__table__.insert(),
+                [{"result_id": result_id, "key": k, "value": float(v)} for k, v in new.scalars.items()],
+            )
+        if new.arrays:
+            conn.execute(
+                m.ResultArrayRow.__table__.insert(),
+                [
+                    {
+                        "result_id": result_id,
+                        "name": name,
+                        "blob_digest": new.artifact_digest,
+                        "dtype": dtype,
+                        "shape": list(shape),
+                    }
+                    for name, (dtype, shape) in new.arrays.items()
+                ],
+            )
+        for run, ckpt in produced:
+            self._add_produced_checkpoint(conn, run, ckpt, result_id)
+        return result_id, True
 
-    def _add_produced_checkpoint(self: Catalog, conn: Connection, run: NewRun, ckpt: NewCheckpoint, result_id: int) -> None:
+    def _add_produced_checkpoint(
+        self: Catalog, conn: Connection, run: NewRun, ckpt: NewCheckpoint, result_id: int
+    ) -> None:
         from lsdb.catalog.store import CHECKPOINT_MEDIA_TYPE, now_ms
 
         run_id, _ = self._ensure_run(conn, run)
         self._add_blob(conn, ckpt.blob_digest, ckpt.blob_size, CHECKPOINT_MEDIA_TYPE, ckpt.blob_path)
         c = m.CheckpointRow.__table__
         stmt = self._insert(conn, c).values(
-            run_id=run_id, step=ckpt.step, epoch=ckpt.epoch, label=ckpt.label, tensor_digest=ckpt.tensor_digest,
-            schema_digest=ckpt.schema_digest, n_params=ckpt.n_params, n_tensors=ckpt.n_tensors,
-            blob_digest=ckpt.blob_digest, source_path=None, produced_by=result_id, meta=ckpt.meta,
+            run_id=run_id,
+            step=ckpt.step,
+            epoch=ckpt.epoch,
+            label=ckpt.label,
+            tensor_digest=ckpt.tensor_digest,
+            schema_digest=ckpt.schema_digest,
+            n_params=ckpt.n_params,
+            n_tensors=ckpt.n_tensors,
+            blob_digest=ckpt.blob_digest,
+            source_path=None,
+            produced_by=result_id,
+            meta=ckpt.meta,
             created_at=now_ms(),
         )
         conn.execute(stmt.on_conflict_do_nothing(index_elements=["run_id", "tensor_digest"]))
@@ -145,8 +189,17 @@ class ResultsMixin:
         c = m.CheckpointRow.__table__
         rn = m.RunRow.__table__
         q = (
-            select(ri.c.result_id, ri.c.role, ri.c.position, ri.c.checkpoint_id, rn.c.name, rn.c.project,
-                   c.c.step, c.c.epoch, c.c.tensor_digest)
+            select(
+                ri.c.result_id,
+                ri.c.role,
+                ri.c.position,
+                ri.c.checkpoint_id,
+                rn.c.name,
+                rn.c.project,
+                c.c.step,
+                c.c.epoch,
+                c.c.tensor_digest,
+            )
             .join(c, c.c.id == ri.c.checkpoint_id)
             .join(rn, rn.c.id == c.c.run_id)
             .where(ri.c.result_id.in_(ids))
@@ -163,12 +216,26 @@ class ResultsMixin:
             produced[row.produced_by].append(row.id)
         return [
             ResultRecord(
-                id=row.id, analysis=row.analysis, analysis_version=row.analysis_version, cache_key=row.cache_key,
-                job_id=row.job_id, device=row.device, seed=row.seed, wall_seconds=row.wall_seconds,
-                dataset_spec=row.dataset_spec, artifact_digest=row.artifact_digest, lsdb_version=row.lsdb_version,
-                plugin_name=row.plugin_name, plugin_version=row.plugin_version, torch_version=row.torch_version,
-                created_at=row.created_at, params=params[row.id], scalars=scalars[row.id], inputs=inputs[row.id],
-                arrays=arrays[row.id], produced=produced[row.id],
+                id=row.id,
+                analysis=row.analysis,
+                analysis_version=row.analysis_version,
+                cache_key=row.cache_key,
+                job_id=row.job_id,
+                device=row.device,
+                seed=row.seed,
+                wall_seconds=row.wall_seconds,
+                dataset_spec=row.dataset_spec,
+                artifact_digest=row.artifact_digest,
+                lsdb_version=row.lsdb_version,
+                plugin_name=row.plugin_name,
+                plugin_version=row.plugin_version,
+                torch_version=row.torch_version,
+                created_at=row.created_at,
+                params=params[row.id],
+                scalars=scalars[row.id],
+                inputs=inputs[row.id],
+                arrays=arrays[row.id],
+                produced=produced[row.id],
             )
             for row in rows
         ]

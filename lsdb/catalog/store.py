@@ -135,7 +135,9 @@ class Catalog(ResultsMixin):
             num, text = _typed_value(value)
             p = m.RunParamRow.__table__
             ins = self._insert(conn, p).values(run_id=run_id, key=key, value_num=num, value_str=text)
-            conn.execute(ins.on_conflict_do_update(index_elements=["run_id", "key"], set_={"value_num": num, "value_str": text}))
+            conn.execute(
+                ins.on_conflict_do_update(index_elements=["run_id", "key"], set_={"value_num": num, "value_str": text})
+            )
         for key, value in tags.items():
             tg = m.RunTagRow.__table__
             ins = self._insert(conn, tg).values(run_id=run_id, key=key, value=str(value))
@@ -295,14 +297,29 @@ class Catalog(ResultsMixin):
         with self._read() as conn:
             return set(conn.execute(select(c.c.schema_digest).where(c.c.run_id == run_id).distinct()).scalars())
 
-    def _checkpoint_records(self, conn: Connection, where: list[Any], limit: int | None = None) -> list[CheckpointRecord]:
+    def _checkpoint_records(
+        self, conn: Connection, where: list[Any], limit: int | None = None
+    ) -> list[CheckpointRecord]:
         c = m.CheckpointRow.__table__
         r = m.RunRow.__table__
         q = (
             select(
-                c.c.id, c.c.run_id, r.c.project, r.c.name, c.c.step, c.c.epoch, c.c.label,
-                c.c.tensor_digest, c.c.schema_digest, c.c.n_params, c.c.n_tensors, c.c.blob_digest,
-                c.c.source_path, c.c.produced_by, type_coerce(c.c.meta, Text), c.c.created_at,
+                c.c.id,
+                c.c.run_id,
+                r.c.project,
+                r.c.name,
+                c.c.step,
+                c.c.epoch,
+                c.c.label,
+                c.c.tensor_digest,
+                c.c.schema_digest,
+                c.c.n_params,
+                c.c.n_tensors,
+                c.c.blob_digest,
+                c.c.source_path,
+                c.c.produced_by,
+                type_coerce(c.c.meta, Text),
+                c.c.created_at,
             )
             .join(r, r.c.id == c.c.run_id)
             .where(*where)
@@ -328,7 +345,8 @@ class Catalog(ResultsMixin):
         st = m.MetricSummaryRow.__table__
         with self._write() as conn:
             conn.execute(
-                mt.insert(), [{"run_id": run_id, "key": k, "step": s, "value": v, "logged_at": now} for k, s, v in items]
+                mt.insert(),
+                [{"run_id": run_id, "key": k, "step": s, "value": v, "logged_at": now} for k, s, v in items],
             )
             for key in {k for k, _, _ in items}:
                 vals = [(s, v) for k, s, v in items if k == key]
@@ -367,7 +385,10 @@ class Catalog(ResultsMixin):
     def list_blobs(self) -> list[BlobRecord]:
         b = m.BlobRow.__table__
         with self._read() as conn:
-            return [BlobRecord(*r) for r in conn.execute(select(b.c.digest, b.c.size, b.c.media_type, b.c.path, b.c.created_at))]
+            return [
+                BlobRecord(*r)
+                for r in conn.execute(select(b.c.digest, b.c.size, b.c.media_type, b.c.path, b.c.created_at))
+            ]
 
     def referenced_blob_digests(self) -> set[str]:
         """Digests some checkpoint or result refers to."""
@@ -384,9 +405,21 @@ class Catalog(ResultsMixin):
             return []
         b = m.BlobRow.__table__
         with self._write() as conn:
-            live = set(conn.execute(select(m.CheckpointRow.blob_digest).where(m.CheckpointRow.blob_digest.in_(digests))).scalars())
-            live |= set(conn.execute(select(m.ResultArrayRow.blob_digest).where(m.ResultArrayRow.blob_digest.in_(digests))).scalars())
-            live |= set(conn.execute(select(m.ResultRow.artifact_digest).where(m.ResultRow.artifact_digest.in_(digests))).scalars())
+            live = set(
+                conn.execute(
+                    select(m.CheckpointRow.blob_digest).where(m.CheckpointRow.blob_digest.in_(digests))
+                ).scalars()
+            )
+            live |= set(
+                conn.execute(
+                    select(m.ResultArrayRow.blob_digest).where(m.ResultArrayRow.blob_digest.in_(digests))
+                ).scalars()
+            )
+            live |= set(
+                conn.execute(
+                    select(m.ResultRow.artifact_digest).where(m.ResultRow.artifact_digest.in_(digests))
+                ).scalars()
+            )
             dead = [d for d in digests if d not in live]
             if dead:
                 conn.execute(delete(b).where(b.c.digest.in_(dead)))
@@ -397,7 +430,14 @@ def _is_connection_error(exc: OperationalError) -> bool:
     text = str(exc.orig).lower() if exc.orig is not None else str(exc).lower()
     return any(
         s in text
-        for s in ("connection", "could not connect", "unable to open", "server closed", "does not exist", "authentication")
+        for s in (
+            "connection",
+            "could not connect",
+            "unable to open",
+            "server closed",
+            "does not exist",
+            "authentication",
+        )
     )
 
 

@@ -48,8 +48,13 @@ def run(
     from lsdb.analyses.runner import AnalysisRequest
 
     request = AnalysisRequest(
-        analysis=analysis, inputs=list(inputs or []), params=parse_params(param), dataset=dataset, seed=seed,
-        project=project, dtype=dtype,
+        analysis=analysis,
+        inputs=list(inputs or []),
+        params=parse_params(param),
+        dataset=dataset,
+        seed=seed,
+        project=project,
+        dtype=dtype,
     )
     catalog = state(ctx).catalog()
     if not inline:
@@ -63,12 +68,21 @@ def run(
 
     prepared = prepare(catalog, request)
     with Progress(
-        TextColumn(f"{analysis}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
-        TextColumn("{task.description}"), transient=True, disable=format is not Format.table,
+        TextColumn(f"{analysis}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        transient=True,
+        disable=format is not Format.table,
     ) as bar:
         task = bar.add_task("", total=1.0)
         result, computed = run_analysis(
-            catalog, request, device=device, force=force, prepared=prepared,
+            catalog,
+            request,
+            device=device,
+            force=force,
+            prepared=prepared,
             progress=lambda f, msg: bar.update(task, completed=f, description=msg),
         )
     show_result_summary(result, computed, format)
@@ -94,12 +108,17 @@ def analyses(ctx: typer.Context, format: Format = typer.Option(Format.table, "--
 
     rows = []
     for spec in sorted(get_plugins().analyses().values(), key=lambda s: s.name):
-        rows.append({
-            "analysis": spec.name, "version": spec.version, "plugin": spec.plugin,
-            "inputs": ", ".join(f"{s.role}" + ("" if s.min == s.max == 1 else f"[{s.min}..{s.max or ''}]")
-                                for s in spec.inputs),
-            "summary": spec.summary,
-        })
+        rows.append(
+            {
+                "analysis": spec.name,
+                "version": spec.version,
+                "plugin": spec.plugin,
+                "inputs": ", ".join(
+                    f"{s.role}" + ("" if s.min == s.max == 1 else f"[{s.min}..{s.max or ''}]") for s in spec.inputs
+                ),
+                "summary": spec.summary,
+            }
+        )
     render(rows, format, ["analysis", "version", "plugin", "inputs", "summary"])
 
 
@@ -113,8 +132,18 @@ def analyses_show(name: str, format: Format = typer.Option(Format.table, "--form
     params = describe_params(spec)
     inputs = [{"role": s.role, "kind": s.kind, "min": s.min, "max": s.max, "help": s.help} for s in spec.inputs]
     if format is Format.json:
-        render_mapping({"name": spec.name, "version": spec.version, "plugin": spec.plugin, "resources": spec.resources,
-                        "description": spec.description, "inputs": inputs, "params": params}, format)
+        render_mapping(
+            {
+                "name": spec.name,
+                "version": spec.version,
+                "plugin": spec.plugin,
+                "resources": spec.resources,
+                "description": spec.description,
+                "inputs": inputs,
+                "params": params,
+            },
+            format,
+        )
         return
     typer.echo(f"{spec.name} (version {spec.version}, plugin {spec.plugin}, resources {spec.resources})\n")
     typer.echo((spec.description or "").strip() + "\n")
@@ -127,8 +156,15 @@ def plugins(format: Format = typer.Option(Format.table, "--format")) -> None:
     from lsdb.plugins import plugin_infos
 
     rows = [
-        {"plugin": p.name, "version": p.version, "source": p.source, "module": p.module, "hooks": p.hooks,
-         "analyses": p.analyses, "error": p.error}
+        {
+            "plugin": p.name,
+            "version": p.version,
+            "source": p.source,
+            "module": p.module,
+            "hooks": p.hooks,
+            "analyses": p.analyses,
+            "error": p.error,
+        }
         for p in plugin_infos()
     ]
     if format is not Format.json:

@@ -40,8 +40,14 @@ def runs(
     metric_keys: list[str] = sorted({k for r in records for k in r.metrics})
     for r in records:
         row = {
-            "id": r.id, "project": r.project, "run": r.name, "model": _spec(r.model_spec),
-            "dataset": _spec(r.dataset_spec), "loss": r.loss, "status": r.status, "checkpoints": r.n_checkpoints,
+            "id": r.id,
+            "project": r.project,
+            "run": r.name,
+            "model": _spec(r.model_spec),
+            "dataset": _spec(r.dataset_spec),
+            "loss": r.loss,
+            "status": r.status,
+            "checkpoints": r.n_checkpoints,
         }
         row.update({k: r.metrics.get(k) for k in metric_keys})
         rows.append(row)
@@ -62,8 +68,15 @@ def checkpoints(
         return
     rows = [
         {
-            "id": r.id, "project": r.project, "run": r.run, "step": r.step, "epoch": r.epoch, "params": r.n_params,
-            "tensor_digest": r.tensor_digest[:12], "schema": r.schema_digest[:12], "created": fmt_time(r.created_at),
+            "id": r.id,
+            "project": r.project,
+            "run": r.run,
+            "step": r.step,
+            "epoch": r.epoch,
+            "params": r.n_params,
+            "tensor_digest": r.tensor_digest[:12],
+            "schema": r.schema_digest[:12],
+            "created": fmt_time(r.created_at),
         }
         for r in records
     ]

@@ -50,8 +50,13 @@ def ingest(
     from lsdb.runs import make_new_run
 
     new_run = make_new_run(
-        run, project, model=model, dataset=dataset, loss=loss,
-        params=parse_pairs(param, "--param"), tags=parse_pairs(tag, "--tag"),
+        run,
+        project,
+        model=model,
+        dataset=dataset,
+        loss=loss,
+        params=parse_pairs(param, "--param"),
+        tags=parse_pairs(tag, "--tag"),
     )
     check = None
     if new_run.model_spec is not None and new_run.dataset_spec is not None:
@@ -60,12 +65,23 @@ def ingest(
         check = state_dict_check(new_run.model_spec, new_run.dataset_spec)
     catalog = state(ctx).catalog()
     with Progress(
-        TextColumn("ingest"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        TextColumn("{task.description}"), transient=True, disable=format is not Format.table,
+        TextColumn("ingest"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.description}"),
+        transient=True,
+        disable=format is not Format.table,
     ) as bar:
         task = bar.add_task("", total=None)
         report = run_ingest(
-            catalog, paths, new_run, step=step, epoch=epoch, recursive=recursive, check=check,
+            catalog,
+            paths,
+            new_run,
+            step=step,
+            epoch=epoch,
+            recursive=recursive,
+            check=check,
             on_start=lambda n: bar.update(task, total=n),
             on_file=lambda o: bar.update(task, advance=1, description=Path(o.path).name),
         )

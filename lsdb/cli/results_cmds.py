@@ -36,8 +36,16 @@ def results(
     for r in records:
         inputs = ", ".join(f"{i.run}@{i.step}" if i.step is not None else f"#{i.checkpoint_id}" for i in r.inputs[:3])
         scalars = ", ".join(f"{k}={v:.4g}" for k, v in sorted(r.scalars.items())[:4])
-        rows.append({"id": r.id, "analysis": r.analysis, "inputs": inputs + (" ..." if len(r.inputs) > 3 else ""),
-                     "scalars": scalars, "seconds": r.wall_seconds, "created": fmt_time(r.created_at)})
+        rows.append(
+            {
+                "id": r.id,
+                "analysis": r.analysis,
+                "inputs": inputs + (" ..." if len(r.inputs) > 3 else ""),
+                "scalars": scalars,
+                "seconds": r.wall_seconds,
+                "created": fmt_time(r.created_at),
+            }
+        )
     render(rows, format, ["id", "analysis", "inputs", "scalars", "seconds", "created"])
 
 
@@ -48,14 +56,30 @@ def show(ctx: typer.Context, result_id: int, format: Format = typer.Option(Forma
     if format is Format.json:
         render_mapping(r.to_dict(), format)
         return
-    render_mapping({
-        "id": r.id, "analysis": f"{r.analysis} v{r.analysis_version}", "plugin": f"{r.plugin_name} {r.plugin_version}",
-        "created": fmt_time(r.created_at), "device": r.device, "seed": r.seed, "seconds": r.wall_seconds,
-        "dataset": r.dataset_spec, "cache_key": r.cache_key, "artifact": r.artifact_digest, "job": r.job_id,
-        "produced checkpoints": r.produced,
-    })
-    render([{"role": i.role, "position": i.position, "checkpoint": i.checkpoint_id, "run": i.run, "step": i.step}
-            for i in r.inputs], format, title="inputs")
+    render_mapping(
+        {
+            "id": r.id,
+            "analysis": f"{r.analysis} v{r.analysis_version}",
+            "plugin": f"{r.plugin_name} {r.plugin_version}",
+            "created": fmt_time(r.created_at),
+            "device": r.device,
+            "seed": r.seed,
+            "seconds": r.wall_seconds,
+            "dataset": r.dataset_spec,
+            "cache_key": r.cache_key,
+            "artifact": r.artifact_digest,
+            "job": r.job_id,
+            "produced checkpoints": r.produced,
+        }
+    )
+    render(
+        [
+            {"role": i.role, "position": i.position, "checkpoint": i.checkpoint_id, "run": i.run, "step": i.step}
+            for i in r.inputs
+        ],
+        format,
+        title="inputs",
+    )
     render([{"param": k, "value": v} for k, v in sorted(r.params.items())], format, title="params")
     render([{"scalar": k, "value": v} for k, v in sorted(r.scalars.items())], format, title="scalars")
     render([{"array": k, **v} for k, v in r.arrays.items()], format, title="arrays")

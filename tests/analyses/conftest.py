@@ -28,7 +28,16 @@ def digits_run(cli, tmp_path: Path):  # type: ignore[no-untyped-def]
     for seed in (0, 1):
         model = build_model("mlp:widths=[16]", data.input_shape, data.num_classes, seed=seed)
         torch.save(model.state_dict(), tmp_path / f"m{seed}.pt")
-    r = cli("ingest", tmp_path / "m0.pt", tmp_path / "m1.pt", "--run", "mlp", "--model", "mlp:widths=[16]",
-            "--dataset", "digits")
+    r = cli(
+        "ingest",
+        tmp_path / "m0.pt",
+        tmp_path / "m1.pt",
+        "--run",
+        "mlp",
+        "--model",
+        "mlp:widths=[16]",
+        "--dataset",
+        "digits",
+    )
     assert r.exit_code == 0, r.stderr
     return "mlp"

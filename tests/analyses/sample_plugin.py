@@ -32,14 +32,27 @@ def loss_at(ctx, inputs, params: LossParams) -> AnalysisOutput:  # type: ignore[
 def average(ctx, inputs, params) -> AnalysisOutput:  # type: ignore[no-untyped-def]
     states = [c.state() for c in inputs["members"]]
     avg = {k: sum(s[k] for s in states) / len(states) for k in states[0]}
-    return AnalysisOutput(scalars={"n": float(len(states))},
-                          checkpoints=[NewCheckpointOutput(tensors=avg, label="average")])
+    return AnalysisOutput(
+        scalars={"n": float(len(states))}, checkpoints=[NewCheckpointOutput(tensors=avg, label="average")]
+    )
 
 
-LOSS_AT = AnalysisSpec(name="loss-at", version=1, run=loss_at, params=LossParams,
-                       inputs=(Slot("theta"),), description="Loss and accuracy at one checkpoint.")
-AVERAGE = AnalysisSpec(name="average", version=1, run=average, inputs=(Slot("members", min=2, max=None),),
-                       description="Average of checkpoints, stored as a new checkpoint.", needs_data=False)
+LOSS_AT = AnalysisSpec(
+    name="loss-at",
+    version=1,
+    run=loss_at,
+    params=LossParams,
+    inputs=(Slot("theta"),),
+    description="Loss and accuracy at one checkpoint.",
+)
+AVERAGE = AnalysisSpec(
+    name="average",
+    version=1,
+    run=average,
+    inputs=(Slot("members", min=2, max=None),),
+    description="Average of checkpoints, stored as a new checkpoint.",
+    needs_data=False,
+)
 
 
 @hookimpl

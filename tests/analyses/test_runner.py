@@ -33,7 +33,9 @@ def test_inline_run_matches_direct_computation_and_caches(cli, catalog, sample_p
     assert abs(first["scalars"]["loss"] - _direct_loss(catalog, 2, "test")) < 1e-5
     again = json.loads(cli("run", "loss-at", "2", "-p", "split=test", "--inline", "--format", "json").stdout)
     assert again["id"] == first["id"] and again["computed"] is False
-    forced = json.loads(cli("run", "loss-at", "2", "-p", "split=test", "--inline", "--force", "--format", "json").stdout)
+    forced = json.loads(
+        cli("run", "loss-at", "2", "-p", "split=test", "--inline", "--force", "--format", "json").stdout
+    )
     assert forced["computed"] is True and forced["cache_key"] == first["cache_key"]
     assert len(catalog.list_results()) == 1
 
@@ -100,7 +102,9 @@ def _error(r) -> str:  # type: ignore[no-untyped-def]
 
 
 def test_unknown_analysis_lists_them(cli, sample_plugin) -> None:  # type: ignore[no-untyped-def]
-    assert "available:" in _error(cli("run", "nope", "--inline")) and "loss-at" in _error(cli("run", "nope", "--inline"))
+    assert "available:" in _error(cli("run", "nope", "--inline")) and "loss-at" in _error(
+        cli("run", "nope", "--inline")
+    )
 
 
 def test_wrong_number_of_inputs(cli, sample_plugin, digits_run) -> None:  # type: ignore[no-untyped-def]

@@ -10,8 +10,14 @@ from lsdb.errors import BadInput, NotFound
 
 def _ckpt(digest: str, step: int | None = None, schema: str = "s" * 64) -> NewCheckpoint:
     return NewCheckpoint(
-        tensor_digest=digest, schema_digest=schema, n_params=10, n_tensors=2, blob_digest=digest,
-        blob_size=100, blob_path=f"objects/sha256/{digest[:2]}/{digest[2:]}", step=step,
+        tensor_digest=digest,
+        schema_digest=schema,
+        n_params=10,
+        n_tensors=2,
+        blob_digest=digest,
+        blob_size=100,
+        blob_path=f"objects/sha256/{digest[:2]}/{digest[2:]}",
+        step=step,
     )
 
 

@@ -95,7 +95,9 @@ def test_two_processes_creating_one_catalog_do_not_race(tmp_path: Path) -> None:
         "import sys; from lsdb import open_catalog; "
         f"c = open_catalog({url!r}, {str(tmp_path / 'store')!r}); print(len(c.list_runs()))"
     )
-    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(4)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(4)
+    ]
     outs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0] * 4, [o[1].decode()[-500:] for o in outs]
     assert current_revision(make_engine(url)) == head_revision()

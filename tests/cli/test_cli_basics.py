@@ -70,8 +70,13 @@ def test_unknown_command_and_bad_option_exit_nonzero(cli) -> None:  # type: igno
 
 def test_console_script_runs(tmp_path: Path) -> None:
     env = {**os.environ, "LSDB_HOME": str(tmp_path / "h")}
-    out = subprocess.run([sys.executable, "-m", "lsdb.cli.app", "runs", "--format", "json"], env=env,
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "lsdb.cli.app", "runs", "--format", "json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == []
 

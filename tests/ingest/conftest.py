@@ -44,7 +44,8 @@ def snapshot(catalog, store: Path) -> tuple[object, ...]:  # type: ignore[no-unt
 
     with catalog.engine.connect() as conn:
         counts = tuple(
-            (t.name, conn.execute(select(func.count()).select_from(t)).scalar_one()) for t in Base.metadata.sorted_tables
+            (t.name, conn.execute(select(func.count()).select_from(t)).scalar_one())
+            for t in Base.metadata.sorted_tables
         )
     files = tuple(sorted(str(p.relative_to(store)) for p in store.rglob("*") if p.is_file())) if store.exists() else ()
     return counts, files

@@ -18,8 +18,21 @@ def test_two_processes_ingest_the_same_files(db_url: str, tmp_path: Path) -> Non
     for i in range(12):  # every set of weights appears twice under different names
         torch.save(make_state(i % distinct, width=32), folder / f"ckpt_{i:03d}.pt")
     store = tmp_path / "store"
-    cmd = [sys.executable, "-m", "lsdb.cli.app", "--db", db_url, "--store", str(store), "ingest", str(folder),
-           "--run", "shared", "--format", "json"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "lsdb.cli.app",
+        "--db",
+        db_url,
+        "--store",
+        str(store),
+        "ingest",
+        str(folder),
+        "--run",
+        "shared",
+        "--format",
+        "json",
+    ]
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
     outs = [p.communicate(timeout=180) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [o[1].decode()[-800:] for o in outs]

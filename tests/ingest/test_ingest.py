@@ -113,13 +113,17 @@ def _assert_clean_failure(cli, catalog, store_root, args, *needles) -> str:  # t
 
 
 def test_missing_path(cli, catalog, store_root, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    _assert_clean_failure(cli, catalog, store_root, ["ingest", tmp_path / "nope.pt", "--run", "r"], "nope.pt", "no such")
+    _assert_clean_failure(
+        cli, catalog, store_root, ["ingest", tmp_path / "nope.pt", "--run", "r"], "nope.pt", "no such"
+    )
 
 
 def test_directory_without_checkpoints(cli, catalog, store_root, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "readme.txt").write_text("hi")
-    _assert_clean_failure(cli, catalog, store_root, ["ingest", tmp_path / "empty", "--run", "r"], "empty", "no checkpoint")
+    _assert_clean_failure(
+        cli, catalog, store_root, ["ingest", tmp_path / "empty", "--run", "r"], "empty", "no checkpoint"
+    )
 
 
 def test_truncated_pt(cli, catalog, store_root, make_checkpoint) -> None:  # type: ignore[no-untyped-def]

@@ -18,8 +18,16 @@ def _hook_functions() -> list[str]:
 
 def test_every_hook_is_documented_and_typed() -> None:
     names = _hook_functions()
-    assert {"register_analyses", "register_models", "register_datasets", "register_checkpoint_formats",
-            "register_commands", "register_renderers", "checkpoint_ingested", "job_finished"} <= set(names)
+    assert {
+        "register_analyses",
+        "register_models",
+        "register_datasets",
+        "register_checkpoint_formats",
+        "register_commands",
+        "register_renderers",
+        "checkpoint_ingested",
+        "job_finished",
+    } <= set(names)
     for name in names:
         fn = getattr(hookspecs, name)
         assert fn.__doc__ and len(fn.__doc__.strip()) > 20, f"hook {name} is undocumented"
@@ -42,8 +50,13 @@ def _plugins_json(extra: str, strict: bool = False) -> subprocess.CompletedProce
     env = {**os.environ, "LSDB_EXTRA_PLUGINS": extra}
     if strict:
         env["LSDB_STRICT_PLUGINS"] = "1"
-    return subprocess.run([sys.executable, "-m", "lsdb.cli.app", "plugins", "--format", "json"], env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "lsdb.cli.app", "plugins", "--format", "json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.mark.parametrize(

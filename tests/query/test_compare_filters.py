@@ -15,9 +15,7 @@ def matched(catalog: Any, where: str, **kwargs: Any) -> list[str]:
     return [row["run"] for row in compare(catalog, where=where, columns="run", **kwargs).rows]
 
 
-@pytest.mark.parametrize(
-    ("where", "runs"),
-    [
+CASES = [
         ("lr > 0.05", ["a", "c", "x"]),
         ("param.lr > 0.05", ["a", "c", "x"]),
         ("lr <= 0.01", ["b", "d"]),
@@ -49,10 +47,13 @@ def matched(catalog: Any, where: str, **kwargs: Any) -> list[str]:
         ("model = vgg", ["c", "d"]),
         ("model IS NULL", ["e", "x"]),
         ("status = complete AND run_id <= 2", ["a", "b"]),
-    ],
-)
-def test_where_matches(zoo: Any, where: str, runs: list[str]) -> None:
-    assert sorted(matched(zoo, where)) == runs
+]
+
+
+def test_where_matches(zoo: Any) -> None:
+    """Every operator on every kind of key (one catalog, many expressions: fast on both backends)."""
+    wrong = {where: sorted(matched(zoo, where)) for where, runs in CASES if sorted(matched(zoo, where)) != runs}
+    assert wrong == {}
 
 
 def test_numbers_compare_numerically_not_as_text(zoo: Any) -> None:
@@ -111,20 +112,27 @@ INJECTIONS = {
 }
 
 
-@pytest.mark.parametrize("where", list(INJECTIONS))
-def test_injection_attempts_are_just_strings(zoo: Any, where: str) -> None:
-    assert sorted(matched(zoo, where)) == INJECTIONS[where]
+def test_injection_attempts_are_just_strings(zoo: Any) -> None:
+    got = {where: sorted(matched(zoo, where)) for where in INJECTIONS}
+    assert got == INJECTIONS
     assert len(compare(zoo).rows) == 6
 
 
-@pytest.mark.parametrize(
-    "where",
-    ["name = 'x' OR 1=1 --", "lr > 0) OR (1=1", "lr > 0; DROP TABLE runs", "lr = 1 UNION SELECT * FROM runs",
-     "lr = 0.1 -- comment", "\"lr\" = 1", "param.x'-- = 1"],
-)
-def test_injection_attempts_are_syntax_errors(zoo: Any, where: str) -> None:
-    with pytest.raises(BadInput, match=r"^--where: .* column \d+"):
-        compare(zoo, where=where)
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_injection_attempts_are_syntax_errors(zoo: Any, backend: str) -> None:
+    bad = {
+        "name = 'x' OR 1=1 --": "expected a key name at column 16, found '1'",
+        "lr > 0) OR (1=1": "unexpected ')' at column 7",
+        "lr > 0; DROP TABLE runs": "unexpected character ';' at column 7",
+        "lr = 1 UNION SELECT * FROM runs": "unexpected 'UNION' at column 8",
+        "lr = 0.1 -- comment": "unexpected character '-' at column 10",
+        "\"lr\" = 1": "expected a key name at column 1, found '\"lr\"'",
+        "param.x'-- = 1": "expected an operator",
+    }
+    for where, message in bad.items():
+        with pytest.raises(BadInput) as err:
+            compare(zoo, where=where)
+        assert str(err.value).startswith(f"--where: {message}"), where
     assert len(compare(zoo).rows) == 6
 
 

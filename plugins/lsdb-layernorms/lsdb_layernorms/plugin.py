@@ -28,8 +28,10 @@ def layer_norms(ctx: Any, inputs: Mapping[str, list[Any]], params: Params) -> An
     theta = inputs["theta"][0].state()
     other = inputs["other"][0].state() if inputs.get("other") else None
     names = sorted(
-        k for k, v in theta.items()
-        if v.is_floating_point() and v.numel() >= params.min_numel
+        k
+        for k, v in theta.items()
+        if v.is_floating_point()
+        and v.numel() >= params.min_numel
         and (params.include_buffers or not k.endswith(("running_mean", "running_var")))
     )
     norms = np.array([theta[k].double().norm().item() for k in names])
