@@ -6,12 +6,14 @@ PYTEST_ARGS ?=
 
 .PHONY: install demo test test-fast lint bench clean
 
-$(VENV)/.installed: pyproject.toml setup.py
+$(VENV)/.installed: pyproject.toml setup.py plugins/lsdb-layernorms/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# the CPU wheel first: a bare `torch` requirement could pull a multi-GB CUDA build
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[dev]"
+	# the example third-party plugin, so its entry point is exercised by the tests
+	$(PY) -m pip install -q --no-deps -e plugins/lsdb-layernorms
 	touch $@
 
 install: $(VENV)/.installed

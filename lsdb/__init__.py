@@ -15,12 +15,15 @@ helpers for tests in `lsdb.testing`.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from lsdb.catalog import Catalog
+    from lsdb.record import Recorder
 
 _LAZY = {
     "hookimpl": ("lsdb.hookspecs", "hookimpl"),
@@ -57,4 +60,25 @@ def open_catalog(url: str | None = None, store: str | os.PathLike[str] | None = 
     return Catalog(Settings.resolve(url, store))
 
 
-__all__ = ["__version__", "open_catalog", *_LAZY]
+def record(
+    run: str,
+    model: str | dict[str, Any] | None = None,
+    dataset: str | dict[str, Any] | None = None,
+    project: str = "default",
+    params: Mapping[str, Any] | None = None,
+    tags: Mapping[str, str] | None = None,
+    catalog: Catalog | None = None,
+    loss: str | None = None,
+) -> AbstractContextManager[Recorder]:
+    """Record checkpoints and metrics from your own training loop into run `project/run`.
+
+    ``with lsdb.record(...) as rec:`` then ``rec.checkpoint(model, step=..., metrics={...})`` and
+    ``rec.log(key, value, step)``. The run ends ``complete``, or ``incomplete`` if the block
+    raises. See `lsdb.record.record`.
+    """
+    from lsdb.record import record as _record
+
+    return _record(run, model, dataset, project, params, tags, catalog, loss)
+
+
+__all__ = ["__version__", "open_catalog", "record", *_LAZY]

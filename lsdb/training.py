@@ -23,6 +23,7 @@ import json
 import queue
 import struct
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
@@ -40,6 +41,9 @@ RESUME_FORMAT = "lsdb-train-state/1"
 #: Settings a resumed run may change; every other hyperparameter must stay what the run used.
 RESUMABLE_CHANGES = ("epochs", "save_every", "save_unit", "eval_batch_size", "log_every")
 _WRITE_AHEAD = 4  # snapshots queued before training waits for the writer (bounds memory)
+#: Metrics are written at most this often (and always at the end): a transaction per epoch
+#: costs more than a digits epoch. Checkpoints are never delayed.
+METRICS_FLUSH_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -152,7 +156,7 @@ def train_run(
     run = catalog.add_run(new_run)
     catalog.set_run_status(run.id, "running")
     logged = {(m.key, m.step) for m in catalog.list_metrics(run.id)} if start is not None else set()
-    writer = _Writer(catalog, NewRun(name, project), background_writes)
+    writer = _Writer(catalog, NewRun(name, project), run.id, background_writes)
     n_batches = -(-len(data.train[0]) // cfg.batch_size)
     total = cfg.epochs * n_batches
     ok = False
@@ -211,9 +215,7 @@ def _train(
         writer.put(write)
 
     def on_epoch(metrics: dict[str, float], epoch: int, step: int) -> None:
-        items = [(k, step, v) for k, v in metrics.items() if (k, step) not in logged]
-        if items:
-            writer.put(lambda: catalog.add_metrics(run_id, items))
+        writer.add_metrics([(k, step, v) for k, v in metrics.items() if (k, step) not in logged])
         if progress is not None:
             progress(TrainProgress(step, total, float(epoch), None, metrics))
 
@@ -243,9 +245,11 @@ class _Writer:
     `put` (or at `close`), so training never runs on while its checkpoints are not being saved.
     """
 
-    def __init__(self, catalog: Catalog, run: NewRun, background: bool) -> None:
-        self.catalog, self.run = catalog, run
+    def __init__(self, catalog: Catalog, run: NewRun, run_id: int, background: bool) -> None:
+        self.catalog, self.run, self.run_id = catalog, run, run_id
         self.saved: list[CheckpointRecord] = []
+        self.metrics: list[tuple[str, int, float]] = []
+        self._flushed = time.monotonic()
         self.error: BaseException | None = None
         self._queue: queue.Queue[Callable[[], Any] | None] = queue.Queue(maxsize=_WRITE_AHEAD)
         self._thread = threading.Thread(target=self._loop, name="lsdb-train-writer", daemon=True) if background else None
@@ -260,6 +264,17 @@ class _Writer:
         else:
             self._queue.put(job)
 
+    def add_metrics(self, items: list[tuple[str, int, float]]) -> None:
+        """Buffer metric values; hand them to the thread every `METRICS_FLUSH_S` seconds."""
+        self.metrics.extend(items)
+        if self.metrics and time.monotonic() - self._flushed >= METRICS_FLUSH_S:
+            self.flush_metrics()
+
+    def flush_metrics(self) -> None:
+        items, self.metrics, self._flushed = self.metrics, [], time.monotonic()
+        if items:
+            self.put(lambda: self.catalog.add_metrics(self.run_id, items))
+
     def _record(self, value: Any) -> None:
         if isinstance(value, CheckpointRecord):
             self.saved.append(value)
@@ -273,7 +288,12 @@ class _Writer:
                     self.error = exc
 
     def close(self, raise_error: bool = True) -> None:
-        """Finish every queued write; then raise the first write error, if any."""
+        """Write the buffered metrics, finish every queued write; then raise the first write error, if any."""
+        if self.error is None:
+            try:
+                self.flush_metrics()
+            except BaseException as exc:  # inline writes fail here
+                self.error = exc
         if self._thread is not None:
             self._queue.put(None)
             self._thread.join()

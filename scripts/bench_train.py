@@ -91,20 +91,26 @@ def main() -> None:
         for fn in variants.values():  # warm-up: imports, allocator, SQLite file
             fn()
         times: dict[str, list[float]] = {k: [] for k in variants}
+        cpu: dict[str, list[float]] = {k: [] for k in variants}
         for _ in range(args.repeats):
             for name, fn in variants.items():
+                before = time.process_time()
                 times[name].append(fn())
+                cpu[name].append(time.process_time() - before)
         catalog.close()
     med = {k: statistics.median(v) for k, v in times.items()}
+    med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
     steps = e * -(-len(load_dataset(DATASET).train[0]) // b)
     print(f"{MODEL} on {DATASET}: {e} epochs x batch {b} = {steps} steps, torch threads {torch.get_num_threads()}, "
           f"median of {args.repeats}")
     for name, t in med.items():
-        print(f"  {name:<20} {t * 1000:8.1f} ms  {steps / t:8.0f} steps/s  (runs: {', '.join(f'{x:.3f}' for x in times[name])})")
+        runs = ", ".join(f"{x:.3f}" for x in times[name])
+        print(f"  {name:<20} {t * 1000:8.1f} ms wall {med_cpu[name] * 1000:8.1f} ms cpu {steps / t:7.0f} steps/s  (runs: {runs})")
     print(f"service/epoch vs plain:         {med['service/epoch'] / med['plain']:.2f}x  (goal <= 1.3x)")
     print(f"service/epoch vs plain+eval:    {med['service/epoch'] / med['plain+eval']:.2f}x")
     print(f"save every epoch vs never:      {100 * (med['service/epoch'] / med['service/never'] - 1):+.1f}%  (goal < 10%)")
     print(f"  same, synchronous writes:     {100 * (med['service/epoch-sync'] / med['service/never'] - 1):+.1f}%")
+    print(f"  extra CPU time per save:      {(med_cpu['service/epoch'] - med_cpu['service/never']) / max(1, e - 1) * 1000:.1f} ms")
 
 
 if __name__ == "__main__":

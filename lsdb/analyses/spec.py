@@ -76,6 +76,10 @@ class AnalysisOutput:
 
 
 RunFn = Callable[["Context", Mapping[str, "list[InputCheckpoint]"], Any], AnalysisOutput]
+#: ``tile(params, tile_size) -> [param overrides, one dict per tile]``; ``[]`` when one job will do.
+TileFn = Callable[[Any, int], "list[dict[str, Any]]"]
+#: ``merge(params, [output of each tile, in tile order]) -> the output of the whole request``.
+MergeFn = Callable[[Any, "list[AnalysisOutput]"], AnalysisOutput]
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,11 @@ class AnalysisSpec:
     same_schema: bool = True
     needs_data: bool = True
     plugin: str = ""
+    #: Fan-out (optional, both or neither): a queued request larger than a tile size becomes one
+    #: job per tile (the request's params updated with each override) plus a parent job that
+    #: merges their outputs. The merged output must equal what `run` returns for the whole request.
+    tile: TileFn | None = None
+    merge: MergeFn | None = None
 
     @property
     def summary(self) -> str:

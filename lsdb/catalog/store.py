@@ -23,6 +23,7 @@ from sqlalchemy.exc import OperationalError
 from lsdb.catalog import models as m
 from lsdb.catalog.engine import WRITE, db_now_ms, describe_connect_error, make_engine
 from lsdb.catalog.migrate import ensure_current
+from lsdb.catalog.queue import QueueMixin
 from lsdb.catalog.records import BlobRecord, CheckpointRecord, MetricRecord, NewCheckpoint, NewRun, RunRecord
 from lsdb.catalog.results import ResultsMixin
 from lsdb.config import Settings
@@ -36,7 +37,7 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class Catalog(ResultsMixin):
+class Catalog(ResultsMixin, QueueMixin):
     """The catalog database plus its content-addressed object store."""
 
     def __init__(self, settings: Settings, *, engine: Engine | None = None, check_schema: bool = True) -> None:

@@ -6,6 +6,8 @@ import sys
 
 import typer
 
+import lsdb.cli.jobs_cmds as jobs_cmds
+import lsdb.cli.train_cmds as train_cmds
 from lsdb.cli import analysis_cmds, catalog_cmds, compare_cmds, db_cmds, ingest_cmds, maintenance_cmds, results_cmds
 from lsdb.cli.state import State
 
@@ -34,7 +36,9 @@ catalog_cmds.register(app)
 maintenance_cmds.register(app)
 analysis_cmds.register(app)
 results_cmds.register(app)
+jobs_cmds.register(app)
 compare_cmds.register(app)
+train_cmds.register(app)
 
 
 def _wants_plugin_commands(args: list[str]) -> bool:

@@ -32,7 +32,7 @@ def compare(
     analysis: str = typer.Option(None, "--analysis", "-a", help="One row per result of this analysis."),
     columns: str = typer.Option(None, "--columns", "-c", help="Comma-separated keys to show."),
     sort: list[str] = typer.Option(
-        None, "--sort", "-s", help="KEY, KEY:desc or -KEY (write --sort=-KEY); comma-separated or repeated."
+        None, "--sort", "-s", help="KEY, KEY:desc or -KEY (descending); comma-separated or repeated. Missing values sort last."
     ),
     group_by: str = typer.Option(None, "--group-by", "-g", help="One row per value of this key."),
     agg: str = typer.Option(

@@ -45,6 +45,9 @@ Strategy = Literal["auto", "batched", "per_point"]
 Progress = Callable[[int, int], None]
 CancelCheck = Callable[[], bool]
 
+#: On a CPU, batch points only when one forward pass (examples x FLOPs per example) is smaller than this.
+CPU_BATCH_BELOW_FLOPS_PER_PASS = 20e6
+
 #: Reuse the first layer when its fan-in exceeds this many multiply-adds per direction (+1):
 #: combining J + 1 cached outputs is memory-bound and costs ~this much more per element.
 REUSE_MIN_FAN_IN_PER_TERM = 4
@@ -131,7 +134,8 @@ class Evaluator:
             self.train_x = train_x.to(self.device, dtype)
         self.bn_batch_size = bn_batch_size
         probe = self.x[: min(2, len(self.x))]
-        self._example_bytes = 2 * _activation_numel(self.model.module, probe) * self.x.element_size()
+        numel, self.flops_per_example = _probe_costs(self.model.module, probe)
+        self._example_bytes = 2 * numel * self.x.element_size()
         with torch.inference_mode():
             out = self.model.module(probe)
         if loss == "mse" and self.y.dim() == 1 and out.dim() == 2 and out.shape[1] == 1:
@@ -139,7 +143,7 @@ class Evaluator:
         if loss == "cross_entropy" and out.dim() != 2:
             raise ValueError(f"cross_entropy needs (N, C) logits; the model returns {tuple(out.shape)}")
         self.first_layer = FirstLayerCache.find(self.model.module, probe) if reuse_first_layer is not False else None
-        self.strategy = _choose_strategy(strategy, self.device)
+        self.strategy = strategy if strategy != "auto" else self._auto_strategy()
 
     @property
     def layout(self) -> ParamLayout:
@@ -218,6 +222,21 @@ class Evaluator:
         if cache.cache_bytes(self.n_examples, n_dirs, self.x.element_size()) > self.memory_budget // 2:
             return None
         return cache
+
+    def _auto_strategy(self) -> str:
+        """The measured rule (module docstring): batch points on a GPU, or on a CPU when one pass is too
+        small to keep the cores busy; per point otherwise. Falls back to per point if vmap fails."""
+        work = self.flops_per_example * min(self.n_examples, self.batch_size or self.n_examples)
+        if self.device.type == "cpu" and work >= CPU_BATCH_BELOW_FLOPS_PER_PASS:
+            return "per_point"
+        try:
+            points = self.theta0.unsqueeze(0).expand(2, -1)
+            params, shared = self.model.named_views(points)
+            with torch.inference_mode(), self._autocast():
+                torch.vmap(lambda p: functional_call(self.model.module, {**shared, **p}, (self.x[:2],)))(params)
+        except Exception:  # a model vmap cannot batch (data-dependent control flow, .item(), ...)
+            return "per_point"
+        return "batched"
 
     def _check_width(self, width: int) -> None:
         if width not in (self.layout.numel, self.layout.n_params):
@@ -358,13 +377,17 @@ def _as_matrix(t: Tensor, what: str) -> Tensor:
     return t
 
 
-def _activation_numel(module: nn.Module, probe: Tensor) -> int:
-    """Elements per example of the input and every leaf module's output (an upper bound on live memory)."""
+def _probe_costs(module: nn.Module, probe: Tensor) -> tuple[int, float]:
+    """Per example: elements of the input and of every leaf module's output (an upper bound on live
+    memory), and FLOPs of the conv and linear layers (2 per multiply-add)."""
     total = [probe[0].numel()]
+    flops = [0.0]
 
-    def hook(_m: nn.Module, _a: object, out: object) -> None:
+    def hook(m: nn.Module, _a: object, out: object) -> None:
         if isinstance(out, Tensor):
             total.append(out[0].numel() if out.dim() else 1)
+            if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+                flops[0] += 2.0 * total[-1] * m.weight[0].numel()
 
     leaves = [m for m in module.modules() if not any(True for _ in m.children())]
     handles = [m.register_forward_hook(hook) for m in leaves]
@@ -374,13 +397,7 @@ def _activation_numel(module: nn.Module, probe: Tensor) -> int:
     finally:
         for h in handles:
             h.remove()
-    return max(1, sum(total))
-
-
-def _choose_strategy(strategy: Strategy, device: torch.device) -> str:
-    if strategy != "auto":
-        return strategy
-    return "batched" if device.type == "cuda" else "per_point"
+    return max(1, sum(total)), flops[0]
 
 
 def _check_options(loss: str, bn: str, strategy: str, outputs: str | None, autocast: torch.dtype | None,

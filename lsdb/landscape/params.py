@@ -146,10 +146,6 @@ class ParamLayout:
             for e in self.entries if e.stop <= vector.shape[-1]
         }
 
-    def filter_slices(self) -> list[tuple[ParamEntry, slice]]:
-        """``(entry, slice)`` of every filter tensor, in layout order."""
-        return [(e, slice(e.offset, e.stop)) for e in self.entries if e.is_filter]
-
 
 def _named_tensors(source: StateSource) -> dict[str, Tensor]:
     if isinstance(source, nn.Module):

@@ -100,8 +100,9 @@ def add_path(ax: Axes, xs: ArrayLike, ys: ArrayLike, labels: Sequence[str] | Non
     if labels is not None and len(px):
         picks = np.unique(np.linspace(0, len(px) - 1, min(max_labels, len(px))).round().astype(int))
         for i in picks:
-            ax.annotate(labels[i], (px[i], py[i]), xytext=(3, 3), textcoords="offset points", fontsize=6,
-                        color=PATH_COLOR)
+            ax.annotate(
+                labels[i], (px[i], py[i]), xytext=(3, 3), textcoords="offset points", fontsize=6, color=PATH_COLOR
+            )
 
 
 def surface3d_figure(
@@ -123,6 +124,7 @@ def surface3d_figure(
         zs = np.minimum(zs, zmax)
     fig = Figure(figsize=(6.0, 4.8), layout="constrained")
     ax = fig.add_subplot(projection="3d")
+    ax.set_box_aspect(None, zoom=0.85)  # room for the axis labels
     gx, gy = np.meshgrid(xs, ys)
     ax.plot_surface(gx, gy, np.ma.masked_invalid(zs), cmap=CMAP, linewidth=0, antialiased=True)
     ax.set_xlabel(xlabel)

@@ -46,8 +46,9 @@ def curves_figure(
     ax = fig.add_subplot()
     handles: list[Line2D] = []
     for split, loss in losses.items():
-        (line,) = ax.plot(xs, np.asarray(loss, dtype=float), color=LOSS_COLOR, linestyle=line_style(split),
-                          label=f"{split} loss")
+        (line,) = ax.plot(
+            xs, np.asarray(loss, dtype=float), color=LOSS_COLOR, linestyle=line_style(split), label=f"{split} loss"
+        )
         handles.append(line)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("loss", color=LOSS_COLOR)
@@ -59,17 +60,25 @@ def curves_figure(
     if shown:
         acc_ax = ax.twinx()
         for split, acc in shown.items():
-            (line,) = acc_ax.plot(xs, 100.0 * acc, color=ACCURACY_COLOR, linestyle=line_style(split),
-                                  label=f"{split} accuracy")
+            (line,) = acc_ax.plot(
+                xs, 100.0 * acc, color=ACCURACY_COLOR, linestyle=line_style(split), label=f"{split} accuracy"
+            )
             handles.append(line)
         acc_ax.set_ylabel("accuracy (%)", color=ACCURACY_COLOR)
         acc_ax.tick_params(axis="y", labelcolor=ACCURACY_COLOR)
         acc_ax.set_ylim(0.0, 100.0)
     for value, label in marks:
         ax.axvline(value, color="0.6", linewidth=0.8, zorder=0)
-        ax.annotate(label, (value, 1.0), xycoords=("data", "axes fraction"), xytext=(2, -10),
-                    textcoords="offset points", fontsize=7, color="0.35")
-    ax.legend(handles=handles, fontsize=8, loc="best")
+        ax.annotate(
+            label,
+            (value, 1.0),
+            xycoords=("data", "axes fraction"),
+            xytext=(2, -10),
+            textcoords="offset points",
+            fontsize=7,
+            color="0.35",
+        )
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(4, len(handles)), fontsize=8, frameon=False)
     if title:
         ax.set_title(title, fontsize=10)
     return fig

@@ -16,7 +16,8 @@ case-insensitive on both backends. A condition on a key the row lacks is false, 
 ``NOT lr = 0.1`` matches runs without ``lr`` while ``lr != 0.1`` does not (two-valued logic).
 
 Rows: one per run; with ``analysis``, one per result of that analysis, attached to the run of
-its first input checkpoint (lowest position, then role name). Column values are fetched in a
+its first input checkpoint: the first position of the first input slot the analysis declares (by
+role name when the analysis is not installed). Column values are fetched in a
 few bulk queries after filtering; sorting and grouping happen in Python (`lsdb.query.table`).
 """
 
@@ -26,10 +27,10 @@ import operator
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, Connection, and_, false, not_, null, or_, select
+from sqlalchemy import ColumnElement, Connection, and_, case, false, not_, null, or_, select
 
 from lsdb.catalog import models as m
-from lsdb.errors import BadInput, NotFound
+from lsdb.errors import BadInput, LsdbError, NotFound
 from lsdb.query.keys import Key, label, parse_key
 from lsdb.query.table import CompareTable, group_rows, parse_agg, parse_sort, sort_rows, sort_table, split_list
 from lsdb.query.where import And, Compare, InList, IsNull, Literal, Match, Node, Not, Or, names, parse_where
@@ -81,7 +82,7 @@ def compare(
         shown = [(text, parse_key(text, known, with_results)) for text in split_list(columns)]
         hidden = [parse_key(text, known, with_results) for text, _ in sort_specs] if not group_by else []
         group_key = parse_key(group_by, known, with_results) if group_by else None
-        query = _Query(analysis)
+        query = _Query(analysis, _input_roles(conn, analysis) if analysis is not None else ())
         if runs:
             query.where.append(_run_filter(conn, runs, project))
         if project is not None:
@@ -111,7 +112,7 @@ def compare(
 class _Query:
     """The FROM clause (runs, or results joined to their first input's run) and the joins keys add."""
 
-    def __init__(self, analysis: str | None) -> None:
+    def __init__(self, analysis: str | None, input_roles: Sequence[str] = ()) -> None:
         self.runs = m.RunRow.__table__
         self.results = m.ResultRow.__table__ if analysis is not None else None
         self.where: list[ColumnElement[bool]] = []
@@ -120,11 +121,15 @@ class _Query:
             self.from_: Any = self.runs
             return
         ri, ck = m.ResultInputRow.__table__, m.CheckpointRow.__table__
+        order: list[Any] = [ri.c.role, ri.c.position]
+        if input_roles:
+            slot = case({role: i for i, role in enumerate(input_roles)}, value=ri.c.role, else_=len(input_roles))
+            order.insert(0, slot)
         first_run = (
             select(ck.c.run_id)
             .select_from(ri.join(ck, ck.c.id == ri.c.checkpoint_id))
             .where(ri.c.result_id == self.results.c.id)
-            .order_by(ri.c.position, ri.c.role)
+            .order_by(*order)
             .limit(1)
             .correlate(self.results)
             .scalar_subquery()
@@ -214,6 +219,25 @@ def _typed(name: str, num: Any, text: Any, lit: Literal) -> tuple[Any, Any]:
     if num is not None:
         return num, float(lit.value)
     return text, lit.text  # a number or boolean against a text field: compare the text as written
+
+
+def _input_roles(conn: Connection, analysis: str) -> list[str]:
+    """The analysis' input roles in slot order, when its results use several roles (else empty).
+
+    The catalog stores each input's role and position within the role, not the slots' order;
+    the analysis' spec knows it. If the analysis is not installed, roles sort by name.
+    """
+    ri, res = m.ResultInputRow.__table__, m.ResultRow.__table__
+    q = select(ri.c.role).distinct().join(res, res.c.id == ri.c.result_id).where(res.c.analysis == analysis)
+    if len(conn.execute(q.limit(2)).all()) < 2:
+        return []
+    try:
+        from lsdb.plugins import get_plugins
+
+        spec = get_plugins().analyses().get(analysis)
+    except (LsdbError, ImportError):  # a broken plugin must not break compare: fall back to names
+        return []
+    return [slot.role for slot in spec.inputs] if spec is not None else []
 
 
 def _run_filter(conn: Connection, refs: Sequence[str | int], project: str | None) -> ColumnElement[bool]:

@@ -49,7 +49,7 @@ _OPERATOR = re.compile(r"==|!=|<>|<=|>=|=|<|>")
 class Token:
     """One lexical token: its kind, its value, the text it came from and its 1-based column."""
 
-    kind: str  # NUMBER STRING WORD KEYWORD OP LPAREN RPAREN COMMA END
+    kind: str  # NUMBER STRING WORD KEYWORD OP LPAREN RPAREN COMMA END ERROR
     value: Value | None
     text: str
     column: int
@@ -152,6 +152,18 @@ def _read_string(text: str, start: int) -> tuple[str, int]:
 
 def tokenize(text: str) -> list[Token]:
     """Split `text` into tokens, ending with an ``END`` token; BadInput on a stray character."""
+    tokens = _lex(text)
+    if tokens[-1].kind == "ERROR":
+        raise _error(str(tokens[-1].value))
+    return tokens
+
+
+def _lex(text: str) -> list[Token]:
+    """The tokens of `text`, ending with ``END``, or with an ``ERROR`` token where lexing failed.
+
+    The parser raises an ``ERROR`` token's message only when it reaches it, so the error
+    reported is the first one in reading order (``x = 1 OR 1=1 --`` complains about ``1=1``).
+    """
     tokens: list[Token] = []
     i = 0
     while i < len(text):
@@ -161,7 +173,10 @@ def tokenize(text: str) -> list[Token]:
             continue
         col = i + 1
         if ch in "'\"":
-            value, end = _read_string(text, i)
+            try:
+                value, end = _read_string(text, i)
+            except BadInput as exc:
+                return [*tokens, Token("ERROR", str(exc).removeprefix("--where: "), "", col)]
             tokens.append(Token("STRING", value, text[i:end], col))
             i = end
             continue
@@ -187,7 +202,7 @@ def tokenize(text: str) -> list[Token]:
                 tokens.append(Token("WORD", word, word, col))
             i = m.end()
             continue
-        raise _error(f"unexpected character {ch!r} at column {col}")
+        return [*tokens, Token("ERROR", f"unexpected character {ch!r} at column {col}", ch, col)]
     tokens.append(Token("END", None, "", len(text) + 1))
     return tokens
 
@@ -205,10 +220,13 @@ class _Parser:
 
     @property
     def tok(self) -> Token:
-        return self.tokens[self.i]
+        tok = self.tokens[self.i]
+        if tok.kind == "ERROR":
+            raise _error(str(tok.value))
+        return tok
 
     def take(self) -> Token:
-        tok = self.tokens[self.i]
+        tok = self.tok
         if tok.kind != "END":
             self.i += 1
         return tok
@@ -319,7 +337,7 @@ class _Parser:
 
 def parse_where(text: str) -> Node | None:
     """Parse a ``--where`` expression; None for an empty one, BadInput (with a column) for bad syntax."""
-    tokens = tokenize(text)
+    tokens = _lex(text)
     if tokens[0].kind == "END":
         return None
     return _Parser(tokens).parse()

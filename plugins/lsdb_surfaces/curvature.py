@@ -22,8 +22,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def sharpness(xs: np.ndarray, ys: np.ndarray | None, loss: np.ndarray, center_loss: float,
-              radius: float) -> tuple[float, float] | None:
+def sharpness(
+    xs: np.ndarray, ys: np.ndarray | None, loss: np.ndarray, center_loss: float, radius: float
+) -> tuple[float, float] | None:
     """(mean, max) of L(p) − L(0) over grid points with 0 < ‖p‖ ≤ `radius`; None when there are none.
 
     `loss` has shape (nx,) for a 1D grid or (ny, nx) for a 2D one (``loss[j, i]`` at ``(xs[i], ys[j])``).

@@ -56,8 +56,18 @@ def evaluator_for(ctx: Context, model: nn.Module, split: str, bn: str, subset: i
     """An `Evaluator` of `model` on a split; ``bn="recompute"`` uses the train inputs (Garipov et al. 2018)."""
     x, y = ctx.data(split)
     train_x = ctx.data("train")[0] if bn == "recompute" else None
-    return Evaluator(model, x, y, loss=ctx.loss, bn=bn, train_x=train_x,  # type: ignore[arg-type]
-                     device=ctx.device, dtype=ctx.dtype, subset=subset, seed=ctx.seed)
+    return Evaluator(
+        model,
+        x,
+        y,
+        loss=ctx.loss,
+        bn=bn,
+        train_x=train_x,  # type: ignore[arg-type]
+        device=ctx.device,
+        dtype=ctx.dtype,
+        subset=subset,
+        seed=ctx.seed,
+    )
 
 
 def reporter(ctx: Context, start: float, stop: float, message: str) -> Callable[[int, int], None]:
@@ -81,11 +91,11 @@ def plane_coordinates(directions: Tensor, deltas: Tensor) -> Tensor:
     """Least-squares coordinates c of each row δ in span(directions): δ ≈ Σ_j c_j d_j.
 
     For orthonormal directions (PCA) this is the projection ⟨d_j, δ⟩; for the plane through
-    three checkpoints it gives (1, 0) and (0, 1) for the two others. Computed in float64.
+    three checkpoints it gives (1, 0) and (0, 1) for the two others. Float64, on the CPU.
     """
     d = directions.to(torch.float64)
     gram = d @ d.T
-    return (torch.linalg.pinv(gram) @ (d @ deltas.to(d).T)).T
+    return (torch.linalg.pinv(gram) @ (d @ deltas.to(d).T)).T.cpu()
 
 
 def finite_scalars(scalars: Mapping[str, float]) -> dict[str, float]:

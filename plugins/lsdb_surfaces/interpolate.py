@@ -42,11 +42,17 @@ class InterpolateParams:
     alpha_max: float = field(default=1.5, metadata={"help": "last α"})
     steps: int = field(default=41, metadata={"help": "evenly spaced α values (0 and 1 are always added)", "min": 2})
     splits: tuple[str, ...] = field(default=SPLITS, metadata={"help": "splits to evaluate: train, test or both"})
-    bn: str = field(default="eval", metadata={
-        "help": "BatchNorm: eval uses the running statistics, recompute re-estimates them at every α",
-        "choices": BN_MODES})
-    include_buffers: bool = field(default=True, metadata={
-        "help": "interpolate floating buffers (BatchNorm running statistics) too; else keep the start's"})
+    bn: str = field(
+        default="eval",
+        metadata={
+            "help": "BatchNorm: eval uses the running statistics, recompute re-estimates them at every α",
+            "choices": BN_MODES,
+        },
+    )
+    include_buffers: bool = field(
+        default=True,
+        metadata={"help": "interpolate floating buffers (BatchNorm running statistics) too; else keep the start's"},
+    )
 
     def __post_init__(self) -> None:
         if not self.alpha_min < self.alpha_max:
@@ -91,8 +97,9 @@ def barrier(alphas: np.ndarray, values: np.ndarray) -> tuple[float, float] | Non
     return float(gap[k]), float(a[k])
 
 
-def run_interpolate(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], params: InterpolateParams
-                    ) -> AnalysisOutput:
+def run_interpolate(
+    ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], params: InterpolateParams
+) -> AnalysisOutput:
     """Evaluate θ(α) = θ_start + α (θ_end − θ_start) on every requested split (Goodfellow et al. 2015, §2)."""
     start, end = single(inputs, "start"), single(inputs, "end")
     ctx.progress(0.0, "loading checkpoints")
@@ -111,8 +118,13 @@ def run_interpolate(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], p
     n = len(params.splits)
     for i, split in enumerate(params.splits):
         ev = evaluator_for(ctx, model, split, params.bn)
-        result = ev.along(direction, coefficients, theta0, should_cancel=ctx.should_cancel,
-                          progress=reporter(ctx, i / n, (i + 1) / n, f"{split} split"))
+        result = ev.along(
+            direction,
+            coefficients,
+            theta0,
+            should_cancel=ctx.should_cancel,
+            progress=reporter(ctx, i / n, (i + 1) / n, f"{split} split"),
+        )
         loss = result.loss.double().numpy()
         acc = accuracy_of(result, loss.shape)
         arrays[f"{split}_loss"], arrays[f"{split}_acc"] = loss, acc

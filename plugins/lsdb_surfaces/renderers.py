@@ -22,8 +22,10 @@ Renderer = Callable[[ResultView], Figure]
 
 def _input_names(view: ResultView, role: str) -> list[str]:
     rows = sorted((i for i in view.inputs if i.get("role") == role), key=lambda i: i.get("position", 0))
-    return [f"{i.get('run', '?')}@{i['step']}" if i.get("step") is not None else f"#{i.get('checkpoint', '?')}"
-            for i in rows]
+    return [
+        f"{i.get('run', '?')}@{i['step']}" if i.get("step") is not None else f"#{i.get('checkpoint', '?')}"
+        for i in rows
+    ]
 
 
 def _pc_label(ratios: np.ndarray, j: int) -> str:
@@ -39,8 +41,12 @@ def render_interpolate(view: ResultView) -> Figure:
     start = (_input_names(view, "start") or ["start"])[0]
     end = (_input_names(view, "end") or ["end"])[0]
     return curves_figure(
-        a["alpha"], {s: a[f"{s}_loss"] for s in splits}, {s: a[f"{s}_acc"] for s in splits if f"{s}_acc" in a},
-        xlabel="α", title=view.title, marks=[(0.0, start), (1.0, end)],
+        a["alpha"],
+        {s: a[f"{s}_loss"] for s in splits},
+        {s: a[f"{s}_acc"] for s in splits if f"{s}_acc" in a},
+        xlabel="α",
+        title=view.title,
+        marks=[(0.0, start), (1.0, end)],
     )
 
 
@@ -61,18 +67,35 @@ def _render_surface(view: ResultView, kind: str) -> Figure:
     xlabel, ylabel = _surface_labels(view)
     split = str(view.params.get("split", "train"))
     if "y" not in a:
-        return curves_figure(a["x"], {split: a["loss"]}, {split: a["acc"]} if "acc" in a else None,
-                             xlabel=xlabel, title=view.title, marks=[(0.0, "center")])
+        return curves_figure(
+            a["x"],
+            {split: a["loss"]},
+            {split: a["acc"]} if "acc" in a else None,
+            xlabel=xlabel,
+            title=view.title,
+            marks=[(0.0, "center")],
+        )
     if kind == "3d":
-        return surface3d_figure(a["x"], a["y"], a["loss"], xlabel=xlabel, ylabel=ylabel, zlabel=f"{split} loss",
-                                title=view.title)
+        return surface3d_figure(
+            a["x"], a["y"], a["loss"], xlabel=xlabel, ylabel=ylabel, zlabel=f"{split} loss", title=view.title
+        )
     marks = [(0.0, 0.0, "center")]
     if "others_x" in a and "others_y" in a:
         names = _input_names(view, "others") or ["d1", "d2"]
         marks += [(float(x), float(y), n) for x, y, n in zip(a["others_x"], a["others_y"], names, strict=False)]
     path = (a["path_x"], a["path_y"]) if "path_x" in a and "path_y" in a else None
-    return contour_figure(a["x"], a["y"], a["loss"], filled=kind == "filled", xlabel=xlabel, ylabel=ylabel,
-                          zlabel=f"{split} loss", title=view.title, path=path, marks=marks)
+    return contour_figure(
+        a["x"],
+        a["y"],
+        a["loss"],
+        filled=kind == "filled",
+        xlabel=xlabel,
+        ylabel=ylabel,
+        zlabel=f"{split} loss",
+        title=view.title,
+        path=path,
+        marks=marks,
+    )
 
 
 def render_surface_contour(view: ResultView) -> Figure:
@@ -96,9 +119,18 @@ def _render_trajectory(view: ResultView, filled: bool) -> Figure:
     coords = a["coords"]
     labels = [str(int(s)) for s in a["steps"]] if "steps" in a else None
     split = str(view.params.get("split", "train"))
-    return contour_figure(a["x"], a["y"], a["loss"], filled=filled, xlabel=_pc_label(ratios, 0),
-                          ylabel=_pc_label(ratios, 1), zlabel=f"{split} loss", title=view.title,
-                          path=(coords[:, 0], coords[:, 1]), path_labels=labels)
+    return contour_figure(
+        a["x"],
+        a["y"],
+        a["loss"],
+        filled=filled,
+        xlabel=_pc_label(ratios, 0),
+        ylabel=_pc_label(ratios, 1),
+        zlabel=f"{split} loss",
+        title=view.title,
+        path=(coords[:, 0], coords[:, 1]),
+        path_labels=labels,
+    )
 
 
 def render_trajectory(view: ResultView) -> Figure:

@@ -53,16 +53,28 @@ DIRECTIONS = ("random", "checkpoints", "pca")
 class SurfaceParams:
     """Parameters of `surface`."""
 
-    directions: str = field(default="random", metadata={
-        "help": "random (Li §4), checkpoints (towards the 'others' inputs) or pca (of the 'trajectory' input, Li §6)",
-        "choices": DIRECTIONS})
+    directions: str = field(
+        default="random",
+        metadata={
+            "help": "random (Li §4), checkpoints (towards the 'others') or pca (of the 'trajectory', Li §6)",
+            "choices": DIRECTIONS,
+        },
+    )
     dims: int = field(default=2, metadata={"help": "1 (a line) or 2 (a plane)", "choices": (1, 2)})
-    norm: str = field(default="filter", metadata={
-        "help": "normalization of random directions: filter (Li §4), layer or none",
-        "choices": ("filter", "layer", "none")})
-    ignore: str = field(default="biasbn", metadata={
-        "help": "random directions: biasbn zeroes bias and BatchNorm entries; none normalizes them too",
-        "choices": ("biasbn", "none")})
+    norm: str = field(
+        default="filter",
+        metadata={
+            "help": "normalization of random directions: filter (Li §4), layer or none",
+            "choices": ("filter", "layer", "none"),
+        },
+    )
+    ignore: str = field(
+        default="biasbn",
+        metadata={
+            "help": "random directions: biasbn zeroes bias and BatchNorm entries; none normalizes them too",
+            "choices": ("biasbn", "none"),
+        },
+    )
     orthogonalize: bool = field(default=False, metadata={"help": "Gram–Schmidt d2 against d1 (norms kept)"})
     xmin: float = field(default=-1.0, metadata={"help": "first x coefficient"})
     xmax: float = field(default=1.0, metadata={"help": "last x coefficient"})
@@ -72,10 +84,14 @@ class SurfaceParams:
     ynum: int = field(default=51, metadata={"help": "grid points along y (dims=2)", "min": 2})
     split: str = field(default="train", metadata={"help": "split the loss is evaluated on", "choices": SPLITS})
     bn: str = field(default="eval", metadata={"help": "BatchNorm: eval or recompute", "choices": BN_MODES})
-    sharpness_radius: float = field(default=0.05, metadata={
-        "help": "ε of the ε-sharpness: grid points within this distance of the centre", "min": 0.0})
-    subset: int | None = field(default=None, metadata={
-        "help": "evaluate on a fixed random subset of this many examples (faster, noisier)", "min": 2})
+    sharpness_radius: float = field(
+        default=0.05,
+        metadata={"help": "ε of the ε-sharpness: grid points within this distance of the centre", "min": 0.0},
+    )
+    subset: int | None = field(
+        default=None,
+        metadata={"help": "evaluate on a fixed random subset of this many examples (faster, noisier)", "min": 2},
+    )
     save_directions: bool = field(default=False, metadata={"help": "store the directions (dims, P) as an array"})
 
     def __post_init__(self) -> None:
@@ -94,19 +110,29 @@ class _Directions:
 
 def _check_inputs(params: SurfaceParams, others: list[InputCheckpoint], trajectory: list[InputCheckpoint]) -> None:
     if params.directions == "checkpoints" and len(others) != params.dims:
-        raise BadInput(f"surface: directions=checkpoints with dims={params.dims} needs {params.dims} 'others' "
-                       f"checkpoint(s), got {len(others)}")
+        raise BadInput(
+            f"surface: directions=checkpoints with dims={params.dims} needs {params.dims} 'others' "
+            f"checkpoint(s), got {len(others)}"
+        )
     if params.directions != "checkpoints" and others:
         raise BadInput("surface: 'others' checkpoints are only used with directions=checkpoints")
     if params.directions == "pca" and len(trajectory) < params.dims + 1:
-        raise BadInput(f"surface: directions=pca with dims={params.dims} needs a trajectory of at least "
-                       f"{params.dims + 1} checkpoints, got {len(trajectory)}")
+        raise BadInput(
+            f"surface: directions=pca with dims={params.dims} needs a trajectory of at least "
+            f"{params.dims + 1} checkpoints, got {len(trajectory)}"
+        )
     if params.directions != "pca" and trajectory:
         raise BadInput("surface: a 'trajectory' input is only used with directions=pca")
 
 
-def _directions(ctx: Context, params: SurfaceParams, model: torch.nn.Module, theta: Tensor,
-                others: list[InputCheckpoint], trajectory: list[InputCheckpoint]) -> _Directions:
+def _directions(
+    ctx: Context,
+    params: SurfaceParams,
+    model: torch.nn.Module,
+    theta: Tensor,
+    others: list[InputCheckpoint],
+    trajectory: list[InputCheckpoint],
+) -> _Directions:
     layout = model_layout(model)
     n = layout.n_params
     if params.directions == "random":
@@ -114,8 +140,9 @@ def _directions(ctx: Context, params: SurfaceParams, model: torch.nn.Module, the
         gen = ctx.generator(0)
         bias_bn = "ignore" if params.ignore == "biasbn" else "keep"
         rows = [
-            normalize_direction(random_direction(plain, generator=gen).to(ctx.device, ctx.dtype), theta[:n], plain,
-                                params.norm, bias_bn)  # type: ignore[arg-type]
+            normalize_direction(
+                random_direction(plain, generator=gen).to(ctx.device, ctx.dtype), theta[:n], plain, params.norm, bias_bn
+            )  # type: ignore[arg-type]
             for _ in range(params.dims)
         ]
         return _Directions(torch.stack(rows))
@@ -152,8 +179,15 @@ def run_surface(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], param
     ev = evaluator_for(ctx, model, params.split, params.bn, params.subset)
     at_center = ev.at_points(theta.unsqueeze(0), should_cancel=ctx.should_cancel)
     ctx.progress(0.05, "evaluating the grid")
-    grid = evaluate_grid(ev, dirs, xs, ys, theta, should_cancel=ctx.should_cancel,
-                         progress=reporter(ctx, 0.05, 0.98, "evaluating the grid"))
+    grid = evaluate_grid(
+        ev,
+        dirs,
+        xs,
+        ys,
+        theta,
+        should_cancel=ctx.should_cancel,
+        progress=reporter(ctx, 0.05, 0.98, "evaluating the grid"),
+    )
     loss = grid.loss.double().numpy()
     acc = accuracy_of(grid, loss.shape)
     if ys is not None:  # (nx, ny) -> matplotlib's (ny, nx)
@@ -189,10 +223,15 @@ def run_surface(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], param
     if sharp is not None:
         scalars["sharpness"], scalars["sharpness_max"] = sharp
         scalars["sharpness_keskar"] = 100.0 * sharp[1] / (1.0 + center_loss)
-    scalars["convexity"] = convexity(loss, xs.numpy(), None if ys is None else ys.numpy(),
-                                     eps=float(torch.finfo(ctx.dtype).eps))
-    attrs = {"center": center.name, "directions": params.directions, "n_params": int(n),
-             "others": [c.name for c in others]}
+    scalars["convexity"] = convexity(
+        loss, xs.numpy(), None if ys is None else ys.numpy(), eps=float(torch.finfo(ctx.dtype).eps)
+    )
+    attrs = {
+        "center": center.name,
+        "directions": params.directions,
+        "n_params": int(n),
+        "others": ", ".join(c.name for c in others),
+    }
     ctx.progress(1.0, "done")
     return AnalysisOutput(arrays=arrays, scalars=finite_scalars(scalars), attrs=attrs)
 
@@ -205,8 +244,13 @@ SURFACE = AnalysisSpec(
     inputs=(
         Slot("center", help="the checkpoint at the origin of the grid"),
         Slot("others", min=0, max=2, help="checkpoints spanning the plane (directions=checkpoints)"),
-        Slot("trajectory", kind="trajectory", min=0, max=None,
-             help="a run whose checkpoints give PCA directions (directions=pca)"),
+        Slot(
+            "trajectory",
+            kind="trajectory",
+            min=0,
+            max=None,
+            help="a run whose checkpoints give PCA directions (directions=pca)",
+        ),
     ),
     resources="any",
     description=(

@@ -56,7 +56,7 @@ def pca_plane(points: Tensor, dims: int = 2) -> PcaPlane:
     if k > min(points.shape):
         raise BadInput(f"a {dims}-D PCA plane needs at least {dims} checkpoints and {dims} parameters")
     directions, ratios = pca_directions(points, k=k)
-    return PcaPlane(directions[:dims], ratios[:reported].double().numpy())
+    return PcaPlane(directions[:dims], ratios[:reported].double().cpu().numpy())
 
 
 def trajectory_points(ctx: Context, layout_model: torch.nn.Module, checkpoints: Sequence[InputCheckpoint]) -> Tensor:
@@ -71,12 +71,16 @@ class TrajectoryParams:
 
     xnum: int = field(default=21, metadata={"help": "grid points along the 1st PCA direction", "min": 2})
     ynum: int = field(default=21, metadata={"help": "grid points along the 2nd PCA direction", "min": 2})
-    margin: float = field(default=0.2, metadata={
-        "help": "the grid extends this fraction of the path's extent beyond it on each side", "min": 0.0})
+    margin: float = field(
+        default=0.2,
+        metadata={"help": "the grid extends this fraction of the path's extent beyond it on each side", "min": 0.0},
+    )
     split: str = field(default="train", metadata={"help": "split the loss surface is evaluated on", "choices": SPLITS})
     bn: str = field(default="eval", metadata={"help": "BatchNorm: eval or recompute", "choices": BN_MODES})
-    subset: int | None = field(default=None, metadata={
-        "help": "evaluate on a fixed random subset of this many examples (faster, noisier)", "min": 2})
+    subset: int | None = field(
+        default=None,
+        metadata={"help": "evaluate on a fixed random subset of this many examples (faster, noisier)", "min": 2},
+    )
 
 
 def _axis(values: np.ndarray, fallback: float, margin: float, num: int) -> Tensor:
@@ -85,8 +89,9 @@ def _axis(values: np.ndarray, fallback: float, margin: float, num: int) -> Tenso
     return grid_axis(lo - margin * extent, hi + margin * extent, num)
 
 
-def run_trajectory(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], params: TrajectoryParams
-                   ) -> AnalysisOutput:
+def run_trajectory(
+    ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], params: TrajectoryParams
+) -> AnalysisOutput:
     """Project a trajectory onto its top-2 PCA plane and evaluate the loss on that plane (Li et al. 2018, §6)."""
     checkpoints = by_step(inputs.get("trajectory", ()))
     if len(checkpoints) < 2:
@@ -108,8 +113,15 @@ def run_trajectory(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], pa
     ys = _axis(coords[:, 1], extent_x, params.margin, params.ynum)
     ev = evaluator_for(ctx, model, params.split, params.bn, params.subset)
     path = ev.at_points(points, should_cancel=ctx.should_cancel)
-    grid = evaluate_grid(ev, plane.directions, xs, ys, points[-1], should_cancel=ctx.should_cancel,
-                         progress=reporter(ctx, 0.1, 1.0, "loss on the PCA plane"))
+    grid = evaluate_grid(
+        ev,
+        plane.directions,
+        xs,
+        ys,
+        points[-1],
+        should_cancel=ctx.should_cancel,
+        progress=reporter(ctx, 0.1, 1.0, "loss on the PCA plane"),
+    )
     loss = grid.loss.double().numpy().T  # (ny, nx): z[j, i] at (x[i], y[j])
     acc = accuracy_of(grid, tuple(grid.loss.shape)).T
 
@@ -131,9 +143,15 @@ def run_trajectory(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], pa
     if ctx.loss == "cross_entropy":
         scalars["final_acc"] = float(path_acc[-1])
     arrays = {
-        "coords": coords, "explained_variance_ratio": ratios, "steps": steps,
-        "path_loss": path_loss, "path_acc": path_acc,
-        "x": xs.numpy(), "y": ys.numpy(), "loss": loss, "acc": acc,
+        "coords": coords,
+        "explained_variance_ratio": ratios,
+        "steps": steps,
+        "path_loss": path_loss,
+        "path_acc": path_acc,
+        "x": xs.numpy(),
+        "y": ys.numpy(),
+        "loss": loss,
+        "acc": acc,
     }
     attrs = {"final": final.name, "n_checkpoints": len(checkpoints), "steps_are_positions": not steps_known}
     ctx.progress(1.0, "done")

@@ -185,7 +185,7 @@ def test_a_small_memory_budget_splits_points_and_examples_without_changing_resul
 def test_should_cancel_stops_between_chunks(digits: Dataset) -> None:
     model, x, y, dirs, coefs = small_problem(digits)
     calls: list[int] = []
-    ev = Evaluator(model, x, y)
+    ev = Evaluator(model, x, y, strategy="per_point")  # one point per chunk
     with pytest.raises(Cancelled):
         ev.along(dirs, coefs, progress=lambda done, total: calls.append(done), should_cancel=lambda: len(calls) >= 3)
     assert calls == [1, 2, 3]

@@ -26,21 +26,49 @@ State = dict[str, Tensor]
 
 def bn_mlp(input_shape: tuple[int, ...], num_classes: int, width: int = 8) -> nn.Module:
     """A small MLP with a BatchNorm layer (a model factory given by import path)."""
-    return nn.Sequential(nn.Flatten(), nn.Linear(int(np.prod(input_shape)), width), nn.BatchNorm1d(width), nn.ReLU(),
-                         nn.Linear(width, num_classes))
+    return nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(int(np.prod(input_shape)), width),
+        nn.BatchNorm1d(width),
+        nn.ReLU(),
+        nn.Linear(width, num_classes),
+    )
 
 
-def make_context(model: dict[str, Any] = MLP, dataset: dict[str, Any] = DIGITS, loss: str = "cross_entropy",
-                 seed: int = 0, **kwargs: Any) -> Context:
-    return Context(device=torch.device("cpu"), seed=seed, dtype=torch.float64, model_spec=model, dataset_spec=dataset,
-                   loss=loss, **kwargs)
+def make_context(
+    model: dict[str, Any] = MLP,
+    dataset: dict[str, Any] = DIGITS,
+    loss: str = "cross_entropy",
+    seed: int = 0,
+    **kwargs: Any,
+) -> Context:
+    return Context(
+        device=torch.device("cpu"),
+        seed=seed,
+        dtype=torch.float64,
+        model_spec=model,
+        dataset_spec=dataset,
+        loss=loss,
+        **kwargs,
+    )
 
 
 def make_checkpoint(state: State, step: int | None = None, run: str = "r", id: int = 1) -> InputCheckpoint:
     frozen = {k: v.clone() for k, v in state.items()}
-    return InputCheckpoint(id=id, run=run, project="p", step=step, epoch=None, label=None, tensor_digest=f"t{id}",
-                           schema_digest="s", model_spec=None, dataset_spec=None, loss="cross_entropy",
-                           _loader=lambda: {k: v.clone() for k, v in frozen.items()})
+    return InputCheckpoint(
+        id=id,
+        run=run,
+        project="p",
+        step=step,
+        epoch=None,
+        label=None,
+        tensor_digest=f"t{id}",
+        schema_digest="s",
+        model_spec=None,
+        dataset_spec=None,
+        loss="cross_entropy",
+        _loader=lambda: {k: v.clone() for k, v in frozen.items()},
+    )
 
 
 def make_state(model: dict[str, Any] = MLP, dataset: dict[str, Any] = DIGITS, seed: int = 0) -> State:
@@ -67,11 +95,17 @@ def digits_trajectory(n_steps: int = 24, every: int = 3, lr: float = 0.5) -> tup
 
 
 def trajectory_checkpoints(**kwargs: Any) -> list[InputCheckpoint]:
-    return [make_checkpoint(s, step=step, run="traj", id=i + 1) for i, (step, s) in enumerate(digits_trajectory(**kwargs))]
+    states = digits_trajectory(**kwargs)
+    return [make_checkpoint(s, step=step, run="traj", id=i + 1) for i, (step, s) in enumerate(states)]
 
 
-def reference_loss(state: State, split: str = "train", model: dict[str, Any] = MLP, dataset: dict[str, Any] = DIGITS,
-                   loss: str = "cross_entropy") -> tuple[float, float | None]:
+def reference_loss(
+    state: State,
+    split: str = "train",
+    model: dict[str, Any] = MLP,
+    dataset: dict[str, Any] = DIGITS,
+    loss: str = "cross_entropy",
+) -> tuple[float, float | None]:
     """(loss, accuracy) by a plain float64 forward pass of a freshly built model (independent of the evaluator)."""
     data = load_dataset(dataset)
     net = build_model(model, data.input_shape, data.num_classes).double().eval()
@@ -91,11 +125,19 @@ def flat_parameters(state: State, model: dict[str, Any] = MLP, dataset: dict[str
     return np.concatenate([state[n].double().numpy().ravel() for n in names])
 
 
-def as_view(output: AnalysisOutput, analysis: str, params: Any, inputs: list[dict[str, Any]] | None = None
-            ) -> ResultView:
+def as_view(
+    output: AnalysisOutput, analysis: str, params: Any, inputs: list[dict[str, Any]] | None = None
+) -> ResultView:
     """A `ResultView` of an output, as the runner would store and reload it."""
     from dataclasses import asdict
 
     arrays = {k: np.asarray(v) for k, v in output.arrays.items()}
-    return ResultView(id=1, analysis=analysis, params=asdict(params), scalars=dict(output.scalars), arrays=arrays,
-                      inputs=inputs or [], attrs=dict(output.attrs))
+    return ResultView(
+        id=1,
+        analysis=analysis,
+        params=asdict(params),
+        scalars=dict(output.scalars),
+        arrays=arrays,
+        inputs=inputs or [],
+        attrs=dict(output.attrs),
+    )

@@ -6,11 +6,6 @@ from pathlib import Path
 
 import pluggy
 import pytest
-from matplotlib.figure import Figure
-
-from lsdb import hookspecs
-from lsdb.analyses import AnalysisSpec, ResultView
-from lsdb.plotting import save_figure
 from lsdb_surfaces import plugin
 from lsdb_surfaces.interpolate import INTERPOLATE, InterpolateParams
 from lsdb_surfaces.renderers import (
@@ -23,6 +18,11 @@ from lsdb_surfaces.renderers import (
 )
 from lsdb_surfaces.surface import SURFACE, SurfaceParams
 from lsdb_surfaces.trajectory import TRAJECTORY, TrajectoryParams
+from matplotlib.figure import Figure
+
+from lsdb import hookspecs
+from lsdb.analyses import AnalysisSpec, ResultView
+from lsdb.plotting import save_figure
 from tests.plugins.surfaces_factories import (
     LINEAR,
     TEACHER,
@@ -46,8 +46,10 @@ def interpolation() -> ResultView:
     states = digits_trajectory()
     inputs = {"start": [make_checkpoint(states[0][1], step=0)], "end": [make_checkpoint(states[-1][1], step=24)]}
     params = InterpolateParams(steps=7)
-    rows = [{"role": "start", "position": 0, "run": "r", "step": 0}, {"role": "end", "position": 0, "run": "r",
-                                                                         "step": 24}]
+    rows = [
+        {"role": "start", "position": 0, "run": "r", "step": 0},
+        {"role": "end", "position": 0, "run": "r", "step": 24},
+    ]
     return as_view(INTERPOLATE.run(make_context(), inputs, params), "interpolate", params, rows)
 
 
@@ -66,8 +68,9 @@ def test_the_plugin_registers_three_analyses_and_a_default_renderer_each() -> No
     specs: list[AnalysisSpec] = []
     renderers: dict[tuple[str, str], object] = {}
     pm.hook.register_analyses(register=specs.append)
-    pm.hook.register_renderers(register=lambda analysis, fn, name="default": renderers.__setitem__((analysis, name),
-                                                                                                    fn))
+    pm.hook.register_renderers(
+        register=lambda analysis, fn, name="default": renderers.__setitem__((analysis, name), fn)
+    )
     assert [s.name for s in specs] == ["interpolate", "surface", "trajectory"]
     assert all(isinstance(s, AnalysisSpec) and s.version == 1 and s.description for s in specs)
     assert {a for a, n in renderers if n == "default"} == {"interpolate", "surface", "trajectory"}
@@ -85,8 +88,10 @@ def test_interpolation_figure_has_loss_and_accuracy_axes(interpolation: ResultVi
 
 def test_regression_interpolation_has_one_axis() -> None:
     ctx = make_context(model=LINEAR, dataset=TEACHER, loss="mse")
-    inputs = {"start": [make_checkpoint(make_state(LINEAR, TEACHER, 0))],
-              "end": [make_checkpoint(make_state(LINEAR, TEACHER, 1))]}
+    inputs = {
+        "start": [make_checkpoint(make_state(LINEAR, TEACHER, 0))],
+        "end": [make_checkpoint(make_state(LINEAR, TEACHER, 1))],
+    }
     params = InterpolateParams(steps=5, splits=("train",))
     fig = render_interpolate(as_view(INTERPOLATE.run(ctx, inputs, params), "interpolate", params))
     assert _labels(fig) == [["train loss"]]
@@ -114,8 +119,9 @@ def test_one_dimensional_surface_draws_a_line() -> None:
 
 def test_trajectory_figure_draws_the_path_over_contours(tmp_path: Path) -> None:
     params = TrajectoryParams(xnum=5, ynum=5)
-    view = as_view(TRAJECTORY.run(make_context(), {"trajectory": trajectory_checkpoints()}, params), "trajectory",
-                   params)
+    view = as_view(
+        TRAJECTORY.run(make_context(), {"trajectory": trajectory_checkpoints()}, params), "trajectory", params
+    )
     fig = render_trajectory(view)
     ax = fig.axes[0]
     assert ax.get_xlabel().startswith("1st PC: ") and ax.get_ylabel().startswith("2nd PC: ")

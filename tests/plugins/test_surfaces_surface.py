@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from lsdb_surfaces.curvature import convexity, sharpness
+from lsdb_surfaces.surface import SURFACE, SurfaceParams
+from lsdb_surfaces.trajectory import TRAJECTORY, TrajectoryParams
 
 from lsdb.analyses import Cancelled
 from lsdb.analyses.spec import parse_params
 from lsdb.errors import BadInput
 from lsdb.landscape import ParamLayout
-from lsdb_surfaces.curvature import convexity, sharpness
-from lsdb_surfaces.surface import SURFACE, SurfaceParams
-from lsdb_surfaces.trajectory import TRAJECTORY, TrajectoryParams
 from tests.plugins.surfaces_factories import (
     LINEAR,
     TEACHER,
@@ -32,9 +32,11 @@ def _final_state() -> dict[str, torch.Tensor]:
 
 
 def _run(center, ctx=None, others=(), trajectory=(), **params):  # type: ignore[no-untyped-def]
-    inputs = {"center": [make_checkpoint(center, id=1)], "others": [make_checkpoint(s, id=i + 2)
-                                                                     for i, s in enumerate(others)],
-              "trajectory": list(trajectory)}
+    inputs = {
+        "center": [make_checkpoint(center, id=1)],
+        "others": [make_checkpoint(s, id=i + 2) for i, s in enumerate(others)],
+        "trajectory": list(trajectory),
+    }
     return SURFACE.run(ctx or make_context(), inputs, SurfaceParams(**params))
 
 
@@ -56,12 +58,13 @@ def test_random_directions_are_filter_normalized_without_biases() -> None:
     out = _run(state, dims=1, xnum=3, save_directions=True)
     d = out.arrays["directions"][0]
     weights = [state["1.weight"].double().numpy(), state["3.weight"].double().numpy()]
-    np.testing.assert_allclose(np.linalg.norm(d[:16 * 64].reshape(16, 64), axis=1),
-                               np.linalg.norm(weights[0], axis=1), rtol=1e-10)
-    np.testing.assert_allclose(d[16 * 64:16 * 64 + 16], 0.0)  # first bias ignored (ignore=biasbn)
+    np.testing.assert_allclose(
+        np.linalg.norm(d[: 16 * 64].reshape(16, 64), axis=1), np.linalg.norm(weights[0], axis=1), rtol=1e-10
+    )
+    np.testing.assert_allclose(d[16 * 64 : 16 * 64 + 16], 0.0)  # first bias ignored (ignore=biasbn)
     assert out.arrays["direction_norms"][0] == pytest.approx(np.sqrt(sum((w**2).sum() for w in weights)), rel=1e-10)
     kept = _run(state, dims=1, xnum=3, save_directions=True, ignore="none")
-    bias = kept.arrays["directions"][0][16 * 64:16 * 64 + 16]
+    bias = kept.arrays["directions"][0][16 * 64 : 16 * 64 + 16]
     assert np.linalg.norm(bias) == pytest.approx(float(state["1.bias"].double().norm()), rel=1e-10)
 
 
@@ -87,8 +90,14 @@ def test_linear_regression_surface_equals_its_closed_form_quadratic() -> None:
     design = np.hstack([xd, np.ones((len(xd), 1))])  # θ = (w, b): prediction = design @ θ
     r0, r1, r2 = design @ theta - yd, design @ d1, design @ d2
     gx, gy = np.meshgrid(out.arrays["x"], out.arrays["y"])
-    quad = (np.mean(r0**2) + 2 * gx * np.mean(r0 * r1) + 2 * gy * np.mean(r0 * r2) + gx**2 * np.mean(r1**2)
-            + 2 * gx * gy * np.mean(r1 * r2) + gy**2 * np.mean(r2**2))
+    quad = (
+        np.mean(r0**2)
+        + 2 * gx * np.mean(r0 * r1)
+        + 2 * gy * np.mean(r0 * r2)
+        + gx**2 * np.mean(r1**2)
+        + 2 * gx * gy * np.mean(r1 * r2)
+        + gy**2 * np.mean(r2**2)
+    )
     np.testing.assert_allclose(out.arrays["loss"], quad, rtol=1e-10)
     assert np.isnan(out.arrays["acc"]).all() and "center_acc" not in out.scalars
     assert out.scalars["convexity"] == 1.0  # least squares is convex
@@ -101,8 +110,9 @@ def test_linear_regression_surface_equals_its_closed_form_quadratic() -> None:
 def test_checkpoint_directions_put_the_others_at_unit_coordinates() -> None:
     states = [s for _, s in digits_trajectory()]
     center, first, second = states[-1], states[0], states[len(states) // 2]
-    out = _run(center, others=(first, second), directions="checkpoints", xmin=-1, xmax=2, xnum=4, ymin=-1, ymax=2,
-               ynum=4)
+    out = _run(
+        center, others=(first, second), directions="checkpoints", xmin=-1, xmax=2, xnum=4, ymin=-1, ymax=2, ynum=4
+    )
     loss = out.arrays["loss"]  # loss[j, i] at (x[i], y[j]); x = y = (-1, 0, 1, 2)
     assert loss[1, 1] == pytest.approx(reference_loss(center)[0], rel=1e-10)
     assert loss[1, 2] == pytest.approx(reference_loss(first)[0], rel=1e-9)
@@ -142,7 +152,8 @@ def test_progress_is_reported_and_cancellation_stops_the_run() -> None:
     seen: list[float] = []
     ctx = make_context(progress_callback=lambda f, _m: seen.append(f))
     _run(_final_state(), ctx, **SMALL)
-    assert seen[0] == 0.0 and seen[-1] == 1.0 and seen == sorted(seen) and len(seen) > 5
+    assert seen[0] == 0.0 and seen[-1] == 1.0 and seen == sorted(seen)
+    assert any(0.05 < f < 1.0 for f in seen)  # the grid reports while it runs
     with pytest.raises(Cancelled):
         _run(_final_state(), make_context(cancel_check=lambda: True), **SMALL)
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from lsdb_surfaces.trajectory import TRAJECTORY, TrajectoryParams
 
 from lsdb.analyses.spec import parse_params
 from lsdb.errors import BadInput
-from lsdb_surfaces.trajectory import TRAJECTORY, TrajectoryParams
 from tests.plugins.surfaces_factories import (
     digits_trajectory,
     flat_parameters,
@@ -55,7 +55,8 @@ def test_path_losses_are_the_checkpoints_losses_and_the_grid_covers_the_path() -
     assert out.arrays["loss"].shape == (5, 6) and out.arrays["acc"].shape == (5, 6)
     extent = np.ptp(coords[:, 0])
     assert x[0] == pytest.approx(coords[:, 0].min() - 0.25 * extent) and x[-1] == pytest.approx(
-        coords[:, 0].max() + 0.25 * extent)
+        coords[:, 0].max() + 0.25 * extent
+    )
     assert y[0] < coords[:, 1].min() and y[-1] > coords[:, 1].max()
     assert out.scalars["min_loss"] <= out.scalars["max_loss"]
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -114,10 +115,38 @@ RUNS: dict[str, dict[str, Any]] = {
 }
 
 
+def fill_zoo(catalog: Any) -> Any:
+    """Add the `RUNS` to project 'default' and run 'x' (lr 0.1, mlp) to 'other'; returns the catalog."""
+    for name, spec in RUNS.items():
+        make_run(catalog, name, **spec)
+    make_run(catalog, "x", "other", params={"lr": 0.1, "arch": "mlp"}, metrics={"test_acc": [0.6]})
+    return catalog
+
+
 @pytest.fixture
 def zoo(any_catalog: Any) -> Any:
-    """Five runs in project 'default' plus one in 'other' (lr 0.1, mlp); returns the catalog."""
-    for name, spec in RUNS.items():
-        make_run(any_catalog, name, **spec)
-    make_run(any_catalog, "x", "other", params={"lr": 0.1, "arch": "mlp"}, metrics={"test_acc": [0.6]})
-    return any_catalog
+    """A catalog holding the zoo, fresh per test (for tests that write)."""
+    return fill_zoo(any_catalog)
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def shared_zoo(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The zoo built once per module and backend, for tests that only read it."""
+    from sqlalchemy import create_engine, text
+
+    from lsdb import open_catalog
+
+    folder = tmp_path_factory.mktemp("zoo")
+    if request.param == "sqlite":
+        shutil.copy(request.getfixturevalue("sqlite_template"), folder / "catalog.sqlite")
+        url = f"sqlite:///{folder / 'catalog.sqlite'}"
+    else:
+        url = request.getfixturevalue("pg_database")
+        engine = create_engine(url)
+        with engine.begin() as conn:
+            conn.execute(text("TRUNCATE " + ", ".join(f'"{t.name}"' for t in m.Base.metadata.sorted_tables)
+                              + " RESTART IDENTITY CASCADE"))
+        engine.dispose()
+    catalog = open_catalog(url, folder / "store")
+    yield fill_zoo(catalog)
+    catalog.close()

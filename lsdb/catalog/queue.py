@@ -1,0 +1,464 @@
+"""Catalog methods of the job queue (mixed into `Catalog`; each public method is one transaction).
+
+The protocol (DESIGN §6): a job is claimed by one ``UPDATE jobs ... WHERE id = (SELECT id ...
+ORDER BY priority DESC, id LIMIT 1 [FOR UPDATE SKIP LOCKED]) RETURNING ...`` statement (SKIP
+LOCKED on PostgreSQL; the whole transaction under ``BEGIN IMMEDIATE`` on SQLite). The claim
+hands the worker a `Fence` (job, worker, attempt): every later write about the job (lease
+renewal, success with its result rows, failure, cancellation, release) is an UPDATE that
+matches the fence and ``status='running'``, and rolls the whole transaction back with
+`JobLost` when it matches nothing. So a worker whose lease expired and was reaped can never
+overwrite what the next holder does. "Now" is always the database's clock.
+
+States: queued -> running -> succeeded | failed | cancelled; running -> queued on retry, on
+release (SIGTERM, attempt not counted) and on lease expiry (attempt counted). A fan-out parent
+is ``waiting`` while its tile jobs run; the transaction that completes the last tile requeues
+it (under a lock on the parent row, so two last tiles finishing at once cannot both miss it),
+and a failed or cancelled tile fails the parent and cancels its siblings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, func, select, text, update
+
+from lsdb.catalog import models as m
+from lsdb.catalog.engine import db_now_ms
+from lsdb.catalog.records import NewCheckpoint, NewResult, NewRun, ResultRecord
+from lsdb.errors import BadInput, JobLost, NotFound
+
+if TYPE_CHECKING:
+    from lsdb.catalog.store import Catalog
+
+ACTIVE = ("queued", "running", "waiting")
+FINAL = ("succeeded", "failed", "cancelled")
+J = m.JobRow.__table__
+E = m.JobEventRow.__table__
+W = m.WorkerRow.__table__
+
+
+@dataclass(frozen=True)
+class Fence:
+    """Who may finish a job: the worker that claimed this attempt, while the job is running."""
+
+    job_id: int
+    worker_id: str
+    attempt: int
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A job to enqueue; `payload` is JSON (the request and how to run it)."""
+
+    analysis: str
+    payload: dict[str, Any]
+    cache_key: str | None = None
+    queue: str = "default"
+    resource: str = "any"
+    priority: int = 0
+    max_attempts: int = 3
+    time_limit_s: float | None = None
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    id: int
+    analysis: str
+    payload: dict[str, Any]
+    cache_key: str | None
+    queue: str
+    resource: str
+    priority: int
+    status: str
+    attempt: int
+    max_attempts: int
+    run_after: int
+    time_limit_s: float | None
+    worker_id: str | None
+    lease_expires: int | None
+    heartbeat: int | None
+    cancel_requested: bool
+    progress: float
+    progress_message: str | None
+    parent_id: int | None
+    result_id: int | None
+    error_type: str | None
+    error_message: str | None
+    error_traceback: str | None
+    created_at: int
+    started_at: int | None
+    finished_at: int | None
+
+    @property
+    def fence(self) -> Fence:
+        return Fence(self.id, self.worker_id or "", self.attempt)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class JobEventRecord:
+    id: int
+    job_id: int
+    at: int
+    kind: str
+    worker_id: str | None
+    message: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class WorkerRecord:
+    id: str
+    host: str
+    pid: int
+    device: str
+    queues: list[Any]
+    status: str
+    current_job: int | None
+    started_at: int
+    heartbeat: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """What a lease renewal learned: the job's cancel flag, or that the lease is gone."""
+
+    cancel_requested: bool = False
+    lost: bool = False
+
+
+def _fenced(fence: Fence) -> list[Any]:
+    return [J.c.id == fence.job_id, J.c.worker_id == fence.worker_id, J.c.attempt == fence.attempt,
+            J.c.status == "running"]
+
+
+def _lost(fence: Fence) -> JobLost:
+    return JobLost(f"job {fence.job_id}: worker {fence.worker_id} no longer holds attempt {fence.attempt}")
+
+
+class QueueMixin:
+    """Enqueue, claim, renew, complete, fail, cancel, release and reap jobs; register workers."""
+
+    # -- enqueue --------------------------------------------------------------------------
+    def add_job(self: Catalog, new: NewJob, tiles: Sequence[NewJob] = (),
+                dedupe: bool = True) -> tuple[JobRecord, bool]:
+        """Enqueue a job (and its tile jobs); (job, created). With `dedupe`, an active job with the
+        same cache key is returned instead (PostgreSQL: under an advisory lock on the key)."""
+        with self._write() as conn:
+            now = db_now_ms(conn)
+            if dedupe and new.cache_key:
+                if conn.dialect.name == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": int(new.cache_key[:15], 16)})
+                found = conn.execute(
+                    select(J).where(J.c.cache_key == new.cache_key, J.c.status.in_(ACTIVE)).order_by(J.c.id).limit(1)
+                ).first()
+                if found is not None:
+                    return JobRecord(**found._mapping), False
+            job_id = self._insert_job(conn, new, now, "waiting" if tiles else "queued", None, "enqueued")
+            for i, tile in enumerate(tiles):
+                self._insert_job(conn, tile, now, "queued", job_id, f"tile {i + 1} of {len(tiles)} of job {job_id}")
+            return self._job(conn, job_id), True
+
+    def _insert_job(self: Catalog, conn: Connection, new: NewJob, now: int, status: str, parent: int | None,
+                    message: str) -> int:
+        job_id = conn.execute(
+            J.insert().values(
+                analysis=new.analysis, payload=new.payload, cache_key=new.cache_key, queue=new.queue,
+                resource=new.resource, priority=new.priority, status=status, attempt=0,
+                max_attempts=new.max_attempts, run_after=now, time_limit_s=new.time_limit_s,
+                cancel_requested=False, progress=0.0, parent_id=parent, created_at=now,
+            ).returning(J.c.id)
+        ).scalar_one()
+        _event(conn, job_id, now, "enqueued", None, message)
+        return int(job_id)
+
+    # -- claim and lease ------------------------------------------------------------------------
+    def claim_job(self: Catalog, worker_id: str, queues: Sequence[str], resources: Sequence[str],
+                  lease_s: float) -> JobRecord | None:
+        """Claim the most urgent runnable job these queues and resources allow, or None."""
+        with self._write() as conn:
+            now = db_now_ms(conn)
+            pick = (
+                select(J.c.id)
+                .where(J.c.status == "queued", J.c.queue.in_(list(queues)), J.c.resource.in_(list(resources)),
+                       J.c.run_after <= now)
+                .order_by(J.c.priority.desc(), J.c.id)
+                .limit(1)
+            )
+            if conn.dialect.name == "postgresql":
+                pick = pick.with_for_update(skip_locked=True)
+            row = conn.execute(
+                update(J)
+                .where(J.c.id == pick.scalar_subquery(), J.c.status == "queued")
+                .values(status="running", worker_id=worker_id, lease_expires=now + int(lease_s * 1000), heartbeat=now,
+                        attempt=J.c.attempt + 1, started_at=now, progress=0.0, progress_message=None)
+                .returning(*J.c)
+            ).first()
+            if row is None:
+                return None
+            _event(conn, row.id, now, "claimed", worker_id, f"attempt {row.attempt} of {row.max_attempts}")
+            conn.execute(update(W).where(W.c.id == worker_id).values(status="busy", current_job=row.id, heartbeat=now))
+            return JobRecord(**row._mapping)
+
+    def heartbeat(self: Catalog, worker_id: str, fence: Fence | None, lease_s: float, progress: float = 0.0,
+                  message: str | None = None) -> Heartbeat:
+        """Renew the worker's heartbeat and, when it runs a job, the job's lease and progress."""
+        with self._write() as conn:
+            now = db_now_ms(conn)
+            reply = Heartbeat()
+            if fence is not None:
+                row = conn.execute(
+                    update(J).where(*_fenced(fence))
+                    .values(lease_expires=now + int(lease_s * 1000), heartbeat=now, progress=float(progress),
+                            progress_message=message)
+                    .returning(J.c.cancel_requested)
+                ).first()
+                reply = Heartbeat(lost=True) if row is None else Heartbeat(cancel_requested=bool(row[0]))
+            conn.execute(update(W).where(W.c.id == worker_id).values(
+                heartbeat=now, status="busy" if fence and not reply.lost else "idle",
+                current_job=fence.job_id if fence and not reply.lost else None))
+            return reply
+
+    # -- finishing (all fenced) -------------------------------------------------------------------
+    def complete_job_with_result(
+        self: Catalog, fence: Fence, new: NewResult, produced: Sequence[tuple[NewRun, NewCheckpoint]] = (),
+        replace: bool = False,
+    ) -> tuple[ResultRecord, bool]:
+        """`add_result` and the job's success in one transaction, only while `fence` holds."""
+        r = m.ResultRow.__table__
+        with self._write() as conn:
+            result_id, created = self._add_result_in(conn, new, produced, replace)
+            self._finish(conn, fence, "succeeded", result_id=result_id)
+            return self._result_records(conn, [r.c.id == result_id])[0], created
+
+    def complete_job(self: Catalog, fence: Fence, result_id: int) -> None:
+        """Mark the job succeeded with an existing result (found in the cache)."""
+        with self._write() as conn:
+            self._finish(conn, fence, "succeeded", result_id=result_id, message="result was cached")
+
+    def fail_job(self: Catalog, fence: Fence, error_type: str, message: str, traceback: str | None = None,
+                 retry: bool = True, backoff_s: float = 1.0) -> JobRecord:
+        """Record an attempt's failure: requeued after ``backoff_s * 2**(attempt-1)`` while
+        attempts remain (and `retry`), else failed with the error."""
+        error = {"error_type": error_type[:200], "error_message": message, "error_traceback": traceback}
+        with self._write() as conn:
+            now = db_now_ms(conn)
+            row = conn.execute(select(J.c.attempt, J.c.max_attempts).where(*_fenced(fence))).first()
+            if row is None:
+                raise _lost(fence)
+            if retry and row.attempt < row.max_attempts:
+                delay = backoff_s * 2 ** (row.attempt - 1)
+                done = conn.execute(update(J).where(*_fenced(fence)).values(
+                    status="queued", run_after=now + int(delay * 1000), worker_id=None, lease_expires=None,
+                    progress=0.0, progress_message=None, **error)).rowcount
+                if done != 1:
+                    raise _lost(fence)
+                _event(conn, fence.job_id, now, "retried", fence.worker_id,
+                       f"attempt {row.attempt} failed ({error_type}: {_short(message)}); retry in {delay:.3g} s")
+                self._worker_idle(conn, fence.worker_id, now)
+            else:
+                self._finish(conn, fence, "failed", error=error, message=f"{error_type}: {_short(message)}")
+            return self._job(conn, fence.job_id)
+
+    def finish_cancelled(self: Catalog, fence: Fence, message: str = "cancelled while running") -> None:
+        with self._write() as conn:
+            self._finish(conn, fence, "cancelled", message=message)
+
+    def release_job(self: Catalog, fence: Fence, message: str = "released by its worker") -> None:
+        """Put a running job back in the queue without counting the attempt (worker shutdown)."""
+        with self._write() as conn:
+            now = db_now_ms(conn)
+            done = conn.execute(update(J).where(*_fenced(fence)).values(
+                status="queued", attempt=J.c.attempt - 1, run_after=now, worker_id=None, lease_expires=None,
+                progress=0.0, progress_message=None)).rowcount
+            if done != 1:
+                raise _lost(fence)
+            _event(conn, fence.job_id, now, "released", fence.worker_id, message)
+            self._worker_idle(conn, fence.worker_id, now)
+
+    def _finish(self: Catalog, conn: Connection, fence: Fence, status: str, *, result_id: int | None = None,
+                error: dict[str, Any] | None = None, message: str | None = None) -> None:
+        now = db_now_ms(conn)
+        values: dict[str, Any] = {"status": status, "finished_at": now, "lease_expires": None, **(error or {})}
+        if status == "succeeded":
+            values.update(result_id=result_id, progress=1.0, progress_message="done")
+        row = conn.execute(update(J).where(*_fenced(fence)).values(**values).returning(J.c.parent_id)).first()
+        if row is None:
+            again = conn.execute(select(J.c.status, J.c.result_id, J.c.worker_id, J.c.attempt)
+                                 .where(J.c.id == fence.job_id)).first()
+            if status == "succeeded" and again is not None and tuple(again) == (
+                    "succeeded", result_id, fence.worker_id, fence.attempt):
+                return  # this very commit already happened (a retry after a lost acknowledgement)
+            raise _lost(fence)
+        _event(conn, fence.job_id, now, status, fence.worker_id, message)
+        self._worker_idle(conn, fence.worker_id, now)
+        if row.parent_id is not None:
+            self._tile_finished(conn, row.parent_id, fence.job_id, status, now)
+
+    def _worker_idle(self: Catalog, conn: Connection, worker_id: str, now: int) -> None:
+        conn.execute(update(W).where(W.c.id == worker_id).values(status="idle", current_job=None, heartbeat=now))
+
+    def _tile_finished(self: Catalog, conn: Connection, parent_id: int, child_id: int, status: str, now: int) -> None:
+        """A tile reached a final state: requeue its parent after the last success, fail it on a loss."""
+        lock = select(J.c.status).where(J.c.id == parent_id)
+        if conn.dialect.name == "postgresql":
+            lock = lock.with_for_update()  # serializes the siblings' completions (see the module docstring)
+        if conn.execute(lock).scalar_one_or_none() != "waiting":
+            return
+        if status == "succeeded":
+            left = conn.execute(select(func.count()).where(J.c.parent_id == parent_id, J.c.status != "succeeded"))
+            if left.scalar_one() == 0:
+                conn.execute(update(J).where(J.c.id == parent_id).values(status="queued", run_after=now))
+                _event(conn, parent_id, now, "tiles_done", None, "every tile succeeded; queued to merge")
+            return
+        message = f"tile job {child_id} {status}"
+        conn.execute(update(J).where(J.c.id == parent_id).values(
+            status="failed", finished_at=now, error_type="TileFailed", error_message=message))
+        _event(conn, parent_id, now, "failed", None, message)
+        self._cancel_children(conn, parent_id, now, f"a sibling tile {status}")
+
+    def _cancel_children(self: Catalog, conn: Connection, parent_id: int, now: int, reason: str) -> None:
+        queued = conn.execute(update(J).where(J.c.parent_id == parent_id, J.c.status == "queued")
+                              .values(status="cancelled", finished_at=now).returning(J.c.id)).scalars().all()
+        for child in queued:
+            _event(conn, child, now, "cancelled", None, reason)
+        conn.execute(update(J).where(J.c.parent_id == parent_id, J.c.status == "running")
+                     .values(cancel_requested=True))
+
+    # -- reaper -----------------------------------------------------------------------------------
+    def reap_expired(self: Catalog, limit: int = 100) -> list[int]:
+        """Requeue running jobs whose lease expired (the attempt counts; none left: failed).
+        Returns the reaped ids. A cheap read first, so idle workers do not take the write lock."""
+        with self._read() as conn:
+            now = db_now_ms(conn)
+            expired = conn.execute(select(J.c.id).where(J.c.status == "running", J.c.lease_expires < now)
+                                   .limit(1)).first()
+        if expired is None:
+            return []
+        with self._write() as conn:
+            now = db_now_ms(conn)
+            pick = (select(J.c.id, J.c.attempt, J.c.max_attempts, J.c.worker_id, J.c.parent_id)
+                    .where(J.c.status == "running", J.c.lease_expires < now).order_by(J.c.id).limit(limit))
+            if conn.dialect.name == "postgresql":
+                pick = pick.with_for_update(skip_locked=True)
+            reaped = []
+            for row in conn.execute(pick).all():
+                fence = Fence(row.id, row.worker_id or "", row.attempt)
+                message = f"lease of {row.worker_id} expired (attempt {row.attempt} of {row.max_attempts})"
+                _event(conn, row.id, now, "lease_expired", row.worker_id, message)
+                if row.attempt < row.max_attempts:
+                    conn.execute(update(J).where(*_fenced(fence)).values(
+                        status="queued", run_after=now, worker_id=None, lease_expires=None, progress=0.0,
+                        progress_message=None))
+                else:
+                    self._finish(conn, fence, "failed", error={"error_type": "LeaseExpired",
+                                 "error_message": "lease expired", "error_traceback": None}, message="lease expired")
+                reaped.append(row.id)
+            return reaped
+
+    # -- cancel and retry (by hand) ------------------------------------------------------------
+    def cancel_job(self: Catalog, job_id: int) -> JobRecord:
+        """Cancel a job: at once when queued or waiting (with its tiles), cooperatively when running."""
+        with self._write() as conn:
+            now = db_now_ms(conn)
+            if conn.dialect.name == "postgresql":  # children first: the order completions lock in
+                conn.execute(select(J.c.id).where(J.c.parent_id == job_id).order_by(J.c.id).with_for_update())
+            job = self._job(conn, job_id)
+            if job.status in ("queued", "waiting"):
+                conn.execute(update(J).where(J.c.id == job_id).values(status="cancelled", finished_at=now))
+                _event(conn, job_id, now, "cancelled", None, f"cancelled while {job.status}")
+                self._cancel_children(conn, job_id, now, f"its parent job {job_id} was cancelled")
+                if job.parent_id is not None:
+                    self._tile_finished(conn, job.parent_id, job_id, "cancelled", now)
+            elif job.status == "running" and not job.cancel_requested:
+                conn.execute(update(J).where(J.c.id == job_id).values(cancel_requested=True))
+                _event(conn, job_id, now, "cancel_requested", None, f"worker {job.worker_id} will stop it")
+            return self._job(conn, job_id)
+
+    def retry_job(self: Catalog, job_id: int) -> JobRecord:
+        """Requeue a failed or cancelled job with fresh attempts (a fan-out parent: its lost tiles too)."""
+        with self._write() as conn:
+            now = db_now_ms(conn)
+            job = self._job(conn, job_id)
+            if job.status not in ("failed", "cancelled"):
+                raise BadInput(f"job {job_id} is {job.status}; only failed or cancelled jobs can be retried")
+            fresh = {"attempt": 0, "run_after": now, "worker_id": None, "lease_expires": None, "finished_at": None,
+                     "cancel_requested": False, "progress": 0.0, "progress_message": None, "error_type": None,
+                     "error_message": None, "error_traceback": None}
+            tiles = conn.execute(update(J).where(J.c.parent_id == job_id, J.c.status.in_(("failed", "cancelled")))
+                                 .values(status="queued", **fresh).returning(J.c.id)).scalars().all()
+            for tile in tiles:
+                _event(conn, tile, now, "retried", None, "retried by hand (with its parent)")
+            waiting = conn.execute(select(func.count()).where(J.c.parent_id == job_id, J.c.status != "succeeded"))
+            status = "waiting" if waiting.scalar_one() else "queued"
+            conn.execute(update(J).where(J.c.id == job_id).values(status=status, **fresh))
+            _event(conn, job_id, now, "retried", None, "retried by hand")
+            return self._job(conn, job_id)
+
+    # -- reading ------------------------------------------------------------------------------------
+    def _job(self: Catalog, conn: Connection, job_id: int) -> JobRecord:
+        row = conn.execute(select(J).where(J.c.id == job_id)).first()
+        if row is None:
+            raise NotFound(f"job {job_id} not found; see `lsdb jobs list`")
+        return JobRecord(**row._mapping)
+
+    def get_job(self: Catalog, job_id: int) -> JobRecord:
+        with self._read() as conn:
+            return self._job(conn, job_id)
+
+    def list_jobs(self: Catalog, status: Sequence[str] | str | None = None, queue: str | None = None,
+                  limit: int | None = None, parent_id: int | None = None) -> list[JobRecord]:
+        """Jobs oldest first (with `limit`: the newest `limit` of them)."""
+        q = select(J).order_by(J.c.id.desc())
+        if status:
+            q = q.where(J.c.status.in_([status] if isinstance(status, str) else list(status)))
+        if queue is not None:
+            q = q.where(J.c.queue == queue)
+        if parent_id is not None:
+            q = q.where(J.c.parent_id == parent_id)
+        if limit is not None:
+            q = q.limit(limit)
+        with self._read() as conn:
+            return [JobRecord(**row._mapping) for row in reversed(conn.execute(q).all())]
+
+    def list_job_events(self: Catalog, job_id: int) -> list[JobEventRecord]:
+        with self._read() as conn:
+            self._job(conn, job_id)
+            rows = conn.execute(select(E).where(E.c.job_id == job_id).order_by(E.c.id)).all()
+        return [JobEventRecord(**row._mapping) for row in rows]
+
+    # -- workers ----------------------------------------------------------------------------------
+    def register_worker(self: Catalog, worker_id: str, host: str, pid: int, device: str,
+                        queues: Sequence[str]) -> WorkerRecord:
+        with self._write() as conn:
+            now = db_now_ms(conn)
+            conn.execute(W.insert().values(id=worker_id, host=host, pid=pid, device=device, queues=list(queues),
+                                           status="idle", current_job=None, started_at=now, heartbeat=now))
+            return WorkerRecord(**conn.execute(select(W).where(W.c.id == worker_id)).one()._mapping)
+
+    def set_worker_status(self: Catalog, worker_id: str, status: str) -> None:
+        with self._write() as conn:
+            now = db_now_ms(conn)
+            conn.execute(update(W).where(W.c.id == worker_id).values(status=status, current_job=None, heartbeat=now))
+
+    def list_workers(self: Catalog) -> list[WorkerRecord]:
+        with self._read() as conn:
+            return [WorkerRecord(**row._mapping) for row in conn.execute(select(W).order_by(W.c.started_at, W.c.id))]
+
+
+def _event(conn: Connection, job_id: int, now: int, kind: str, worker_id: str | None, message: str | None) -> None:
+    conn.execute(E.insert().values(job_id=job_id, at=now, kind=kind, worker_id=worker_id, message=message))
+
+
+def _short(message: str, limit: int = 200) -> str:
+    line = (message or "").strip().splitlines()[0] if (message or "").strip() else ""
+    return line if len(line) <= limit else line[: limit - 3] + "..."

@@ -1,0 +1,271 @@
+"""`lsdb jobs [list|show|cancel|retry|logs]`, `lsdb worker`, `lsdb workers [start]`, and `lsdb run`'s queue path."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import typer
+
+from lsdb.cli.render import Format, fmt_time, render, render_mapping
+from lsdb.cli.state import state
+from lsdb.errors import LsdbError
+
+jobs_app = typer.Typer(help="Jobs: list, show, cancel, retry, and their event log.", invoke_without_command=True)
+workers_app = typer.Typer(help="Workers: list them (default), or start one per device.", invoke_without_command=True)
+
+JOB_COLUMNS = ["id", "analysis", "status", "queue", "priority", "attempt", "progress", "worker", "parent", "result",
+               "created", "error"]
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(jobs_app, name="jobs")
+    app.command("worker")(worker)
+    app.add_typer(workers_app, name="workers")
+
+
+# -- lsdb run (without --inline) -----------------------------------------------------------------------
+
+
+def enqueue_and_maybe_wait(catalog, request, *, queue: str = "default", priority: int = 0,  # type: ignore[no-untyped-def]
+                           force: bool = False, wait: bool = False, fmt: Format = Format.table,
+                           time_limit: float | None = None, max_attempts: int = 3,
+                           tile_size: int | None = None) -> None:
+    """Queue `request` (or find its result or its active job), print what happened, and with
+    `wait` follow the job with a progress bar and show the result. `tile_size` 0: never fan out."""
+    from lsdb.cli.analysis_cmds import show_result_summary
+    from lsdb.jobs.queue import DEFAULT_TILE_SIZE, enqueue
+
+    outcome = enqueue(catalog, request, queue=queue, priority=priority, force=force, max_attempts=max_attempts,
+                      time_limit_s=time_limit, tile_size=DEFAULT_TILE_SIZE if tile_size is None else tile_size)
+    if outcome.result is not None:
+        show_result_summary(outcome.result, False, fmt)
+        return
+    job = outcome.job
+    assert job is not None
+    if fmt is Format.table:
+        what = f"queued on '{job.queue}'" if outcome.created else f"is already {job.status} (the same request)"
+        typer.echo(f"job {job.id} {what}" + (f" as {outcome.tiles} tiles" if outcome.tiles else ""), err=wait)
+        if not wait:
+            typer.echo(f"follow it: `lsdb jobs show {job.id}`; workers run it: `lsdb worker`", err=True)
+    elif not wait:
+        row = {"job": job.id, "status": job.status, "created": outcome.created, "tiles": outcome.tiles,
+               "analysis": job.analysis, "queue": job.queue}
+        render([row], fmt, list(row))
+    if wait:
+        _follow(catalog, job.id, fmt, show_result_summary)
+
+
+def _follow(catalog, job_id: int, fmt: Format, show_result_summary: Any) -> None:  # type: ignore[no-untyped-def]
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+    from lsdb.jobs.queue import wait_for_job
+
+    try:
+        with Progress(TextColumn(f"job {job_id}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
+                      TextColumn("{task.description}"), transient=True, disable=fmt is not Format.table) as bar:
+            task = bar.add_task("", total=1.0)
+            job = wait_for_job(catalog, job_id, lambda j, f, msg: bar.update(task, completed=f,
+                                                                             description=f"{j.status}: {msg}"))
+    except KeyboardInterrupt:
+        sys.stderr.write(f"stopped following job {job_id}; it goes on (`lsdb jobs cancel {job_id}` stops it)\n")
+        raise typer.Exit(130) from None
+    if job.status == "succeeded" and job.result_id is not None:
+        result = catalog.get_result(job.result_id)
+        show_result_summary(result, result.job_id == job.id, fmt)
+        return
+    if job.status == "failed":
+        raise LsdbError(f"job {job_id} failed: {job.error_type}: {_first_line(job.error_message)}; "
+                        f"see `lsdb jobs show {job_id}`")
+    raise LsdbError(f"job {job_id} was {job.status}")
+
+
+# -- lsdb jobs ---------------------------------------------------------------------------------------------
+
+
+@jobs_app.callback()
+def jobs(
+    ctx: typer.Context,
+    status: list[str] = typer.Option(None, "--status", help="queued|running|waiting|succeeded|failed|cancelled"),
+    queue: str = typer.Option(None, "--queue"),
+    limit: int = typer.Option(50, "--limit", help="The newest N jobs."),
+    format: Format = typer.Option(Format.table, "--format"),
+) -> None:
+    """List jobs (the newest --limit, oldest first)."""
+    if ctx.invoked_subcommand is None:
+        _list(ctx, status, queue, limit, format)
+
+
+@jobs_app.command("list")
+def jobs_list(
+    ctx: typer.Context,
+    status: list[str] = typer.Option(None, "--status", help="queued|running|waiting|succeeded|failed|cancelled"),
+    queue: str = typer.Option(None, "--queue"),
+    limit: int = typer.Option(50, "--limit", help="The newest N jobs."),
+    format: Format = typer.Option(Format.table, "--format"),
+) -> None:
+    """List jobs (the newest --limit, oldest first)."""
+    _list(ctx, status, queue, limit, format)
+
+
+def _list(ctx: typer.Context, status: list[str] | None, queue: str | None, limit: int, fmt: Format) -> None:
+    records = state(ctx).catalog().list_jobs(status=status or None, queue=queue, limit=limit)
+    if fmt is Format.json:
+        render([r.to_dict() for r in records], fmt)
+        return
+    rows = [{"id": r.id, "analysis": r.analysis, "status": r.status + (" (cancelling)" if r.cancel_requested and
+                                                                     r.status == "running" else ""),
+             "queue": r.queue, "priority": r.priority, "attempt": f"{r.attempt}/{r.max_attempts}",
+             "progress": f"{100 * r.progress:.0f}%", "worker": r.worker_id, "parent": r.parent_id,
+             "result": r.result_id, "created": fmt_time(r.created_at),
+             "error": f"{r.error_type}: {_first_line(r.error_message)}" if r.error_type else None}
+            for r in records]
+    render(rows, fmt, JOB_COLUMNS)
+
+
+@jobs_app.command("show")
+def jobs_show(ctx: typer.Context, job_id: int, format: Format = typer.Option(Format.table, "--format")) -> None:
+    """Every field of one job, its tiles, and the error's traceback."""
+    catalog = state(ctx).catalog()
+    job = catalog.get_job(job_id)
+    data = job.to_dict()
+    data["tiles"] = [t.id for t in catalog.list_jobs(parent_id=job_id)]
+    if format is Format.json:
+        render_mapping(data, format)
+        return
+    for key in ("run_after", "lease_expires", "heartbeat", "created_at", "started_at", "finished_at"):
+        data[key] = fmt_time(data[key])
+    traceback = data.pop("error_traceback")
+    render_mapping(data, format)
+    if traceback and format is Format.table:
+        typer.echo("\ntraceback:\n" + traceback.rstrip())
+
+
+@jobs_app.command("cancel")
+def jobs_cancel(ctx: typer.Context, job_ids: list[int] = typer.Argument(..., help="Job ids."),
+                format: Format = typer.Option(Format.table, "--format")) -> None:
+    """Cancel jobs: queued ones at once, running ones when their analysis next reports progress."""
+    catalog = state(ctx).catalog()
+    rows = []
+    for job_id in job_ids:
+        job = catalog.cancel_job(job_id)
+        note = "cancel requested" if job.status == "running" else job.status
+        rows.append({"job": job.id, "status": job.status, "note": note})
+    render(rows, format, ["job", "status", "note"])
+
+
+@jobs_app.command("retry")
+def jobs_retry(ctx: typer.Context, job_ids: list[int] = typer.Argument(..., help="Job ids."),
+               format: Format = typer.Option(Format.table, "--format")) -> None:
+    """Requeue failed or cancelled jobs with fresh attempts."""
+    catalog = state(ctx).catalog()
+    rows = [{"job": j.id, "status": j.status} for j in (catalog.retry_job(i) for i in job_ids)]
+    render(rows, format, ["job", "status"])
+
+
+@jobs_app.command("logs")
+def jobs_logs(ctx: typer.Context, job_id: int, format: Format = typer.Option(Format.table, "--format")) -> None:
+    """The job's events: enqueued, claimed, retried, lease_expired, released, succeeded, failed, cancelled."""
+    events = state(ctx).catalog().list_job_events(job_id)
+    rows = [e.to_dict() for e in events]
+    if format is not Format.json:
+        for row in rows:
+            row["at"] = fmt_time(row["at"])
+    render(rows, format, ["at", "kind", "worker_id", "message"])
+
+
+# -- lsdb worker / workers -------------------------------------------------------------------------------
+
+
+def worker(
+    ctx: typer.Context,
+    device: str = typer.Option("auto", "--device", help="cpu | cuda:N | auto"),
+    queue: list[str] = typer.Option(None, "--queue", help="Queues to serve (repeatable; default: default)."),
+    max_jobs: int = typer.Option(None, "--max-jobs", help="Exit after this many jobs."),
+    once: bool = typer.Option(False, "--once", help="Run at most one job, then exit."),
+    idle_exit: float = typer.Option(None, "--idle-exit", help="Exit after this many seconds without a job."),
+    threads: int = typer.Option(None, "--threads", help="torch threads of the job process."),
+    lease: float = typer.Option(30.0, "--lease", help="Lease seconds (renewed every lease/3)."),
+    poll: float = typer.Option(1.0, "--poll", help="Seconds between claims while the queue is empty."),
+    backoff: float = typer.Option(1.0, "--backoff", help="Retry delay base: base * 2^(attempt-1) seconds."),
+    grace: float = typer.Option(5.0, "--grace", help="On SIGTERM: seconds the current job gets before release."),
+    inprocess: bool = typer.Option(False, "--inprocess", help="Run jobs in this process (trivial jobs, tests)."),
+) -> None:
+    """Claim and run jobs on one device until stopped (SIGTERM/Ctrl-C finish or release the current job)."""
+    import logging
+
+    from lsdb.jobs.worker import Worker, WorkerOptions
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+    options = WorkerOptions(device=device, queues=tuple(queue or ("default",)), max_jobs=max_jobs, once=once,
+                            idle_exit_s=idle_exit, threads=threads, lease_s=lease, poll_s=poll, backoff_s=backoff,
+                            grace_s=grace, inprocess=inprocess)
+    Worker(state(ctx).catalog(), options).run()
+
+
+@workers_app.callback()
+def workers(
+    ctx: typer.Context,
+    lease: float = typer.Option(30.0, "--lease", help="Alive = heartbeat within 3 leases."),
+    all_: bool = typer.Option(False, "--all", help="Include stopped workers."),
+    format: Format = typer.Option(Format.table, "--format"),
+) -> None:
+    """Registered workers: alive, device, current job, last heartbeat."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from lsdb.jobs.queue import worker_rows
+
+    rows = []
+    for w, alive in worker_rows(state(ctx).catalog(), lease):
+        if not all_ and not alive and w.status == "stopped":
+            continue
+        row: dict[str, Any] = {**w.to_dict(), "alive": alive}
+        if format is not Format.json:
+            row.update(queues=",".join(map(str, w.queues)), heartbeat=fmt_time(w.heartbeat),
+                       started_at=fmt_time(w.started_at))
+        rows.append(row)
+    render(rows, format, ["id", "host", "pid", "device", "queues", "status", "alive", "current_job", "heartbeat"])
+
+
+@workers_app.command("start")
+def workers_start(
+    ctx: typer.Context,
+    devices: str = typer.Option("all", "--devices", help="all (one per GPU) | cpu | N (CPU workers) | 0,1 (GPUs)"),
+    queue: list[str] = typer.Option(None, "--queue", help="Queues every worker serves (repeatable)."),
+    threads: int = typer.Option(None, "--threads"),
+    lease: float = typer.Option(30.0, "--lease"),
+    poll: float = typer.Option(1.0, "--poll"),
+    inprocess: bool = typer.Option(False, "--inprocess", hidden=True),
+    max_restarts: int = typer.Option(None, "--max-restarts", help="Give up on a worker after this many restarts."),
+    backend: str = typer.Option("local", "--backend", help="local | ray"),
+    address: str = typer.Option(None, "--address", help="Ray cluster address (--backend ray)."),
+    num_workers: int = typer.Option(None, "--num-workers", help="Ray: how many workers."),
+    gpus_per_worker: float = typer.Option(1.0, "--gpus-per-worker", help="Ray: GPUs per worker (0: CPU workers)."),
+) -> None:
+    """Start and supervise workers: one per visible GPU (or N CPU workers), restarted when they crash."""
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+    args: list[str] = [f"--queue={q}" for q in queue or ()] + [f"--lease={lease}", f"--poll={poll}"]
+    if threads:
+        args.append(f"--threads={threads}")
+    if inprocess:
+        args.append("--inprocess")
+    settings = state(ctx).settings()
+    if backend == "ray":
+        from lsdb.jobs.ray_backend import start_ray_workers
+
+        start_ray_workers(settings, address=address, num_workers=num_workers, gpus_per_worker=gpus_per_worker,
+                          worker_args=args)
+        return
+    if backend != "local":
+        raise LsdbError(f"unknown backend '{backend}'; use local or ray")
+    from lsdb.jobs.supervisor import supervise
+
+    state(ctx).catalog()  # create or check the catalog once, before N workers race to
+    supervise(settings, devices, args, max_restarts=max_restarts)
+
+
+def _first_line(text: str | None) -> str:
+    lines = (text or "").strip().splitlines()
+    return lines[0] if lines else ""

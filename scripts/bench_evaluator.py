@@ -1,0 +1,212 @@
+"""Benchmark lsdb's evaluator on filter-normalized random-plane surfaces.
+
+Three problems, each timed in one run, interleaving the methods and reporting the median of
+``--repeats``:
+
+* ``mlp``: the digits MLP 64-128-128-10 on all 1,797 digits (sklearn's ``load_digits``,
+  pixels / 16), a 41 x 41 plane;
+* ``cnn``: lsdb's ``simple_cnn`` (16-32-32 channels) on the 1x8x8 digits, a 21 x 21 plane;
+* ``resnet``: ResNet-20 on a CIFAR-shaped synthetic set (3x32x32 blobs), a 3 x 3 plane over
+  128 examples (``--resnet-examples``, ``--resnet-steps``), BatchNorm in eval mode.
+
+Methods: the ``loss-landscapes`` package's ``random_plane`` (as documented, and wrapped in
+``torch.no_grad()``), a plain per-point ``load_state_dict`` + forward loop, and lsdb's
+evaluator with its automatic choice and with each strategy forced. Every timing includes
+building the directions and (for lsdb) the `Evaluator`. GFLOP/s counts the multiply-adds of
+the conv and linear layers (2 FLOPs each) of every point; the "layers alone" row times just
+those conv/linear calls at the same shapes, the compute-bound limit of a per-point pass.
+
+    .venv/bin/python scripts/bench_evaluator.py [--repeats 5] [--only mlp,cnn,resnet]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from lsdb.landscape import Evaluator, ParamLayout, evaluate_grid, grid_axis, normalize_direction, random_direction
+
+
+def digits() -> tuple[Tensor, Tensor]:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    return torch.tensor(bunch.data, dtype=torch.float32) / 16.0, torch.tensor(bunch.target)
+
+
+def filter_plane(model: nn.Module) -> Tensor:
+    layout = ParamLayout.from_module(model)
+    theta = layout.flatten(model)
+    return torch.stack([normalize_direction(random_direction(layout, seed=s), theta, layout) for s in (1, 2)])
+
+
+def layer_calls(model: nn.Module, x: Tensor) -> tuple[list[tuple[nn.Module, Tensor]], float]:
+    """The (conv or linear module, its input) calls of one forward over `x`, and their FLOPs."""
+    calls: list[tuple[nn.Module, Tensor]] = []
+    flops = [0.0]
+
+    def hook(module: nn.Module, args: tuple[Tensor, ...], out: Tensor) -> None:
+        calls.append((module, args[0]))
+        fan_in = module.weight[0].numel() if isinstance(module, nn.Conv2d) else module.in_features  # type: ignore[union-attr]
+        flops[0] += 2.0 * out.numel() * fan_in
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    with torch.inference_mode():
+        model(x)
+    for h in handles:
+        h.remove()
+    return calls, flops[0]
+
+
+def methods(model: nn.Module, x: Tensor, y: Tensor, steps: int) -> dict[str, Callable[[], object]]:
+    import loss_landscapes
+    import loss_landscapes.metrics
+
+    axis = grid_axis(-1.0, 1.0, steps)
+    metric = loss_landscapes.metrics.Loss(nn.CrossEntropyLoss(), x, y)
+    calls, _ = layer_calls(model, x)
+
+    def ll() -> object:
+        return loss_landscapes.random_plane(model, metric, steps=steps, normalization="filter", deepcopy_model=True)
+
+    def ll_no_grad() -> object:
+        with torch.no_grad():
+            return ll()
+
+    def per_point_loop() -> object:
+        dirs = filter_plane(model)
+        layout = ParamLayout.from_module(model)
+        theta, net, out = layout.flatten(model), copy.deepcopy(model), []
+        with torch.no_grad():
+            for a in axis.tolist():
+                for b in axis.tolist():
+                    net.load_state_dict(layout.unflatten(theta + a * dirs[0] + b * dirs[1]), strict=False)
+                    out.append(F.cross_entropy(net(x), y).item())
+        return out
+
+    def lsdb(**options: object) -> Callable[[], object]:
+        def run() -> object:
+            return evaluate_grid(Evaluator(model, x, y, **options), filter_plane(model), axis, axis)  # type: ignore[arg-type]
+        return run
+
+    def layers_alone() -> object:
+        with torch.inference_mode():
+            for _ in range(steps * steps):
+                for module, inp in calls:
+                    module(inp)
+        return None
+
+    return {
+        "loss-landscapes random_plane": ll,
+        "loss-landscapes, under no_grad": ll_no_grad,
+        "per-point load_state_dict loop": per_point_loop,
+        "lsdb auto": lsdb(),
+        "lsdb per_point, no reuse": lsdb(strategy="per_point", reuse_first_layer=False),
+        "lsdb per_point + reuse": lsdb(strategy="per_point", reuse_first_layer=True),
+        "lsdb batched (vmap)": lsdb(strategy="batched", reuse_first_layer=False),
+        "lsdb batched + reuse": lsdb(strategy="batched", reuse_first_layer=True),
+        "conv/linear layers alone (limit)": layers_alone,
+    }
+
+
+def bench(title: str, model: nn.Module, x: Tensor, y: Tensor, steps: int, repeats: int) -> None:
+    model.eval()
+    runs = methods(model, x, y, steps)
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    names = list(runs)
+    for r in range(repeats):
+        for name in names[r % len(names):] + names[: r % len(names)]:  # rotate the order each repeat
+            start = time.perf_counter()
+            runs[name]()
+            times[name].append(time.perf_counter() - start)
+    _, flops = layer_calls(model, x)
+    points = steps * steps
+    median = {name: statistics.median(ts) for name, ts in times.items()}
+    base, base_ng, loop = (median["loss-landscapes random_plane"], median["loss-landscapes, under no_grad"],
+                           median["per-point load_state_dict loop"])
+    print(f"\n## {title}: {steps}x{steps} = {points} points x {len(x)} examples, "
+          f"{flops / 1e6:.1f} MFLOP per point (median of {repeats})")
+    print(f"{'method':36s} {'time s':>8s} {'ms/pt':>7s} {'GFLOP/s':>8s} {'vs LL':>6s} {'vs LL ng':>8s} {'vs loop':>7s}")
+    for name in names:
+        t = median[name]
+        print(f"{name:36s} {t:8.3f} {1e3 * t / points:7.2f} {flops * points / t / 1e9:8.1f} "
+              f"{base / t:5.2f}x {base_ng / t:7.2f}x {loop / t:6.2f}x")
+
+
+def strategy_sweep(x: Tensor, y: Tensor, repeats: int) -> None:
+    """ms per point of each strategy as the work per pass (examples x FLOPs per example) grows: the auto rule's data."""
+    from lsdb.models import build_model
+
+    print("\n## strategy sweep: ms per point (median), 5x5 plane, no first-layer reuse")
+    print(f"{'model':12s} {'examples':>8s} {'MFLOP/pass':>10s} {'per_point':>9s} {'batched':>8s} {'faster':>9s}")
+    axis = grid_axis(-1.0, 1.0, 5)
+    for name, spec, shape in (("mlp", "mlp:widths=[128,128]", (64,)), ("simple_cnn", "simple_cnn", (1, 8, 8))):
+        model = build_model(spec, shape, 10, seed=0).eval()
+        dirs = filter_plane(model)
+        for n in (16, 64, 256, 1797):
+            xs, ys = x[:n].reshape(n, *shape), y[:n]
+            _, flops = layer_calls(model, xs)
+            ms = {}
+            for strategy in ("per_point", "batched"):
+                ev = Evaluator(model, xs, ys, strategy=strategy, reuse_first_layer=False)  # type: ignore[arg-type]
+                ts = []
+                for _ in range(repeats):
+                    start = time.perf_counter()
+                    evaluate_grid(ev, dirs, axis, axis)
+                    ts.append(time.perf_counter() - start)
+                ms[strategy] = 1e3 * statistics.median(ts) / 25
+            best = min(ms, key=ms.__getitem__)
+            print(f"{name:12s} {n:8d} {flops / 1e6:10.1f} {ms['per_point']:9.2f} {ms['batched']:8.2f} {best:>9s}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--only", default="mlp,cnn,resnet,sweep")
+    parser.add_argument("--mlp-steps", type=int, default=41)
+    parser.add_argument("--cnn-steps", type=int, default=21)
+    parser.add_argument("--resnet-steps", type=int, default=3)
+    parser.add_argument("--resnet-examples", type=int, default=128)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    only = set(args.only.split(","))
+    from lsdb.models import build_model
+
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.2f}")
+    x, y = digits()
+    if "mlp" in only:
+        bench("digits MLP 64-128-128-10", build_model("mlp:widths=[128,128]", (64,), 10, seed=0), x, y,
+              args.mlp_steps, args.repeats)
+    if "cnn" in only:
+        bench("simple_cnn on 1x8x8 digits", build_model("simple_cnn", (1, 8, 8), 10, seed=0), x.view(-1, 1, 8, 8), y,
+              args.cnn_steps, args.repeats)
+    if "resnet" in only:
+        from lsdb.data import load_dataset
+
+        n = args.resnet_examples
+        data = load_dataset(f"synthetic:kind=blobs,shape=[3,32,32],classes=10,n={n},test_fraction=0.5")
+        xs, ys = torch.cat([data.train[0], data.test[0]])[:n], torch.cat([data.train[1], data.test[1]])[:n]
+        resnet = build_model("resnet:depth=20", (3, 32, 32), 10, seed=0)
+        gen = torch.Generator().manual_seed(0)
+        with torch.no_grad():  # BatchNorm as after training; loss-landscapes divides by zero on all-zero biases
+            for m in resnet.modules():
+                if isinstance(m, nn.BatchNorm2d):
+                    m.weight.uniform_(0.5, 1.5, generator=gen)
+                    m.bias.normal_(0.0, 0.1, generator=gen)
+        bench("ResNet-20 on 3x32x32 synthetic blobs", resnet, xs, ys, args.resnet_steps, args.repeats)
+    if "sweep" in only:
+        strategy_sweep(x, y, args.repeats)
+    print(f"\nload average at the end {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
