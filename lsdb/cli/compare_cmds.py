@@ -17,7 +17,7 @@ KEYS_HELP = (
 WHERE_HELP = (
     "Filter, e.g. \"lr > 0.05 AND (arch = resnet OR tag.seed IN (1, 2)) AND NOT opt LIKE 'ad%'\". "
     "Operators: = != < <= > >=, IN (...), IS [NOT] NULL, LIKE/CONTAINS 'text'; AND binds tighter than OR. "
-    "Numbers compare with numeric values, quoted strings with text values; a key a row lacks never matches."
+    "Numbers compare with numeric values, quoted strings with text values; a condition on a key a row lacks is false."
 )
 
 
@@ -32,7 +32,7 @@ def compare(
     analysis: str = typer.Option(None, "--analysis", "-a", help="One row per result of this analysis."),
     columns: str = typer.Option(None, "--columns", "-c", help="Comma-separated keys to show."),
     sort: list[str] = typer.Option(
-        None, "--sort", "-s", help="KEY, KEY:desc or -KEY (descending); comma-separated or repeated. Missing values sort last."
+        None, "--sort", "-s", help="KEY, KEY:desc or -KEY (descending); comma-separated or repeated; missing last."
     ),
     group_by: str = typer.Option(None, "--group-by", "-g", help="One row per value of this key."),
     agg: str = typer.Option(

@@ -6,6 +6,7 @@ import csv
 import datetime as dt
 import io
 import json
+import math
 import sys
 from collections.abc import Sequence
 from enum import Enum
@@ -22,6 +23,24 @@ def fmt_time(ms: int | None) -> str:
     if ms is None:
         return ""
     return dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def to_json(data: Any, indent: int | None = None) -> str:
+    """Strict JSON: NaN and infinities become null (they are not JSON)."""
+    try:
+        return json.dumps(data, default=str, allow_nan=False, indent=indent)
+    except ValueError:
+        return json.dumps(_finite(data), default=str, allow_nan=False, indent=indent)
 
 
 def _cell(value: Any) -> str:
@@ -43,7 +62,7 @@ def render(
     """Print `rows` (dicts) as a rich table, a JSON array or CSV on stdout."""
     fmt = Format(fmt)
     if fmt is Format.json:
-        sys.stdout.write(json.dumps(list(rows), default=str))
+        sys.stdout.write(to_json(list(rows)))
         sys.stdout.write("\n")
         return
     cols = list(columns) if columns else (list(rows[0].keys()) if rows else [])
@@ -72,6 +91,6 @@ def render_mapping(data: dict[str, Any], fmt: Format | str = Format.table) -> No
     """Print one object: a two-column table, or JSON."""
     fmt = Format(fmt)
     if fmt is Format.json:
-        sys.stdout.write(json.dumps(data, default=str, indent=2) + "\n")
+        sys.stdout.write(to_json(data, indent=2) + "\n")
         return
     render([{"field": k, "value": v} for k, v in data.items()], fmt, ["field", "value"])

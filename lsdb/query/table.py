@@ -123,12 +123,12 @@ def group_rows(rows: list[dict[str, Any]], columns: Sequence[str], by: str, aggs
     out_cols = [by, ROWS] + [f"{c}.{a}" for c in numeric for a in aggs]
     out = []
     for value, members in groups.items():
-        row: dict[str, Any] = {by: value, ROWS: len(members)}
+        summary: dict[str, Any] = {by: value, ROWS: len(members)}
         for col in numeric:
             xs = [float(r[col]) for r in members if r.get(col) is not None]
             for agg in aggs:
-                row[f"{col}.{agg}"] = AGGREGATES[agg](xs)
-        out.append(row)
+                summary[f"{col}.{agg}"] = AGGREGATES[agg](xs)
+        out.append(summary)
     sort_rows(out, [(by, False)], lambda r, k: r.get(k))
     return CompareTable(out_cols, out)
 

@@ -50,11 +50,11 @@ def test_evaluator_matches_per_point_reference(
     spec: str, image: bool, kind: str, bn: str, digits: Dataset, digits_image: Dataset
 ) -> None:
     data = digits_image if image else digits
-    x, y = data.test[0][:48].double(), data.test[1][:48]
-    train_x = data.train[0][:96].double()
+    x, y = data.test[0][:32].double(), data.test[1][:32]
+    train_x = data.train[0][:64].double()
     model = make_model(spec, data, warm_bn=train_x)
     theta, dirs, _ = plane(model, kind, scale=0.02)
-    coefs = grid_coefficients(grid_axis(-0.5, 0.5, 3), grid_axis(-0.5, 0.5, 2))
+    coefs = grid_coefficients(grid_axis(-0.5, 0.5, 2), grid_axis(-0.5, 0.5, 2))
     points = theta + coefs @ dirs
     recompute = bn == "recompute"
     want_loss, want_acc = reference_losses(model, points, x, y, train_x=train_x if recompute else None,

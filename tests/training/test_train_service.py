@@ -1,0 +1,114 @@
+"""`lsdb.training.train_run`: runs, checkpoints, metrics, status, divergence and exact resume."""
+
+from __future__ import annotations
+
+import pytest
+
+from lsdb.errors import BadInput
+from lsdb.training import train_run
+
+from .conftest import SMALL_MLP, assert_same_tensors, final_tensors
+
+
+def make_run(catalog, name: str, **config):  # type: ignore[no-untyped-def]
+    return train_run(catalog, name, model=SMALL_MLP, dataset="digits", config=config)
+
+
+def test_records_checkpoints_metrics_params_and_completes(catalog) -> None:  # type: ignore[no-untyped-def]
+    result = make_run(catalog, "r", epochs=2, lr=0.05, seed=7)
+    run = catalog.get_run("r")
+    assert run.status == "complete" and result.run.status == "complete"
+    assert run.model_spec == {"name": "mlp", "kwargs": {"widths": [16]}} and run.loss == "cross_entropy"
+    assert {k: run.params[k] for k in ("lr", "batch_size", "epochs", "seed", "momentum")} == {
+        "lr": 0.05, "batch_size": 64, "epochs": 2, "seed": 7, "momentum": 0.9
+    }
+    assert run.params["optimizer"] == "sgd" and run.params["weight_decay"] == 0
+    ckpts = catalog.list_checkpoints("r")
+    assert [(c.step, c.epoch) for c in ckpts] == [(0, 0.0), (23, 1.0), (46, 2.0)]
+    assert all(c.meta and "resume_state" in c.meta for c in ckpts)
+    for key in ("train_loss", "train_acc", "test_loss", "test_acc"):
+        assert [m.step for m in catalog.list_metrics(run.id, key)] == [0, 23, 46]
+    assert run.metrics["test_acc"] == pytest.approx(result.summary.metrics["test_acc"])
+    assert len(result.checkpoints) == 3
+
+
+def test_same_seed_gives_identical_checkpoints(catalog) -> None:  # type: ignore[no-untyped-def]
+    make_run(catalog, "a", epochs=1)
+    make_run(catalog, "b", epochs=1)
+    digests = [[c.tensor_digest for c in catalog.list_checkpoints(r)] for r in ("a", "b")]
+    assert digests[0] == digests[1]
+
+
+def test_resume_continues_to_the_same_weights_as_one_run(catalog) -> None:  # type: ignore[no-untyped-def]
+    make_run(catalog, "straight", epochs=4)
+    make_run(catalog, "split", epochs=2)
+    result = train_run(catalog, "split", config={"epochs": 4}, resume=True)
+    assert result.resumed_from == 46 and result.run.status == "complete" and result.run.params["epochs"] == 4
+    assert_same_tensors(final_tensors(catalog, "straight"), final_tensors(catalog, "split"))
+    steps = [m.step for m in catalog.list_metrics(result.run.id, "train_loss")]
+    assert steps == [0, 23, 46, 69, 92]
+
+
+def test_an_interrupted_run_is_incomplete_and_resumes_exactly(catalog) -> None:  # type: ignore[no-untyped-def]
+    class Boom(Exception):
+        pass
+
+    def progress(p) -> None:  # type: ignore[no-untyped-def]
+        if p.step >= 30:
+            raise Boom
+
+    make_run(catalog, "straight", epochs=3, seed=2)
+    with pytest.raises(Boom):
+        train_run(catalog, "cut", model=SMALL_MLP, dataset="digits", config={"epochs": 3, "seed": 2}, progress=progress)
+    assert catalog.get_run("cut").status == "incomplete"
+    assert [c.step for c in catalog.list_checkpoints("cut")] == [0, 23]
+    train_run(catalog, "cut", resume=True)
+    assert catalog.get_run("cut").status == "complete"
+    assert_same_tensors(final_tensors(catalog, "straight"), final_tensors(catalog, "cut"))
+
+
+def test_a_requested_stop_saves_the_step_and_resumes_exactly(catalog) -> None:  # type: ignore[no-untyped-def]
+    make_run(catalog, "straight", epochs=2)
+    calls = iter(range(1000))
+    result = train_run(catalog, "stop", model=SMALL_MLP, dataset="digits", config={"epochs": 2},
+                       should_stop=lambda: next(calls) == 10)
+    assert result.summary.stopped and result.run.status == "incomplete"
+    assert catalog.list_checkpoints("stop")[-1].step == 11
+    train_run(catalog, "stop", resume=True)
+    assert_same_tensors(final_tensors(catalog, "straight"), final_tensors(catalog, "stop"))
+
+
+def test_divergence_is_one_line_names_the_step_and_keeps_checkpoints(catalog) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(BadInput) as info:
+        make_run(catalog, "nan", epochs=2, lr=1e6, save_every=2, save_unit="steps")
+    message = str(info.value)
+    assert message.startswith("training diverged: loss is ") and "\n" not in message
+    nan_step = int(message.split(" at step ")[1].split(";")[0])
+    kept = int(message.rsplit("up to step ", 1)[1].split(" ")[0])
+    steps = [c.step for c in catalog.list_checkpoints("nan")]
+    assert steps == list(range(0, kept + 1, 2)) and kept < nan_step
+    assert catalog.get_run("nan").status == "incomplete"
+
+
+def test_resume_refusals(catalog) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(BadInput, match="run 'ghost' does not exist in project 'default'; nothing to resume"):
+        train_run(catalog, "ghost", resume=True)
+    make_run(catalog, "r", epochs=1)
+    with pytest.raises(BadInput, match="already exists .* pass --resume"):
+        make_run(catalog, "r", epochs=1)
+    with pytest.raises(BadInput, match="already trained 1 epochs"):
+        train_run(catalog, "r", resume=True)
+    with pytest.raises(BadInput, match="trained with lr=0.1; --resume continues with the same hyperparameters"):
+        train_run(catalog, "r", config={"epochs": 2, "lr": 0.5}, resume=True)
+
+
+def test_bad_settings_and_mismatched_loss_are_bad_input(catalog) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(BadInput, match="unknown training setting 'lrate'; accepted: optimizer, lr"):
+        make_run(catalog, "x", lrate=0.1)
+    with pytest.raises(BadInput, match="batch size must be at least 1"):
+        make_run(catalog, "x", batch_size=0)
+    with pytest.raises(BadInput, match="loss mse needs a regression dataset"):
+        make_run(catalog, "x", loss="mse")
+    with pytest.raises(BadInput, match="device 'tpu'"):
+        train_run(catalog, "x", model=SMALL_MLP, dataset="digits", device="tpu")
+    assert catalog.list_runs() == []
