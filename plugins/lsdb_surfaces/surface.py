@@ -85,7 +85,7 @@ class SurfaceParams:
     split: str = field(default="train", metadata={"help": "split the loss is evaluated on", "choices": SPLITS})
     bn: str = field(default="eval", metadata={"help": "BatchNorm: eval or recompute", "choices": BN_MODES})
     sharpness_radius: float = field(
-        default=0.05,
+        default=0.25,
         metadata={"help": "ε of the ε-sharpness: grid points within this distance of the centre", "min": 0.0},
     )
     subset: int | None = field(
