@@ -23,7 +23,7 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from lsdb.catalog import Catalog
-    from lsdb.record import Recorder
+    from lsdb.recorder import Recorder
 
 _LAZY = {
     "hookimpl": ("lsdb.hookspecs", "hookimpl"),
@@ -74,9 +74,9 @@ def record(
 
     ``with lsdb.record(...) as rec:`` then ``rec.checkpoint(model, step=..., metrics={...})`` and
     ``rec.log(key, value, step)``. The run ends ``complete``, or ``incomplete`` if the block
-    raises. See `lsdb.record.record`.
+    raises. See `lsdb.recorder.record`.
     """
-    from lsdb.record import record as _record
+    from lsdb.recorder import record as _record
 
     return _record(run, model, dataset, project, params, tags, catalog, loss)
 

@@ -16,7 +16,12 @@ building the directions and (for lsdb) the `Evaluator`. GFLOP/s counts the multi
 the conv and linear layers (2 FLOPs each) of every point; the "layers alone" row times just
 those conv/linear calls at the same shapes, the compute-bound limit of a per-point pass.
 
-    .venv/bin/python scripts/bench_evaluator.py [--repeats 5] [--only mlp,cnn,resnet]
+A last table (``sweep``) times both strategies as the work of one pass grows, for the MLP and
+the CNN over 16 to 1,797 examples: the data behind the evaluator's ``strategy="auto"`` rule.
+The machine's load average is printed: on a shared CPU, per-point passes (many small
+multithreaded ops) suffer from other processes far more than batched ones.
+
+    .venv/bin/python scripts/bench_evaluator.py [--repeats 5] [--only mlp,cnn,resnet,sweep]
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, func, select, text, update
+from sqlalchemy import Connection, Table, func, literal_column, select, text, update
 
 from lsdb.catalog import models as m
 from lsdb.catalog.engine import db_now_ms
@@ -33,10 +33,12 @@ if TYPE_CHECKING:
     from lsdb.catalog.store import Catalog
 
 ACTIVE = ("queued", "running", "waiting")
+_FRESH = {"attempt": 0, "worker_id": None, "lease_expires": None, "finished_at": None, "cancel_requested": False,
+          "progress": 0.0, "progress_message": None, "error_type": None, "error_message": None, "error_traceback": None}
 FINAL = ("succeeded", "failed", "cancelled")
-J = m.JobRow.__table__
-E = m.JobEventRow.__table__
-W = m.WorkerRow.__table__
+J: Table = m.JobRow.__table__  # type: ignore[assignment]
+E: Table = m.JobEventRow.__table__  # type: ignore[assignment]
+W: Table = m.WorkerRow.__table__  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -62,8 +64,13 @@ class NewJob:
     time_limit_s: float | None = None
 
 
+class _AsDict:
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload]
+
+
 @dataclass(frozen=True)
-class JobRecord:
+class JobRecord(_AsDict):
     id: int
     analysis: str
     payload: dict[str, Any]
@@ -95,12 +102,9 @@ class JobRecord:
     def fence(self) -> Fence:
         return Fence(self.id, self.worker_id or "", self.attempt)
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class JobEventRecord:
+class JobEventRecord(_AsDict):
     id: int
     job_id: int
     at: int
@@ -108,12 +112,9 @@ class JobEventRecord:
     worker_id: str | None
     message: str | None
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class WorkerRecord:
+class WorkerRecord(_AsDict):
     id: str
     host: str
     pid: int
@@ -123,9 +124,6 @@ class WorkerRecord:
     current_job: int | None
     started_at: int
     heartbeat: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -158,26 +156,23 @@ class QueueMixin:
             if dedupe and new.cache_key:
                 if conn.dialect.name == "postgresql":
                     conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": int(new.cache_key[:15], 16)})
-                found = conn.execute(
-                    select(J).where(J.c.cache_key == new.cache_key, J.c.status.in_(ACTIVE)).order_by(J.c.id).limit(1)
-                ).first()
+                found = conn.execute(select(J).where(J.c.cache_key == new.cache_key, J.c.status.in_(ACTIVE))
+                                     .order_by(J.c.id).limit(1)).first()
                 if found is not None:
                     return JobRecord(**found._mapping), False
-            job_id = self._insert_job(conn, new, now, "waiting" if tiles else "queued", None, "enqueued")
+            where = f"queue {new.queue}, priority {new.priority}" + (f", {len(tiles)} tiles" if tiles else "")
+            job_id = self._insert_job(conn, new, now, "waiting" if tiles else "queued", None, where)
             for i, tile in enumerate(tiles):
                 self._insert_job(conn, tile, now, "queued", job_id, f"tile {i + 1} of {len(tiles)} of job {job_id}")
             return self._job(conn, job_id), True
 
     def _insert_job(self: Catalog, conn: Connection, new: NewJob, now: int, status: str, parent: int | None,
                     message: str) -> int:
-        job_id = conn.execute(
-            J.insert().values(
-                analysis=new.analysis, payload=new.payload, cache_key=new.cache_key, queue=new.queue,
-                resource=new.resource, priority=new.priority, status=status, attempt=0,
-                max_attempts=new.max_attempts, run_after=now, time_limit_s=new.time_limit_s,
-                cancel_requested=False, progress=0.0, parent_id=parent, created_at=now,
-            ).returning(J.c.id)
-        ).scalar_one()
+        job_id = conn.execute(J.insert().values(
+            analysis=new.analysis, payload=new.payload, cache_key=new.cache_key, queue=new.queue,
+            resource=new.resource, priority=new.priority, status=status, attempt=0, max_attempts=new.max_attempts,
+            run_after=now, time_limit_s=new.time_limit_s, cancel_requested=False, progress=0.0, parent_id=parent,
+            created_at=now).returning(J.c.id)).scalar_one()
         _event(conn, job_id, now, "enqueued", None, message)
         return int(job_id)
 
@@ -186,27 +181,18 @@ class QueueMixin:
                   lease_s: float) -> JobRecord | None:
         """Claim the most urgent runnable job these queues and resources allow, or None."""
         with self._write() as conn:
-            now = db_now_ms(conn)
-            pick = (
-                select(J.c.id)
-                .where(J.c.status == "queued", J.c.queue.in_(list(queues)), J.c.resource.in_(list(resources)),
-                       J.c.run_after <= now)
-                .order_by(J.c.priority.desc(), J.c.id)
-                .limit(1)
-            )
+            now = _now(conn)  # in SQL: one round trip less on the hot path
+            pick = (select(J.c.id).where(J.c.status == "queued", J.c.queue.in_(list(queues)),
+                                         J.c.resource.in_(list(resources)), J.c.run_after <= now)
+                    .order_by(J.c.priority.desc(), J.c.id).limit(1))
             if conn.dialect.name == "postgresql":
                 pick = pick.with_for_update(skip_locked=True)
-            row = conn.execute(
-                update(J)
-                .where(J.c.id == pick.scalar_subquery(), J.c.status == "queued")
-                .values(status="running", worker_id=worker_id, lease_expires=now + int(lease_s * 1000), heartbeat=now,
-                        attempt=J.c.attempt + 1, started_at=now, progress=0.0, progress_message=None)
-                .returning(*J.c)
-            ).first()
+            row = conn.execute(update(J).where(J.c.id == pick.scalar_subquery(), J.c.status == "queued").values(
+                status="running", worker_id=worker_id, lease_expires=now + int(lease_s * 1000), heartbeat=now,
+                attempt=J.c.attempt + 1, started_at=now, progress=0.0, progress_message=None).returning(*J.c)).first()
             if row is None:
                 return None
-            _event(conn, row.id, now, "claimed", worker_id, f"attempt {row.attempt} of {row.max_attempts}")
-            conn.execute(update(W).where(W.c.id == worker_id).values(status="busy", current_job=row.id, heartbeat=now))
+            _event(conn, row.id, row.started_at, "claimed", worker_id, f"attempt {row.attempt} of {row.max_attempts}")
             return JobRecord(**row._mapping)
 
     def heartbeat(self: Catalog, worker_id: str, fence: Fence | None, lease_s: float, progress: float = 0.0,
@@ -216,12 +202,9 @@ class QueueMixin:
             now = db_now_ms(conn)
             reply = Heartbeat()
             if fence is not None:
-                row = conn.execute(
-                    update(J).where(*_fenced(fence))
-                    .values(lease_expires=now + int(lease_s * 1000), heartbeat=now, progress=float(progress),
-                            progress_message=message)
-                    .returning(J.c.cancel_requested)
-                ).first()
+                row = conn.execute(update(J).where(*_fenced(fence)).values(
+                    lease_expires=now + int(lease_s * 1000), heartbeat=now, progress=float(progress),
+                    progress_message=message).returning(J.c.cancel_requested)).first()
                 reply = Heartbeat(lost=True) if row is None else Heartbeat(cancel_requested=bool(row[0]))
             conn.execute(update(W).where(W.c.id == worker_id).values(
                 heartbeat=now, status="busy" if fence and not reply.lost else "idle",
@@ -264,7 +247,6 @@ class QueueMixin:
                     raise _lost(fence)
                 _event(conn, fence.job_id, now, "retried", fence.worker_id,
                        f"attempt {row.attempt} failed ({error_type}: {_short(message)}); retry in {delay:.3g} s")
-                self._worker_idle(conn, fence.worker_id, now)
             else:
                 self._finish(conn, fence, "failed", error=error, message=f"{error_type}: {_short(message)}")
             return self._job(conn, fence.job_id)
@@ -283,15 +265,14 @@ class QueueMixin:
             if done != 1:
                 raise _lost(fence)
             _event(conn, fence.job_id, now, "released", fence.worker_id, message)
-            self._worker_idle(conn, fence.worker_id, now)
 
     def _finish(self: Catalog, conn: Connection, fence: Fence, status: str, *, result_id: int | None = None,
                 error: dict[str, Any] | None = None, message: str | None = None) -> None:
-        now = db_now_ms(conn)
-        values: dict[str, Any] = {"status": status, "finished_at": now, "lease_expires": None, **(error or {})}
+        values: dict[str, Any] = {"status": status, "finished_at": _now(conn), "lease_expires": None, **(error or {})}
         if status == "succeeded":
             values.update(result_id=result_id, progress=1.0, progress_message="done")
-        row = conn.execute(update(J).where(*_fenced(fence)).values(**values).returning(J.c.parent_id)).first()
+        row = conn.execute(update(J).where(*_fenced(fence)).values(**values)
+                           .returning(J.c.parent_id, J.c.finished_at)).first()
         if row is None:
             again = conn.execute(select(J.c.status, J.c.result_id, J.c.worker_id, J.c.attempt)
                                  .where(J.c.id == fence.job_id)).first()
@@ -299,13 +280,9 @@ class QueueMixin:
                     "succeeded", result_id, fence.worker_id, fence.attempt):
                 return  # this very commit already happened (a retry after a lost acknowledgement)
             raise _lost(fence)
-        _event(conn, fence.job_id, now, status, fence.worker_id, message)
-        self._worker_idle(conn, fence.worker_id, now)
+        _event(conn, fence.job_id, row.finished_at, status, fence.worker_id, message)
         if row.parent_id is not None:
-            self._tile_finished(conn, row.parent_id, fence.job_id, status, now)
-
-    def _worker_idle(self: Catalog, conn: Connection, worker_id: str, now: int) -> None:
-        conn.execute(update(W).where(W.c.id == worker_id).values(status="idle", current_job=None, heartbeat=now))
+            self._tile_finished(conn, row.parent_id, fence.job_id, status, row.finished_at)
 
     def _tile_finished(self: Catalog, conn: Connection, parent_id: int, child_id: int, status: str, now: int) -> None:
         """A tile reached a final state: requeue its parent after the last success, fail it on a loss."""
@@ -339,14 +316,13 @@ class QueueMixin:
         """Requeue running jobs whose lease expired (the attempt counts; none left: failed).
         Returns the reaped ids. A cheap read first, so idle workers do not take the write lock."""
         with self._read() as conn:
-            now = db_now_ms(conn)
-            expired = conn.execute(select(J.c.id).where(J.c.status == "running", J.c.lease_expires < now)
+            expired = conn.execute(select(J.c.id).where(J.c.status == "running", J.c.lease_expires < _now(conn))
                                    .limit(1)).first()
         if expired is None:
             return []
         with self._write() as conn:
             now = db_now_ms(conn)
-            pick = (select(J.c.id, J.c.attempt, J.c.max_attempts, J.c.worker_id, J.c.parent_id)
+            pick = (select(J.c.id, J.c.attempt, J.c.max_attempts, J.c.worker_id, J.c.cancel_requested)
                     .where(J.c.status == "running", J.c.lease_expires < now).order_by(J.c.id).limit(limit))
             if conn.dialect.name == "postgresql":
                 pick = pick.with_for_update(skip_locked=True)
@@ -355,13 +331,15 @@ class QueueMixin:
                 fence = Fence(row.id, row.worker_id or "", row.attempt)
                 message = f"lease of {row.worker_id} expired (attempt {row.attempt} of {row.max_attempts})"
                 _event(conn, row.id, now, "lease_expired", row.worker_id, message)
-                if row.attempt < row.max_attempts:
+                if row.cancel_requested:
+                    self._finish(conn, fence, "cancelled", message="cancelled (its worker was lost)")
+                elif row.attempt < row.max_attempts:
                     conn.execute(update(J).where(*_fenced(fence)).values(
                         status="queued", run_after=now, worker_id=None, lease_expires=None, progress=0.0,
                         progress_message=None))
                 else:
-                    self._finish(conn, fence, "failed", error={"error_type": "LeaseExpired",
-                                 "error_message": "lease expired", "error_traceback": None}, message="lease expired")
+                    error = {"error_type": "LeaseExpired", "error_message": message, "error_traceback": None}
+                    self._finish(conn, fence, "failed", error=error, message="lease expired")
                 reaped.append(row.id)
             return reaped
 
@@ -391,9 +369,7 @@ class QueueMixin:
             job = self._job(conn, job_id)
             if job.status not in ("failed", "cancelled"):
                 raise BadInput(f"job {job_id} is {job.status}; only failed or cancelled jobs can be retried")
-            fresh = {"attempt": 0, "run_after": now, "worker_id": None, "lease_expires": None, "finished_at": None,
-                     "cancel_requested": False, "progress": 0.0, "progress_message": None, "error_type": None,
-                     "error_message": None, "error_traceback": None}
+            fresh = {**_FRESH, "run_after": now}
             tiles = conn.execute(update(J).where(J.c.parent_id == job_id, J.c.status.in_(("failed", "cancelled")))
                                  .values(status="queued", **fresh).returning(J.c.id)).scalars().all()
             for tile in tiles:
@@ -412,6 +388,7 @@ class QueueMixin:
         return JobRecord(**row._mapping)
 
     def get_job(self: Catalog, job_id: int) -> JobRecord:
+        """One job; `NotFound` otherwise."""
         with self._read() as conn:
             return self._job(conn, job_id)
 
@@ -453,6 +430,13 @@ class QueueMixin:
     def list_workers(self: Catalog) -> list[WorkerRecord]:
         with self._read() as conn:
             return [WorkerRecord(**row._mapping) for row in conn.execute(select(W).order_by(W.c.started_at, W.c.id))]
+
+
+def _now(conn: Connection) -> Any:
+    """The database's clock in epoch milliseconds, as SQL (`engine.db_now_ms` without the round trip)."""
+    if conn.dialect.name == "postgresql":
+        return literal_column("CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)")
+    return literal_column("CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)")
 
 
 def _event(conn: Connection, job_id: int, now: int, kind: str, worker_id: str | None, message: str | None) -> None:

@@ -331,7 +331,7 @@ class Catalog(ResultsMixin, QueueMixin):
         rows = conn.execute(q).all()
         # meta is decoded by hand: most rows hold JSON null, and json.loads per row dominates big listings
         return [
-            CheckpointRecord(*row[:14], None if row[14] in (None, "null") else json.loads(row[14]), row[15])
+            CheckpointRecord(*row[:14], _meta(row[14]), row[15])
             for row in rows
         ]
 
@@ -397,6 +397,12 @@ class Catalog(ResultsMixin, QueueMixin):
             refs = set(conn.execute(select(m.CheckpointRow.blob_digest)).scalars())
             refs |= set(conn.execute(select(m.ResultArrayRow.blob_digest)).scalars())
             refs |= {d for d in conn.execute(select(m.ResultRow.artifact_digest)).scalars() if d}
+            # resume states of training runs are referenced from their checkpoint's meta
+            c = m.CheckpointRow.__table__
+            for raw in conn.execute(select(type_coerce(c.c.meta, Text)).where(c.c.meta.is_not(None))).scalars():
+                meta = _meta(raw)
+                if isinstance(meta, dict) and isinstance(meta.get("resume_state"), str):
+                    refs.add(meta["resume_state"])
         return refs
 
     def delete_unreferenced_blobs(self, digests: Iterable[str]) -> list[str]:
@@ -425,6 +431,13 @@ class Catalog(ResultsMixin, QueueMixin):
             if dead:
                 conn.execute(delete(b).where(b.c.digest.in_(dead)))
         return dead
+
+
+def _meta(raw: Any) -> dict[str, Any] | None:
+    """The meta column: text on SQLite (decoded here), already decoded by psycopg."""
+    if raw is None or raw == "null":
+        return None
+    return json.loads(raw) if isinstance(raw, str) else raw
 
 
 def _is_connection_error(exc: OperationalError) -> bool:

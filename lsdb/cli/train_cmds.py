@@ -74,14 +74,18 @@ def train(
     dataset: str = typer.Option(None, "--dataset", help="Dataset spec, e.g. digits."),
     project: str = typer.Option("default", "--project"),
     optimizer: str = typer.Option(None, "--optimizer", help="sgd (default) or adam."),
-    lr: float = typer.Option(None, "--lr", help="Learning rate [default: 0.1]."),
-    momentum: float = typer.Option(None, "--momentum", help="SGD momentum [default: 0.9]."),
-    weight_decay: float = typer.Option(None, "--weight-decay", help="[default: 0]"),
-    batch_size: int = typer.Option(None, "--batch-size", help="[default: 64]"),
-    epochs: int = typer.Option(None, "--epochs", help="Total epochs, counted from the run's start [default: 10]."),
-    seed: int = typer.Option(None, "--seed", help="Seeds the weights, the example order and dropout [default: 0]."),
-    save_every: str = typer.Option(None, "--save-every", help="Checkpoint every N units: 1, '500 steps', '2epochs'."),
-    save_unit: str = typer.Option(None, "--save-unit", help="steps or epochs [default: epochs]."),
+    lr: float = typer.Option(None, "--lr", help="Learning rate (default 0.1)."),
+    momentum: float = typer.Option(None, "--momentum", help="SGD momentum (default 0.9)."),
+    weight_decay: float = typer.Option(None, "--weight-decay", help="L2 weight decay (default 0)."),
+    batch_size: int = typer.Option(None, "--batch-size", help="Examples per step (default 64)."),
+    epochs: int = typer.Option(None, "--epochs", help="Total epochs, counted from the run's start (default 10)."),
+    seed: int = typer.Option(None, "--seed", help="Seeds the weights, the example order and dropout (default 0)."),
+    save_every: str = typer.Option(
+        None,
+        "--save-every",
+        help="Checkpoint every N units: 1, '500 steps', '2epochs' (default 1 epoch; 0: first and last only).",
+    ),
+    save_unit: str = typer.Option(None, "--save-unit", help="steps or epochs (default epochs)."),
     loss: str = typer.Option(None, "--loss", help="cross_entropy (default) or mse."),
     device: str = typer.Option("auto", "--device", help="cpu, cuda, cuda:N or auto."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run from its last checkpoint."),
@@ -95,8 +99,14 @@ def train(
     from lsdb.training import TrainProgress, train_run
 
     given = {
-        "optimizer": optimizer, "lr": lr, "momentum": momentum, "weight_decay": weight_decay,
-        "batch_size": batch_size, "epochs": epochs, "seed": seed, "loss": loss,
+        "optimizer": optimizer,
+        "lr": lr,
+        "momentum": momentum,
+        "weight_decay": weight_decay,
+        "batch_size": batch_size,
+        "epochs": epochs,
+        "seed": seed,
+        "loss": loss,
     }
     config = {k: v for k, v in given.items() if v is not None}
     config.update(parse_save_every(save_every, save_unit))
@@ -104,9 +114,15 @@ def train(
     catalog = state(ctx).catalog()
     console = Console(stderr=True)
     bar = Progress(
-        TextColumn("train"), BarColumn(), MofNCompleteColumn(), TextColumn("epoch {task.fields[epoch]:.2f}"),
-        TextColumn("loss {task.fields[loss]}"), TimeRemainingColumn(),
-        console=console, transient=True, disable=format is not Format.table or not console.is_terminal,
+        TextColumn("train"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("epoch {task.fields[epoch]:.2f}"),
+        TextColumn("loss {task.fields[loss]}"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=format is not Format.table or not console.is_terminal,
     )
     task = bar.add_task("", total=None, epoch=0.0, loss="-")
 
@@ -120,8 +136,17 @@ def train(
 
     with bar, _stop_on_ctrl_c() as should_stop:
         result = train_run(
-            catalog, run, project, model, dataset, config, device=device, resume=resume,
-            tags=tags, progress=progress, should_stop=should_stop,
+            catalog,
+            run,
+            project,
+            model,
+            dataset,
+            config,
+            device=device,
+            resume=resume,
+            tags=tags,
+            progress=progress,
+            should_stop=should_stop,
         )
     summary = result.summary
     row: dict[str, Any] = {

@@ -13,7 +13,8 @@ takes seconds); it is replaced after it dies or is killed. It exits when its par
 (``PR_SET_PDEATHSIG`` on Linux, and EOF on its stdin). Protocol, one JSON object per line:
 
 * parent -> child (stdin): ``{"op": "run", "job": {...}, "fence": [id, worker, attempt],
-  "device": "cpu"}``, ``{"op": "cancel", "job": id}``;
+  "device": "cpu"}``, ``{"op": "cancel", "job": id}``, ``{"op": "finished", "job": id}`` (call the
+  `job_finished` hook: the child has the plugins loaded, the worker does not need them);
 * child -> parent (the child's original stdout; whatever the analysis prints goes to
   stderr): ``{"type": "ready"}``, ``{"type": "progress", "fraction": f, "message": m}``,
   ``{"type": "done", "outcome": "succeeded" | "failed" | "cancelled" | "lost", ...}``.
@@ -37,7 +38,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from lsdb.catalog.queue import Fence
 from lsdb.errors import BadInput, JobLost
-from lsdb.jobs.queue import retry_transient
+from lsdb.jobs.queue import hold_sqlite_open, retry_transient
 
 if TYPE_CHECKING:
     from lsdb.analyses.runner import Prepared
@@ -124,6 +125,20 @@ def merge_tiles(catalog: Catalog, prepared: Prepared, job_id: int) -> tuple[Anal
     return merge(prepared.params, outputs), wall, ",".join(sorted(devices))
 
 
+def notify_job_finished(catalog: Catalog, job_id: int) -> None:
+    """Call the `job_finished` event hook (when some plugin implements it) if the job is final."""
+    from lsdb.plugins import get_plugins
+
+    try:
+        hook = get_plugins().pm.hook.job_finished
+        if hook.get_hookimpls():
+            job = catalog.get_job(job_id)
+            if job.status in ("succeeded", "failed", "cancelled"):
+                hook(job=job)
+    except Exception as exc:  # noqa: BLE001 - an event hook must not stop the executor
+        sys.stderr.write(f"warning: job_finished hook for job {job_id} failed: {exc}\n")
+
+
 # -- the parent's side ----------------------------------------------------------------------------
 
 
@@ -142,6 +157,7 @@ class ChildExecutor:
         self.ready_timeout_s = ready_timeout_s
         self.proc: subprocess.Popen[bytes] | None = None
         self.messages: queue.Queue[dict[str, Any]] = queue.Queue()
+        self._finished: list[int] = []
 
     def ensure_ready(self) -> None:
         """Start a child unless a live one is waiting; block until it has loaded lsdb and the plugins."""
@@ -160,6 +176,9 @@ class ChildExecutor:
         if msg is None or msg.get("type") != "ready":
             self.kill()
             raise ExecutorDied(f"the executor process did not start: {msg}")
+        for job_id in self._finished:  # jobs that ended while no child was alive
+            self._send({"op": "finished", "job": job_id})
+        self._finished.clear()
 
     def start(self, job: JobRecord, fence: Fence, device: str) -> None:
         self._send({"op": "run", "job": {"id": job.id, "payload": job.payload}, "device": device,
@@ -167,6 +186,13 @@ class ChildExecutor:
 
     def cancel(self, job_id: int) -> None:
         self._send({"op": "cancel", "job": job_id})
+
+    def finished(self, job_id: int) -> None:
+        """Have the child call the `job_finished` hook (it has the plugins loaded; the worker need not)."""
+        try:
+            self._send({"op": "finished", "job": job_id})
+        except ExecutorDied:
+            self._finished.append(job_id)
 
     def poll(self, timeout_s: float) -> dict[str, Any] | None:
         """The child's next message, ``{"type": "exit", "code": rc}`` once it has ended, or None."""
@@ -242,6 +268,9 @@ class InlineExecutor:
     def cancel(self, job_id: int) -> None:
         self._cancelled.set()
 
+    def finished(self, job_id: int) -> None:
+        notify_job_finished(self.catalog, job_id)
+
     def poll(self, timeout_s: float) -> dict[str, Any] | None:
         try:
             return self.messages.get(timeout=timeout_s)
@@ -299,6 +328,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     catalog = Catalog(Settings(args.db, Path(args.store)), check_schema=False)
+    keeper = hold_sqlite_open(catalog)
     get_plugins().analyses()
     inbox: queue.Queue[dict[str, Any] | None] = queue.Queue()
     cancelled: set[int] = set()
@@ -317,7 +347,12 @@ def main(argv: list[str] | None = None) -> None:
     threading.Thread(target=read, daemon=True, name="executor-stdin").start()
     send({"type": "ready"})
     while (msg := inbox.get()) is not None:
+        if msg.get("op") == "finished":
+            notify_job_finished(catalog, int(msg["job"]))
+            continue
         send({"type": "done", **_run_one(catalog, msg, send, lambda i: i in cancelled or orphaned.is_set())})
+    if keeper is not None:
+        keeper.close()
     catalog.close()
 
 

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from lsdb.catalog.queue import Fence
 from lsdb.errors import BadInput, JobLost
 from lsdb.jobs.executor import ChildExecutor, ExecutorDied, InlineExecutor
-from lsdb.jobs.queue import is_transient, resources_for, retry_transient
+from lsdb.jobs.queue import hold_sqlite_open, is_transient, resources_for, retry_transient
 
 if TYPE_CHECKING:
     from lsdb.catalog import Catalog
@@ -101,6 +101,7 @@ class Worker:
                                                       opts.queues))
         log.info("worker %s on %s serving queues %s", self.id, self.device, ", ".join(opts.queues))
         self._install_signals()
+        keeper = hold_sqlite_open(self.catalog)
         beat = threading.Thread(target=self._heartbeat_loop, daemon=True, name="heartbeat")
         beat.start()
         last_reap, idle_since = 0.0, time.monotonic()
@@ -130,6 +131,8 @@ class Worker:
             beat.join(timeout=5)
             self.executor.close()
             self._db(lambda: self.catalog.set_worker_status(self.id, "stopped"))
+            if keeper is not None:
+                keeper.close()
             log.info("worker %s stopped after %d job(s)", self.id, self.jobs_done)
         return self.jobs_done
 
@@ -209,36 +212,26 @@ class Worker:
             except JobLost as exc:
                 log.warning("job %d: %s; its outcome was not recorded", job.id, exc)
         if kind not in ("lost", "released"):
-            self._job_finished(job.id)
-
-    def _job_finished(self, job_id: int) -> None:
-        try:
-            job = self.catalog.get_job(job_id)
-            if job.status in ("succeeded", "failed", "cancelled"):
-                from lsdb.plugins import get_plugins
-
-                get_plugins().pm.hook.job_finished(job=job)
-        except Exception as exc:  # noqa: BLE001 - an event hook must not stop the worker
-            log.warning("job_finished hook for job %d failed: %s", job_id, exc)
+            self.executor.finished(job.id)  # the `job_finished` hook runs where the plugins are loaded
 
     # -- heartbeat ------------------------------------------------------------------------------------
     def _heartbeat_loop(self) -> None:
         """Renew the lease (every lease/3 at most; progress at most once a second) until stopped."""
         interval = min(self.options.lease_s / 3, 10.0)
-        last, sent_progress = 0.0, None
-        while not self._wake.wait(min(interval, 1.0)):
+        last, sent = 0.0, None
+        while not self._wake.wait(min(interval, 0.5)):
             with self._lock:
                 fence, progress = self._fence, self._progress
             now = time.monotonic()
-            if now - last < interval and (fence is None or progress == sent_progress):
-                continue
+            if now - last < interval and (fence, progress if fence else None) == sent:
+                continue  # nothing new: the job, its progress and the lease are as last written
             try:
                 reply = self.catalog.heartbeat(self.id, fence, self.options.lease_s, progress[0] if fence else 0.0,
                                                progress[1] if fence else None)
             except Exception as exc:  # noqa: BLE001 - keep beating; the reaper decides what a long outage costs
                 log.warning("heartbeat failed (%s); retrying", _one_line(exc))
                 continue
-            last, sent_progress = now, progress
+            last, sent = now, (fence, progress if fence else None)
             with self._lock:
                 current = self._fence == fence and fence is not None
             if current and reply.lost:

@@ -425,9 +425,9 @@ def evaluate(model: nn.Module, x: Tensor, y: Tensor, *, points: Tensor | None = 
              progress: Progress | None = None, should_cancel: CancelCheck | None = None,
              **options: object) -> Evaluation:
     """One-shot `Evaluator(model, x, y, **options)` at `points`, or along `directions` by `coefficients`."""
-    ev = Evaluator(model, x, y, **options)  # type: ignore[arg-type]
     if (points is None) == (directions is None or coefficients is None):
         raise ValueError("give either points= or both directions= and coefficients=")
+    ev = Evaluator(model, x, y, **options)  # type: ignore[arg-type]
     if points is not None:
         return ev.at_points(points, progress=progress, should_cancel=should_cancel)
     assert directions is not None and coefficients is not None

@@ -149,7 +149,7 @@ class ParamLayout:
 
 def _named_tensors(source: StateSource) -> dict[str, Tensor]:
     if isinstance(source, nn.Module):
-        named = dict(source.named_parameters())
+        named: dict[str, Tensor] = dict(source.named_parameters())
         named.update(source.named_buffers())
         return named
     return dict(source)

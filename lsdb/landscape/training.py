@@ -33,6 +33,8 @@ from torch import Tensor, nn
 OPTIMIZERS = ("sgd", "adam")
 SAVE_UNITS = ("steps", "epochs")
 LOSSES = ("cross_entropy", "mse")
+MAX_PENDING_LOSSES = 1024
+"""Losses kept unchecked at most (long epochs without progress reports): one sync per this many steps."""
 
 EpochCallback = Callable[[dict[str, float], int, int], None]
 """``on_epoch(metrics, epoch, step)``: metrics after `epoch` completed epochs (0: at initialization)."""
@@ -152,7 +154,7 @@ def loss_function(name: str) -> Callable[..., Tensor]:
     return F.cross_entropy if name == "cross_entropy" else F.mse_loss
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def evaluate_split(model: nn.Module, x: Tensor, y: Tensor, loss: str, batch_size: int) -> tuple[float, float | None]:
     """Mean loss and accuracy (cross-entropy only) of `model` on (x, y), in eval mode, batched.
 
@@ -183,7 +185,9 @@ def _rng_state(device: torch.device) -> dict[str, Tensor]:
 @contextmanager
 def _private_rng(device: torch.device, seed: int, state: dict[str, Tensor] | None) -> Iterator[None]:
     """Seed (or restore) the global RNG for the duration of training, then put the caller's back."""
-    devices = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    devices = (
+        [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    )
     with torch.random.fork_rng(devices=devices):
         if state is not None:
             torch.set_rng_state(state["cpu"])
@@ -245,6 +249,8 @@ def train(
     x, y = train_xy[0].to(dev), train_xy[1].to(dev)
     test = (test_xy[0].to(dev), test_xy[1].to(dev)) if test_xy is not None and len(test_xy[0]) else None
     n, bs = len(x), config.batch_size
+    if n == 0:
+        raise ValueError("the training split is empty")
     n_batches = math.ceil(n / bs)
     optimizer = make_optimizer(model, config)
     step, epoch, batch = 0, 0, 0
@@ -256,7 +262,8 @@ def train(
     loss_fn = loss_function(config.loss)
     schedule, every, by_steps = config.lr_schedule, config.save_every, config.save_unit == "steps"
     losses = _Losses(step + 1)
-    saves, last_saved, metrics = 0, step if initial is not None else -1, {}
+    saves, last_saved = 0, step if initial is not None else -1
+    metrics: dict[str, float] = {}
     started, first_step = time.perf_counter(), step
 
     def snapshot(done_batches: int) -> None:
@@ -264,8 +271,17 @@ def train(
         if on_save is None or last_saved == step:
             return
         losses.drain()
-        on_save(TrainState(step, epoch, done_batches, optimizer.state_dict(), _rng_state(dev), model.state_dict(),
-                           epoch + done_batches / n_batches))
+        on_save(
+            TrainState(
+                step,
+                epoch,
+                done_batches,
+                optimizer.state_dict(),
+                _rng_state(dev),
+                model.state_dict(),
+                epoch + done_batches / n_batches,
+            )
+        )
         saves, last_saved = saves + 1, step
 
     def evaluate() -> dict[str, float]:
@@ -279,8 +295,9 @@ def train(
         return out
 
     def summary(stopped: bool) -> TrainSummary:
-        return TrainSummary(step, epoch + batch / n_batches, metrics, saves, stopped,
-                            time.perf_counter() - started, step - first_step)
+        return TrainSummary(
+            step, epoch + batch / n_batches, metrics, saves, stopped, time.perf_counter() - started, step - first_step
+        )
 
     with _private_rng(dev, config.seed, initial.rng if initial is not None else None):
         model.train()
@@ -304,6 +321,8 @@ def train(
                 step += 1
                 batch += 1
                 losses.pending.append(loss.detach())
+                if len(losses.pending) >= MAX_PENDING_LOSSES:
+                    losses.drain()
                 if on_step is not None and step % config.log_every == 0:
                     on_step(step, epoch + batch / n_batches, losses.drain())
                 if should_stop is not None and should_stop():

@@ -44,18 +44,16 @@ def worker_env() -> dict[str, str]:
 class Workers:
     """Starts `lsdb worker` processes against one catalog; kills them all at teardown."""
 
-    def __init__(self, db_url: str, store: Path, logs: Path) -> None:
-        self.db_url, self.store, self.logs = db_url, store, logs
+    def __init__(self, store: Path, logs: Path) -> None:
+        self.store, self.logs = store, logs
         self.procs: list[subprocess.Popen[bytes]] = []
 
-    def command(self, *args: str, noun: str = "worker") -> list[str]:
-        return [sys.executable, "-m", "lsdb.cli.app", "--db", self.db_url, "--store", str(self.store), noun, *args]
-
-    def start(self, *args: str, noun: str = "worker") -> subprocess.Popen[bytes]:
+    def start(self, db_url: str, *args: str, noun: str = "worker") -> subprocess.Popen[bytes]:
+        """``lsdb --db URL --store STORE <noun> ARGS...`` with its output in logs/<noun>-<n>.log."""
         self.logs.mkdir(parents=True, exist_ok=True)
+        command = [sys.executable, "-m", "lsdb.cli.app", "--db", db_url, "--store", str(self.store), noun, *args]
         log = open(self.logs / f"{noun}-{len(self.procs)}.log", "wb")  # noqa: SIM115 - closed with the process
-        proc = subprocess.Popen(self.command(*args, noun=noun), stdout=log, stderr=subprocess.STDOUT, env=worker_env(),
-                                cwd=REPO)
+        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=worker_env(), cwd=REPO)
         self.procs.append(proc)
         return proc
 
@@ -82,8 +80,8 @@ def _wait(proc: subprocess.Popen[bytes], timeout: float) -> int | None:
 
 
 @pytest.fixture
-def workers(db_url: str, store_root: Path, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Workers]:
-    w = Workers(db_url, store_root, tmp_path / "logs")
+def workers(store_root: Path, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Workers]:
+    w = Workers(store_root, tmp_path / "logs")
     yield w
     for p in w.procs:
         if p.poll() is None:

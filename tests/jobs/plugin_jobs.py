@@ -115,3 +115,9 @@ GRID = AnalysisSpec(name="grid", version=1, run=run_grid, params=GridParams, res
 def register_analyses(register: Any) -> None:
     for spec in (PROBE, GPU_PROBE, GRID):
         register(spec)
+
+
+@hookimpl
+def job_finished(job: Any) -> None:
+    """Log final states to ``$LSDB_TEST_JOB_LOG`` (when set) to test the event hook."""
+    append_line(os.environ.get("LSDB_TEST_JOB_LOG", ""), f"finished {job.id} {job.status}")

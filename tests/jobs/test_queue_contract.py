@@ -222,9 +222,9 @@ def test_workers_register_and_heartbeat(any_catalog: Any) -> None:
     any_catalog.register_worker("w1", "host", 123, "cpu", ["default"])
     enqueue(any_catalog, probe("h"))
     job = any_catalog.claim_job("w1", ["default"], CPU, 30)
+    any_catalog.heartbeat("w1", job.fence, 30, 0.5, "half")
     (w, alive), = worker_rows(any_catalog)
     assert alive and w.status == "busy" and w.current_job == job.id
-    any_catalog.heartbeat("w1", job.fence, 30, 0.5, "half")
     assert any_catalog.get_job(job.id).progress == 0.5
     any_catalog.set_worker_status("w1", "stopped")
     (w, alive), = worker_rows(any_catalog)

@@ -5,6 +5,7 @@ crashes, time limits and cancellations end in the right state, and SIGTERM relea
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from pathlib import Path
@@ -27,17 +28,29 @@ def statuses(catalog: Any, ids: list[int]) -> dict[int, str]:
     return {j.id: j.status for j in catalog.list_jobs() if j.id in ids}
 
 
+def count(catalog: Any, *status: str) -> int:
+    """How many jobs are in these states (one cheap query: the tests poll it while workers run)."""
+    from sqlalchemy import func, select
+
+    from lsdb.catalog.queue import J
+
+    with catalog.engine.connect() as conn:
+        return int(conn.execute(select(func.count()).where(J.c.status.in_(status))).scalar_one())
+
+
 def all_final(catalog: Any, ids: list[int]) -> bool:
-    return all(s in ("succeeded", "failed", "cancelled") for s in statuses(catalog, ids).values())
+    return count(catalog, "queued", "running", "waiting") == 0 and len(statuses(catalog, ids)) == len(ids)
 
 
 def test_many_workers_run_every_job_exactly_once(db_url: str, store_root: Path, tmp_path: Path,
                                                  workers: Workers) -> None:
     catalog = open_catalog(db_url, store_root)
     log = tmp_path / "executions.log"
-    ids = [enqueue(catalog, probe(f"t{i}", log)).job.id for i in range(N_JOBS)]
-    procs = [workers.start("--device", "cpu", "--inprocess", "--lease", "5", *FAST) for _ in range(N_WORKERS)]
-    wait_until(lambda: all_final(catalog, ids), timeout=150, what="every job to finish")
+    procs = [workers.start(db_url, "--device", "cpu", "--inprocess", "--lease", "5", *FAST)
+             for _ in range(N_WORKERS)]
+    ids = [enqueue(catalog, probe(f"t{i}", log)).job.id for i in range(N_JOBS)]  # while the workers start and run
+    wait_until(lambda: count(catalog, "succeeded", "failed", "cancelled") == N_JOBS, timeout=150, interval=0.5,
+               what="every job to finish")
     assert set(statuses(catalog, ids).values()) == {"succeeded"}
     assert executions(log) == {f"t{i}": 1 for i in range(N_JOBS)}
     results = catalog.list_results()
@@ -52,14 +65,14 @@ def test_kill_9_of_a_worker_mid_job_costs_one_attempt_and_no_rows(db_url: str, s
                                                                    workers: Workers) -> None:
     catalog = open_catalog(db_url, store_root)
     log = tmp_path / "executions.log"
-    for _ in range(2):
-        workers.start("--device", "cpu", "--lease", "1.5", *FAST)
-    wait_until(lambda: len(catalog.list_workers()) == 2, what="two workers")
     job = enqueue(catalog, probe("victim", log, sleep=3, steps=30)).job
+    workers.start(db_url, "--device", "cpu", "--lease", "1.5", *FAST)  # runs the job in a child process
     running = wait_until(lambda: (j := catalog.get_job(job.id)).status == "running" and j.progress > 0 and j,
                          what="the job to run")
+    survivor = workers.start(db_url, "--device", "cpu", "--lease", "1.5", "--inprocess", *FAST)
     victim = next(w for w in catalog.list_workers() if w.id == running.worker_id)
     child_pid = int(Path(log).read_text().split()[2])
+    assert child_pid != victim.pid
     os.kill(victim.pid, signal.SIGKILL)
     wait_until(lambda: catalog.get_job(job.id).status == "succeeded", timeout=60, what="the job to be rerun")
     final = catalog.get_job(job.id)
@@ -68,7 +81,7 @@ def test_kill_9_of_a_worker_mid_job_costs_one_attempt_and_no_rows(db_url: str, s
     assert events == ["enqueued", "claimed", "lease_expired", "claimed", "succeeded"]
     assert executions(log, "start") == {"victim": 2} and executions(log) == {"victim": 1}
     wait_until(lambda: not _alive(child_pid), timeout=10, what="the killed worker's job process to die with it")
-    assert len(catalog.list_results()) == 1
+    assert len(catalog.list_results()) == 1 and survivor.poll() is None
     cli = Cli(db_url, store_root)
     assert cli("gc", "--older-than", "0").exit_code == 0
     referenced = catalog.referenced_blob_digests()
@@ -83,23 +96,24 @@ def _alive(pid: int) -> bool:
     return Path(f"/proc/{pid}/status").exists() and "zombie" not in Path(f"/proc/{pid}/status").read_text()
 
 
-def test_failures_crashes_time_limits_and_cancellations(db_url: str, store_root: Path, tmp_path: Path,
-                                                        workers: Workers) -> None:
+def test_failures_crashes_time_limits_cancellations_and_shutdown(db_url: str, store_root: Path, tmp_path: Path,
+                                                        workers: Workers, monkeypatch: pytest.MonkeyPatch) -> None:
     catalog = open_catalog(db_url, store_root)
     log = tmp_path / "executions.log"
+    monkeypatch.setenv("LSDB_TEST_JOB_LOG", str(tmp_path / "hook.log"))
     raises = enqueue(catalog, probe("raises", log, fail="ValueError"), max_attempts=2, priority=9).job
-    crashes = enqueue(catalog, probe("crashes", log, crash=True), max_attempts=2, priority=8).job
+    crashes = enqueue(catalog, probe("crashes", log, crash=True), max_attempts=1, priority=8).job
     slow = enqueue(catalog, probe("slow", log, sleep=60, steps=600), time_limit_s=1.5, priority=7).job
     cancelled_running = enqueue(catalog, probe("cancel-running", log, sleep=60, steps=600), priority=6).job
     cancelled_queued = enqueue(catalog, probe("cancel-queued", log), priority=5).job
     fine = enqueue(catalog, probe("fine", log), priority=4).job
     assert catalog.cancel_job(cancelled_queued.id).status == "cancelled"
-    proc = workers.start("--device", "cpu", "--lease", "3", *FAST)
+    proc = workers.start(db_url, "--device", "cpu", "--lease", "3", "--grace", "0.5", *FAST)
     wait_until(lambda: catalog.get_job(cancelled_running.id).status == "running", timeout=90,
                what="the fourth job to start")
     catalog.cancel_job(cancelled_running.id)
     ids = [raises.id, crashes.id, slow.id, cancelled_running.id, cancelled_queued.id, fine.id]
-    wait_until(lambda: all_final(catalog, ids), timeout=90, what="every job to finish")
+    wait_until(lambda: all_final(catalog, ids), timeout=90, interval=0.3, what="every job to finish")
     assert proc.poll() is None, "the worker must survive its jobs"
 
     failed = catalog.get_job(raises.id)
@@ -108,7 +122,7 @@ def test_failures_crashes_time_limits_and_cancellations(db_url: str, store_root:
     shown = Cli(db_url, store_root)("jobs", "show", str(raises.id))
     assert shown.exit_code == 0 and "ValueError: probe raises failed" in shown.stdout and "Traceback" in shown.stdout
     crashed = catalog.get_job(crashes.id)
-    assert (crashed.status, crashed.attempt, crashed.error_type) == ("failed", 2, "ExecutorDied")
+    assert (crashed.status, crashed.attempt, crashed.error_type) == ("failed", 1, "ExecutorDied")
     assert "exited with code 3" in crashed.error_message
     timed_out = catalog.get_job(slow.id)
     assert (timed_out.status, timed_out.error_type, timed_out.attempt) == ("failed", "TimeLimitExceeded", 1)
@@ -117,36 +131,36 @@ def test_failures_crashes_time_limits_and_cancellations(db_url: str, store_root:
     assert catalog.get_job(cancelled_queued.id).status == "cancelled"
     assert catalog.get_job(fine.id).status == "succeeded"
     assert [r.job_id for r in catalog.list_results()] == [fine.id]
-    assert executions(log, "start") == {"raises": 2, "crashes": 2, "slow": 1, "cancel-running": 1, "fine": 1}
+    assert executions(log, "start") == {"raises": 2, "crashes": 1, "slow": 1, "cancel-running": 1, "fine": 1}
     logs = Cli(db_url, store_root)("jobs", "logs", str(cancelled_running.id), "--format", "json")
-    assert [e["kind"] for e in __import__("json").loads(logs.stdout)][-2:] == ["cancel_requested", "cancelled"]
+    assert [e["kind"] for e in json.loads(logs.stdout)][-2:] == ["cancel_requested", "cancelled"]
+    expected = {f"{raises.id} failed", f"{crashes.id} failed", f"{slow.id} failed",
+                f"{cancelled_running.id} cancelled", f"{fine.id} succeeded"}
+    wait_until(lambda: set(executions(tmp_path / "hook.log", "finished")) >= {e.split()[0] for e in expected},
+               timeout=10, what="the job_finished hook")
+    hooked = {" ".join(line.split()[1:]) for line in (tmp_path / "hook.log").read_text().splitlines()}
+    assert hooked == expected
 
-
-def test_sigterm_releases_the_running_job_without_counting_it(db_url: str, store_root: Path,
-                                                               workers: Workers) -> None:
-    catalog = open_catalog(db_url, store_root)
-    job = enqueue(catalog, probe("long", sleep=60, steps=600)).job
-    proc = workers.start("--device", "cpu", "--inprocess", "--grace", "0.2", *FAST)
-    wait_until(lambda: catalog.get_job(job.id).status == "running", what="the job to start")
+    # SIGTERM: the running job gets --grace (0.5 s) to finish, then is released, its attempt not counted
+    long = enqueue(catalog, probe("long", log, sleep=60, steps=600)).job
+    wait_until(lambda: catalog.get_job(long.id).progress > 0, what="the long job to start")
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 0
-    released = catalog.get_job(job.id)
+    released = catalog.get_job(long.id)
     assert (released.status, released.attempt, released.worker_id) == ("queued", 0, None)
-    assert [e.kind for e in catalog.list_job_events(job.id)][-1] == "released"
+    assert [e.kind for e in catalog.list_job_events(long.id)][-2:] == ["claimed", "released"]
     assert catalog.list_workers()[0].status == "stopped"
 
 
 def test_run_wait_follows_a_fanned_out_job_to_the_inline_result(db_url: str, store_root: Path,
                                                                 workers: Workers) -> None:
-    import json
-
     import numpy as np
 
     from lsdb.analyses.runner import AnalysisRequest, compute, load_view, prepare
 
     catalog = open_catalog(db_url, store_root)
     for _ in range(2):
-        workers.start("--device", "cpu", "--inprocess", "--lease", "5", *FAST)
+        workers.start(db_url, "--device", "cpu", "--inprocess", "--lease", "5", *FAST)
     cli = Cli(db_url, store_root)
     out = cli("run", "grid", "-p", "rows=300", "-p", "cols=10", "--wait", "--format", "json")
     assert out.exit_code == 0, out.stderr
@@ -174,7 +188,7 @@ def test_workers_survive_terminated_database_connections(pg_url: str, store_root
     n = 120
     ids = [enqueue(catalog, probe(f"p{i}", log, sleep=0.05)).job.id for i in range(n)]
     for _ in range(3):
-        workers.start("--device", "cpu", "--inprocess", "--lease", "5", *FAST)
+        workers.start(pg_url, "--device", "cpu", "--inprocess", "--lease", "5", *FAST)
     admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
     terminated = 0
     for _ in range(4):
@@ -201,10 +215,9 @@ def test_workers_survive_terminated_database_connections(pg_url: str, store_root
 
 
 def test_supervisor_restarts_a_crashed_worker(sqlite_url: str, store_root: Path, workers: Workers) -> None:
-    import json
-
     catalog = open_catalog(sqlite_url, store_root)
-    sup = workers.start("start", "--devices", "2", "--inprocess", "--lease", "2", "--poll", "0.2", noun="workers")
+    sup = workers.start(sqlite_url, "start", "--devices", "2", "--inprocess", "--lease", "2", "--poll", "0.2",
+                        noun="workers")
 
     def alive() -> list[dict[str, Any]]:
         out = Cli(sqlite_url, store_root)("workers", "--lease", "2", "--format", "json")

@@ -11,6 +11,7 @@ from lsdb.landscape import (
     Cancelled,
     Evaluator,
     ParamLayout,
+    evaluate,
     grid_axis,
     grid_coefficients,
     normalize_direction,
@@ -240,3 +241,13 @@ def test_cuda_matches_cpu_in_both_strategies_and_under_autocast(digits_image: Da
             approx = Evaluator(model, x, y, bn="recompute", train_x=train_x, device="cuda", strategy=strategy,
                                autocast=half).along(dirs.float(), coefs)  # type: ignore[arg-type]
             torch.testing.assert_close(approx.loss, cpu.loss, rtol=5e-2, atol=0)
+
+
+def test_evaluate_is_a_one_shot_evaluator(digits: Dataset) -> None:
+    model, x, y, dirs, coefs = small_problem(digits)
+    along = evaluate(model, x, y, directions=dirs, coefficients=coefs, strategy="per_point")
+    theta = ParamLayout.from_module(model).flatten(model)
+    at = evaluate(model, x, y, points=theta + coefs.float() @ dirs, strategy="per_point")
+    torch.testing.assert_close(along.loss, at.loss, rtol=1e-5, atol=0)
+    with pytest.raises(ValueError, match="either"):
+        evaluate(model, x, y, directions=dirs)

@@ -14,13 +14,18 @@ def make_run(catalog, name: str, **config):  # type: ignore[no-untyped-def]
     return train_run(catalog, name, model=SMALL_MLP, dataset="digits", config=config)
 
 
-def test_records_checkpoints_metrics_params_and_completes(catalog) -> None:  # type: ignore[no-untyped-def]
+def test_records_checkpoints_metrics_params_and_completes(any_catalog) -> None:  # type: ignore[no-untyped-def]
+    catalog = any_catalog  # SQLite here, and PostgreSQL where LSDB_TEST_POSTGRES_URL is set
     result = make_run(catalog, "r", epochs=2, lr=0.05, seed=7)
     run = catalog.get_run("r")
     assert run.status == "complete" and result.run.status == "complete"
     assert run.model_spec == {"name": "mlp", "kwargs": {"widths": [16]}} and run.loss == "cross_entropy"
     assert {k: run.params[k] for k in ("lr", "batch_size", "epochs", "seed", "momentum")} == {
-        "lr": 0.05, "batch_size": 64, "epochs": 2, "seed": 7, "momentum": 0.9
+        "lr": 0.05,
+        "batch_size": 64,
+        "epochs": 2,
+        "seed": 7,
+        "momentum": 0.9,
     }
     assert run.params["optimizer"] == "sgd" and run.params["weight_decay"] == 0
     ckpts = catalog.list_checkpoints("r")
@@ -70,8 +75,9 @@ def test_an_interrupted_run_is_incomplete_and_resumes_exactly(catalog) -> None: 
 def test_a_requested_stop_saves_the_step_and_resumes_exactly(catalog) -> None:  # type: ignore[no-untyped-def]
     make_run(catalog, "straight", epochs=2)
     calls = iter(range(1000))
-    result = train_run(catalog, "stop", model=SMALL_MLP, dataset="digits", config={"epochs": 2},
-                       should_stop=lambda: next(calls) == 10)
+    result = train_run(
+        catalog, "stop", model=SMALL_MLP, dataset="digits", config={"epochs": 2}, should_stop=lambda: next(calls) == 10
+    )
     assert result.summary.stopped and result.run.status == "incomplete"
     assert catalog.list_checkpoints("stop")[-1].step == 11
     train_run(catalog, "stop", resume=True)
@@ -112,3 +118,21 @@ def test_bad_settings_and_mismatched_loss_are_bad_input(catalog) -> None:  # typ
     with pytest.raises(BadInput, match="device 'tpu'"):
         train_run(catalog, "x", model=SMALL_MLP, dataset="digits", device="tpu")
     assert catalog.list_runs() == []
+
+
+def test_resume_without_the_saved_state_says_what_is_missing(catalog) -> None:  # type: ignore[no-untyped-def]
+    from lsdb.errors import StoreError
+
+    make_run(catalog, "r", epochs=1)
+    digest = catalog.list_checkpoints("r")[-1].meta["resume_state"]
+    catalog.objects.remove(digest)
+    with pytest.raises(StoreError, match=r"cannot resume run 'r' from step 23: its training state .* is missing"):
+        train_run(catalog, "r", config={"epochs": 2}, resume=True)
+
+
+def test_gc_keeps_the_resume_state_of_checkpoints(catalog) -> None:  # type: ignore[no-untyped-def]
+    from lsdb.maintenance import gc
+
+    make_run(catalog, "r", epochs=1)
+    gc(catalog, older_than_s=0)
+    train_run(catalog, "r", config={"epochs": 2}, resume=True)

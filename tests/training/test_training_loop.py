@@ -20,7 +20,9 @@ def run_loop(digits, config: TrainConfig, initial: TrainState | None = None, mod
     def on_save(state: TrainState) -> None:
         saved.append(copy.deepcopy(state))
 
-    net = model if model is not None else build_model(SMALL_MLP, digits.input_shape, digits.num_classes, seed=config.seed)
+    net = (
+        model if model is not None else build_model(SMALL_MLP, digits.input_shape, digits.num_classes, seed=config.seed)
+    )
     summary = train(net, digits.train, digits.test, config, "cpu", on_save=on_save, initial=initial, **callbacks)
     return net, summary, saved
 
@@ -84,6 +86,11 @@ def test_adam_and_mse_train(digits) -> None:  # type: ignore[no-untyped-def]
     net = build_model("mlp:widths=[8]", data.input_shape, data.num_classes, seed=0)
     summary = train(net, data.train, data.test, TrainConfig(optimizer="adam", lr=0.01, epochs=3, loss="mse"), "cpu")
     assert set(summary.metrics) == {"train_loss", "test_loss"}
-    first = train(build_model("mlp:widths=[8]", data.input_shape, 1, seed=0), data.train, data.test,
-                  TrainConfig(optimizer="adam", lr=0.01, epochs=0, loss="mse"), "cpu")
+    first = train(
+        build_model("mlp:widths=[8]", data.input_shape, 1, seed=0),
+        data.train,
+        data.test,
+        TrainConfig(optimizer="adam", lr=0.01, epochs=0, loss="mse"),
+        "cpu",
+    )
     assert summary.metrics["train_loss"] < first.metrics["train_loss"]

@@ -15,6 +15,9 @@ It writes the same rows as ``lsdb ingest`` and ``lsdb train``: checkpoints throu
 and written in batches (at every checkpoint, every `FLUSH_ITEMS` values or `FLUSH_S` seconds,
 and on exit). The run is ``running`` inside the block, ``complete`` after it, and
 ``incomplete`` when the block raises; what was recorded before stays either way.
+
+(The module is ``recorder``, not ``record``: a submodule named ``record`` would replace the
+function `lsdb.record` with itself the moment anything imported it.)
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ class Recorder:
         if isinstance(step, bool) or not isinstance(step, int):
             raise BadInput(f"metric '{key}': step must be an int, got {step!r}")
         try:
-            number = float(value)
+            number = float(value.detach() if hasattr(value, "detach") else value)
         except (TypeError, ValueError, RuntimeError):
             raise BadInput(f"metric '{key}': value must be a number, got {type(value).__name__}") from None
         self._buffer.append((key, step, number))
@@ -116,7 +119,9 @@ def _state_dict(obj: Any) -> dict[str, Any]:
     if isinstance(obj, Mapping):
         bad = next((k for k, v in obj.items() if not isinstance(v, torch.Tensor)), None)
         if bad is not None:
-            raise BadInput(f"checkpoint entry '{bad}' is {type(obj[bad]).__name__}, not a tensor; pass model.state_dict()")
+            raise BadInput(
+                f"checkpoint entry '{bad}' is {type(obj[bad]).__name__}, not a tensor; pass model.state_dict()"
+            )
         return dict(obj)
     raise BadInput(f"rec.checkpoint takes an nn.Module or a state dict, not {type(obj).__name__}")
 
@@ -140,8 +145,14 @@ def record(
     from lsdb.runs import make_new_run
 
     new_run = make_new_run(
-        run, project, model=model, dataset=dataset, loss=loss,
-        params=dict(params or {}), tags=dict(tags or {}), status="running",
+        run,
+        project,
+        model=model,
+        dataset=dataset,
+        loss=loss,
+        params=dict(params or {}),
+        tags=dict(tags or {}),
+        status="running",
     )
     own = catalog is None
     cat = open_catalog() if catalog is None else catalog

@@ -1,0 +1,61 @@
+"""Training settings from the command line or the API: a checked `TrainConfig`, and the device."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import fields, replace
+from typing import TYPE_CHECKING, Any
+
+from lsdb.errors import BadInput
+
+if TYPE_CHECKING:
+    from lsdb.catalog import RunRecord
+    from lsdb.landscape.training import TrainConfig
+
+#: Settings a resumed run may change; every other hyperparameter must stay what the run used.
+RESUMABLE_CHANGES = ("epochs", "save_every", "save_unit", "eval_batch_size", "log_every")
+
+
+def resolve_device(name: str = "auto") -> str:
+    """``auto`` is ``cuda`` when torch sees a GPU, else ``cpu``; an unavailable device is `BadInput`."""
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cpu":
+        return name
+    if name == "cuda" or name.startswith("cuda:"):
+        index = name.partition(":")[2]
+        if not torch.cuda.is_available():
+            raise BadInput(f"device '{name}' is not available: torch sees no GPU; use --device cpu")
+        if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
+            raise BadInput(f"device '{name}' does not exist; this machine has {torch.cuda.device_count()} GPU(s)")
+        return name
+    raise BadInput(f"unknown device '{name}'; use cpu, cuda, cuda:N or auto")
+
+
+def make_config(config: TrainConfig | Mapping[str, Any] | None = None, base: TrainConfig | None = None) -> TrainConfig:
+    """A checked `TrainConfig`: `config` itself, or `base` (default settings) updated by a mapping."""
+    from lsdb.landscape.training import TrainConfig
+
+    if config is None or isinstance(config, Mapping):
+        changes = dict(config or {})
+        known = [f.name for f in fields(TrainConfig)]
+        unknown = sorted(set(changes) - set(known))
+        if unknown:
+            raise BadInput(f"unknown training setting '{unknown[0]}'; accepted: {', '.join(known)}")
+        config = replace(base or TrainConfig(), **changes)
+    try:
+        config.check()
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+    return config
+
+
+def stored_hyperparameters(run: RunRecord) -> dict[str, Any]:
+    """The hyperparameters a run recorded, with the types `TrainConfig` uses (the catalog keeps floats)."""
+    from lsdb.landscape.training import TrainConfig
+
+    types = {f.name: type(getattr(TrainConfig(), f.name)) for f in fields(TrainConfig)}
+    names = TrainConfig().hyperparameters()
+    return {k: types[k](v) for k, v in run.params.items() if k in names}
