@@ -5,7 +5,7 @@ Three problems, each timed in one run, interleaving the methods and reporting th
 
 * ``mlp``: the digits MLP 64-128-128-10 on all 1,797 digits (sklearn's ``load_digits``,
   pixels / 16), a 41 x 41 plane;
-* ``cnn``: lsdb's ``simple_cnn`` (16-32-32 channels) on the 1x8x8 digits, a 21 x 21 plane;
+* ``cnn``: lsdb's ``simple_cnn`` (16-32-32 channels) on the 1x8x8 digits, an 11 x 11 plane;
 * ``resnet``: ResNet-20 on a CIFAR-shaped synthetic set (3x32x32 blobs), a 3 x 3 plane over
   128 examples (``--resnet-examples``, ``--resnet-steps``), BatchNorm in eval mode.
 
@@ -178,7 +178,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--only", default="mlp,cnn,resnet,sweep")
     parser.add_argument("--mlp-steps", type=int, default=41)
-    parser.add_argument("--cnn-steps", type=int, default=21)
+    parser.add_argument("--cnn-steps", type=int, default=11)
     parser.add_argument("--resnet-steps", type=int, default=3)
     parser.add_argument("--resnet-examples", type=int, default=128)
     args = parser.parse_args()

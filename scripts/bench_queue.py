@@ -1,6 +1,7 @@
-"""Queue overhead per trivial job with 1, 4 and 8 workers, on SQLite and PostgreSQL.
+"""Queue overhead per trivial job with 1, 4 and 8 workers, on SQLite and PostgreSQL; fan-out speed-up.
 
     python scripts/bench_queue.py --jobs 400 --workers 1,4,8 [--postgres URL] [--mode inprocess|child]
+    python scripts/bench_queue.py --fanout [--tile-size 500]
 
 For each database and worker count: a fresh catalog; N trivial jobs (the `noop` analysis
 below: no inputs, one tiny array) enqueued on a held queue; W workers started and warmed up
@@ -9,7 +10,12 @@ jobs are released at once and timed on the database's clock from the release to 
 ``finished_at``. Reported: wall ms per job (the queue's throughput) and worker ms per job
 (wall x W / N: what each job costs a worker), next to the same jobs run inline in one process
 (`run_analysis`: the result-storing cost every job pays with or without a queue). The queue's
-own overhead is the difference. The module doubles as the plugin that registers `noop`
+own overhead is the difference.
+
+``--fanout``: a 61x61 `bench_plane` (a stand-in for `surface`: the loss of a small MLP on
+1797 examples at each grid point) on one single-threaded worker, then fanned out into tiles
+over two single-threaded workers; both timed from enqueue to the (merged) result, which must
+be identical. The module doubles as the plugin that registers `noop` and `bench_plane`
 (workers load it with ``LSDB_EXTRA_PLUGINS=bench_queue``).
 """
 
@@ -55,9 +61,67 @@ def _noop_spec() -> Any:
                         description="Benchmark job that does nothing.")
 
 
+def run_plane(ctx: Any, inputs: Any, params: Any) -> Any:
+    """A stand-in for `surface` (same shape of work): the cross-entropy of a fixed random MLP on
+    1797 x 64 inputs at θ0 + x d1 + y d2, for the grid rows in `params.rows` (all when empty)."""
+    import torch
+
+    from lsdb.analyses import AnalysisOutput
+
+    gen = torch.Generator().manual_seed(0)
+    data, labels = torch.randn(1797, 64, generator=gen), torch.randint(0, 10, (1797,), generator=gen)
+    theta, d1, d2 = (torch.randn(64 * 64 + 64 * 10, generator=gen) * 0.1 for _ in range(3))
+    xs = torch.linspace(-1, 1, params.xnum, dtype=torch.float64)
+    ys = torch.linspace(-1, 1, params.ynum, dtype=torch.float64)
+    start, stop = params.rows or (0, params.ynum)
+    loss = torch.empty(stop - start, params.xnum, dtype=torch.float64)
+    for j in range(start, stop):
+        for i in range(params.xnum):
+            w = theta + float(xs[i]) * d1 + float(ys[j]) * d2
+            hidden = torch.relu(data @ w[: 64 * 64].view(64, 64))
+            loss[j - start, i] = torch.nn.functional.cross_entropy(hidden @ w[64 * 64:].view(64, 10), labels)
+        ctx.progress((j - start + 1) / (stop - start), f"row {j + 1}")
+    return AnalysisOutput(arrays={"loss": loss.numpy(), "y": ys[start:stop].numpy()},
+                          scalars={"min_loss": float(loss.min())})
+
+
+def tile_plane(params: Any, tile_size: int) -> list[dict[str, Any]]:
+    per = max(1, tile_size // params.xnum)
+    if params.rows or params.ynum <= per:
+        return []
+    return [{"rows": [a, min(a + per, params.ynum)]} for a in range(0, params.ynum, per)]
+
+
+def merge_plane(params: Any, outputs: list[Any]) -> Any:
+    import numpy as np
+
+    from lsdb.analyses import AnalysisOutput
+
+    loss = np.concatenate([o.arrays["loss"] for o in outputs])
+    return AnalysisOutput(arrays={"loss": loss, "y": np.concatenate([o.arrays["y"] for o in outputs])},
+                          scalars={"min_loss": float(loss.min())})
+
+
+def _plane_spec() -> Any:
+    from dataclasses import dataclass, field
+
+    from lsdb.analyses import AnalysisSpec
+
+    @dataclass(frozen=True)
+    class PlaneParams:
+        xnum: int = 61
+        ynum: int = 61
+        rows: list[int] = field(default_factory=list)
+        seed_note: str = ""
+
+    return AnalysisSpec(name="bench_plane", version=1, run=run_plane, params=PlaneParams, needs_data=False,
+                        tile=tile_plane, merge=merge_plane, description="Benchmark stand-in for a surface.")
+
+
 @lsdb.hookimpl
 def register_analyses(register: Any) -> None:
     register(_noop_spec())
+    register(_plane_spec())
 
 
 # -- the benchmark ----------------------------------------------------------------------------------------
@@ -121,6 +185,52 @@ def bench_workers(url: str, store: Path, n_jobs: int, n_workers: int, mode: str)
             "jobs_per_s": 1000 * n_jobs / wall_ms}
 
 
+def bench_fanout(url: str, store: Path, tile_size: int) -> dict[str, Any]:
+    """A 61x61 `bench_plane` on one single-threaded worker, then fanned out over two."""
+    import numpy as np
+
+    from lsdb.analyses.runner import AnalysisRequest, load_view
+    from lsdb.jobs.queue import enqueue
+
+    catalog = lsdb.open_catalog(url, store)
+    cmd = [sys.executable, "-m", "lsdb.cli.app", "--db", url, "--store", str(store), "worker", "--device", "cpu",
+           "--poll", "0.05", "--threads", "1"]
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start_worker(token: str) -> None:
+        """Start a worker and wait until it has run a warm-up job on a queue only it serves."""
+        warm = enqueue(catalog, AnalysisRequest("noop", params={"token": token}), queue=token).job.id
+        procs.append(subprocess.Popen(cmd + ["--queue", token, "--queue", "default"], env=_env(),
+                                      stderr=subprocess.DEVNULL))
+        _wait(lambda: catalog.get_job(warm).status == "succeeded", 300)
+
+    def timed(note: str, tiles: int) -> tuple[float, Any]:
+        request = AnalysisRequest("bench_plane", params={"seed_note": note})
+        start = catalog.db_now_ms()
+        job = enqueue(catalog, request, tile_size=tiles).job
+        _wait(lambda: catalog.get_job(job.id).status in ("succeeded", "failed"), 900, 0.1)
+        done = catalog.get_job(job.id)
+        assert done.status == "succeeded", done.error_message
+        return (done.finished_at - start) / 1000, load_view(catalog, catalog.get_result(done.result_id))
+
+    try:
+        start_worker("warm-1")
+        one_s, one = timed("one worker", 0)
+        start_worker("warm-2")
+        two_s, two = timed("two workers", tile_size)
+        tiles = catalog.list_jobs(parent_id=catalog.get_result(two.id).job_id)
+        busy = sum(catalog.get_result(t.result_id).wall_seconds or 0 for t in tiles if t.result_id)
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            p.wait(timeout=60)
+        catalog.close()
+    return {"one_worker_s": round(one_s, 2), "two_workers_fanned_out_s": round(two_s, 2), "tiles": len(tiles),
+            "workers_used": len({t.worker_id for t in tiles}), "tile_compute_s": round(busy, 2),
+            "ratio": round(two_s / one_s, 3), "identical": bool(np.array_equal(one.arrays["loss"], two.arrays["loss"]))}
+
+
 def _count_done(catalog: Any) -> int:
     from sqlalchemy import func, select
 
@@ -133,16 +243,12 @@ def _count_done(catalog: Any) -> int:
 def bench_inline(url: str, store: Path, n_jobs: int) -> float:
     """ms per job for the same trivial requests run inline in this process (no queue)."""
     from lsdb.analyses.runner import AnalysisRequest, run_analysis
-    from lsdb.jobs.queue import hold_sqlite_open
 
     catalog = lsdb.open_catalog(url, store)
-    keeper = hold_sqlite_open(catalog)
     start = time.perf_counter()
     for i in range(n_jobs):
         run_analysis(catalog, AnalysisRequest("noop", params={"token": f"inline{i}"}), device="cpu")
     elapsed = time.perf_counter() - start
-    if keeper is not None:
-        keeper.close()
     catalog.close()
     return 1000 * elapsed / n_jobs
 
@@ -163,6 +269,8 @@ def main() -> None:
     parser.add_argument("--postgres", default=os.environ.get("LSDB_TEST_POSTGRES_URL"))
     parser.add_argument("--mode", choices=("inprocess", "child"), default="child")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--fanout", action="store_true", help="instead: a 61x61 plane on 1 worker vs 2 (SQLite)")
+    parser.add_argument("--tile-size", type=int, default=500, help="grid points per tile for --fanout")
     args = parser.parse_args()
     sys.path.insert(0, str(HERE))
     os.environ.update(LSDB_EXTRA_PLUGINS="bench_queue")
@@ -171,6 +279,9 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
+        if args.fanout:
+            print(json.dumps(bench_fanout(f"sqlite:///{root / 'fanout.sqlite'}", root / "store", args.tile_size)))
+            return
         for kind in args.databases.split(","):
             if kind == "postgres" and not args.postgres:
                 print("skipping postgres: pass --postgres URL or set LSDB_TEST_POSTGRES_URL", file=sys.stderr)

@@ -87,6 +87,12 @@ def train(
     ),
     save_unit: str = typer.Option(None, "--save-unit", help="steps or epochs (default epochs)."),
     loss: str = typer.Option(None, "--loss", help="cross_entropy (default) or mse."),
+    random_labels: float = typer.Option(
+        None,
+        "--random-labels",
+        help="Weight w of a loss on a random-labelled copy of the data (fixed, seeded labels): loss(clean) + "
+        "w·loss(random), to find minima that generalize badly (Huang et al. 2019; default 0).",
+    ),
     device: str = typer.Option("auto", "--device", help="cpu, cuda, cuda:N or auto."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run from its last checkpoint."),
     tag: list[str] = typer.Option(None, "--tag", help="k=v, repeatable."),
@@ -107,6 +113,7 @@ def train(
         "epochs": epochs,
         "seed": seed,
         "loss": loss,
+        "random_label_weight": random_labels,
     }
     config = {k: v for k, v in given.items() if v is not None}
     config.update(parse_save_every(save_every, save_unit))

@@ -38,7 +38,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from lsdb.catalog.queue import Fence
 from lsdb.errors import BadInput, JobLost
-from lsdb.jobs.queue import hold_sqlite_open, retry_transient
+from lsdb.jobs.queue import retry_transient
 
 if TYPE_CHECKING:
     from lsdb.analyses.runner import Prepared
@@ -252,15 +252,15 @@ class InlineExecutor:
         get_plugins().analyses()
 
     def start(self, job: JobRecord, fence: Fence, device: str) -> None:
-        self._cancelled.clear()
+        self._cancelled = cancelled = threading.Event()
+        out = self.messages  # a job left behind by `kill` must not talk to the next one
 
         def run() -> None:
             def progress(fraction: float, message: str) -> None:
-                self.messages.put({"type": "progress", "fraction": fraction, "message": message})
+                out.put({"type": "progress", "fraction": fraction, "message": message})
 
             job_dict = {"id": job.id, "payload": job.payload}
-            outcome = execute_job(self.catalog, job_dict, fence, device, progress, self._cancelled.is_set)
-            self.messages.put({"type": "done", **outcome})
+            out.put({"type": "done", **execute_job(self.catalog, job_dict, fence, device, progress, cancelled.is_set)})
 
         self._thread = threading.Thread(target=run, daemon=True, name=f"job-{job.id}")
         self._thread.start()
@@ -278,9 +278,10 @@ class InlineExecutor:
             return None
 
     def kill(self) -> None:
+        """Ask the job to stop; one that does not within 10 s is left behind (its fence stops its commit)."""
         self._cancelled.set()
         if self._thread is not None:
-            self._thread.join()
+            self._thread.join(timeout=10)
         self.messages = queue.Queue()
 
     def close(self) -> None:
@@ -328,7 +329,6 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     catalog = Catalog(Settings(args.db, Path(args.store)), check_schema=False)
-    keeper = hold_sqlite_open(catalog)
     get_plugins().analyses()
     inbox: queue.Queue[dict[str, Any] | None] = queue.Queue()
     cancelled: set[int] = set()
@@ -351,8 +351,6 @@ def main(argv: list[str] | None = None) -> None:
             notify_job_finished(catalog, int(msg["job"]))
             continue
         send({"type": "done", **_run_one(catalog, msg, send, lambda i: i in cancelled or orphaned.is_set())})
-    if keeper is not None:
-        keeper.close()
     catalog.close()
 
 

@@ -115,16 +115,6 @@ def worker_rows(catalog: Catalog, lease_s: float = 30.0) -> list[tuple[WorkerRec
             for w in catalog.list_workers()]
 
 
-def hold_sqlite_open(catalog: Catalog) -> Any:
-    """For a long-lived process on SQLite: an idle connection kept open (close it at exit), or None.
-
-    SQLite checkpoints the WAL whenever a database's last connection closes, and lsdb's SQLite
-    engine opens one connection per transaction; with one connection held open, each of those
-    closes is cheap (about halves the time per job on a single worker).
-    """
-    return catalog.engine.raw_connection() if catalog.settings.is_sqlite else None
-
-
 def is_transient(exc: BaseException) -> bool:
     """A database error that a reconnect may cure: a dropped connection, a restart, a lock timeout."""
     from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError

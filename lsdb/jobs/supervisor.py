@@ -76,10 +76,12 @@ class _Slot:
 class Supervisor:
     """Keeps one process per command line alive until each exits cleanly or the supervisor is stopped."""
 
-    def __init__(self, commands: Sequence[list[str]], grace_s: float = 30.0, max_restarts: int | None = None) -> None:
+    def __init__(self, commands: Sequence[list[str]], grace_s: float = 30.0, max_restarts: int | None = None,
+                 handle_signals: bool = True) -> None:
         self.slots = [_Slot(list(cmd)) for cmd in commands]
         self.grace_s = grace_s
         self.max_restarts = max_restarts
+        self.handle_signals = handle_signals
         self._stop = threading.Event()
 
     def stop(self) -> None:
@@ -147,7 +149,7 @@ class Supervisor:
                 proc.wait()
 
     def _install_signals(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
+        if not self.handle_signals or threading.current_thread() is not threading.main_thread():
             return
 
         def handle(signum: int, _frame: object) -> None:

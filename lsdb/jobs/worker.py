@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from lsdb.catalog.queue import Fence
 from lsdb.errors import BadInput, JobLost
 from lsdb.jobs.executor import ChildExecutor, ExecutorDied, InlineExecutor
-from lsdb.jobs.queue import hold_sqlite_open, is_transient, resources_for, retry_transient
+from lsdb.jobs.queue import is_transient, resources_for, retry_transient
 
 if TYPE_CHECKING:
     from lsdb.catalog import Catalog
@@ -101,7 +101,6 @@ class Worker:
                                                       opts.queues))
         log.info("worker %s on %s serving queues %s", self.id, self.device, ", ".join(opts.queues))
         self._install_signals()
-        keeper = hold_sqlite_open(self.catalog)
         beat = threading.Thread(target=self._heartbeat_loop, daemon=True, name="heartbeat")
         beat.start()
         last_reap, idle_since = 0.0, time.monotonic()
@@ -131,8 +130,6 @@ class Worker:
             beat.join(timeout=5)
             self.executor.close()
             self._db(lambda: self.catalog.set_worker_status(self.id, "stopped"))
-            if keeper is not None:
-                keeper.close()
             log.info("worker %s stopped after %d job(s)", self.id, self.jobs_done)
         return self.jobs_done
 

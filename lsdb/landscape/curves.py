@@ -110,6 +110,8 @@ class CurveModel(nn.Module):
     Buffers (BatchNorm statistics) are not on the curve: they come from `module`, or are recomputed.
     """
 
+    fixed_points: Tensor
+
     def __init__(
         self,
         module: nn.Module,
@@ -131,6 +133,8 @@ class CurveModel(nn.Module):
         self.kind, self.n_bends = kind, bends
         self.module = copy.deepcopy(module).requires_grad_(False)
         named = list(self.module.named_parameters())
+        #: functional_call's weight untying costs time per call; only needed when a tensor has two names.
+        self.tied = len(list(self.module.named_parameters(remove_duplicate=False))) != len(named)
         self.names = tuple(n for n, _ in named)
         self.shapes = tuple(tuple(p.shape) for _, p in named)
         self.numels = tuple(p.numel() for _, p in named)
@@ -141,9 +145,9 @@ class CurveModel(nn.Module):
         alphas = torch.arange(1, bends + 1, dtype=torch.float64) / (bends + 1)
         inner = [w0 + float(a) * (w1 - w0) for a in alphas]
         points = [w0, *inner, w1]
-        fixed = [fix_start, *([False] * bends), fix_end]
-        self.fixed_index = [i for i, f in enumerate(fixed) if f]
-        self.free_index = [i for i, f in enumerate(fixed) if not f]
+        is_fixed = [fix_start, *([False] * bends), fix_end]
+        self.fixed_index = [i for i, f in enumerate(is_fixed) if f]
+        self.free_index = [i for i, f in enumerate(is_fixed) if not f]
         fixed_rows = [points[i] for i in self.fixed_index]
         self.register_buffer("fixed_points", torch.stack(fixed_rows) if fixed_rows else own.new_zeros(0, len(own)))
         self.free_points = nn.Parameter(torch.stack([points[i] for i in self.free_index]))
@@ -190,10 +194,16 @@ class CurveModel(nn.Module):
         return theta[0] if scalar else theta
 
     def _combine(self, c: Tensor) -> Tensor:
-        theta = c[..., self.free_index] @ self.free_points
-        if self.fixed_index:
-            theta = theta + c[..., self.fixed_index] @ self.fixed_points
-        return theta
+        return self.combine(c[..., self.free_index], c[..., self.fixed_index] if self.fixed_index else None)
+
+    def combine(self, free_coefficients: Tensor, fixed_coefficients: Tensor | None) -> Tensor:
+        """Σ_i c_i w_i from the coefficients of the free and of the fixed points ((k,) or (K, k) each)."""
+        if fixed_coefficients is None:
+            return free_coefficients @ self.free_points
+        fixed = fixed_coefficients @ self.fixed_points
+        if free_coefficients.dim() == 1:
+            return torch.addmv(fixed, self.free_points.t(), free_coefficients)
+        return torch.addmm(fixed, free_coefficients, self.free_points)
 
     def parameters_at(self, theta: Tensor) -> dict[str, Tensor]:
         """Name -> view of the flat vector `theta` (P,)."""
@@ -204,7 +214,21 @@ class CurveModel(nn.Module):
 
     def forward_at(self, theta: Tensor, x: Tensor) -> Tensor:
         """The module's output on `x` with its parameters at `theta` (buffers: the module's own)."""
-        return functional_call(self.module, self.parameters_at(theta), (x,))
+        return functional_call(self.module, self.parameters_at(theta), (x,), tie_weights=self.tied)
+
+    def loss_and_gradient(self, theta: Tensor, x: Tensor, y: Tensor, loss_fn: Callable[[Tensor, Tensor], Tensor]
+                          ) -> tuple[Tensor, Tensor]:
+        """(detached loss, ∂loss/∂θ as a flat vector) of the network at `theta` on one minibatch.
+
+        The parameters are fresh leaf views of `theta`, so back-propagation stops at them exactly as
+        in ordinary training; the gradient of the control points is then c_i(t) · ∂L/∂θ, one rank-k
+        update (autograd through the views and the combination costs a third of a small net's epoch).
+        """
+        leaves = {name: part.detach().requires_grad_() for name, part in self.parameters_at(theta).items()}
+        loss = loss_fn(functional_call(self.module, leaves, (x,), tie_weights=self.tied), y)
+        loss.backward()
+        grads = [leaf.grad if leaf.grad is not None else torch.zeros_like(leaf) for leaf in leaves.values()]
+        return loss.detach(), torch.cat([g.reshape(-1) for g in grads])
 
     def forward(self, x: Tensor, t: Tensor | float) -> Tensor:
         return self.forward_at(self.weights(t), x)
@@ -290,7 +314,8 @@ def train_curve(
     Each epoch draws a permutation of the examples and one t per minibatch from `generator` (a
     CPU generator), so a seed fixes the run; dropout draws from a private copy of the global RNG
     seeded from `generator`. BatchNorm layers normalize with the minibatch's own statistics.
-    A non-finite epoch loss raises `FloatingPointError`. `on_epoch(epoch, mean_loss)` after each
+    The reported loss excludes the ℓ2 penalty, whose gradient is added directly. A non-finite
+    epoch loss raises `FloatingPointError`. `on_epoch(epoch, mean_loss)` after each
     epoch (1-based); `should_stop()` is checked after every step.
     """
     config.check()
@@ -299,7 +324,7 @@ def train_curve(
         raise ValueError("training a curve needs training examples")
     loss_fn = F.cross_entropy if config.loss == "cross_entropy" else F.mse_loss
     free = curve.free_points
-    optimizer = torch.optim.SGD([free], lr=config.lr, momentum=config.momentum)
+    velocity = torch.zeros_like(free)
     n_batches = math.ceil(n / config.batch_size)
     dropout_seed = int(torch.randint(0, 2**62, (1,), generator=generator))
     devices = [x.device.index or 0] if x.device.type == "cuda" else []
@@ -311,21 +336,23 @@ def train_curve(
             torch.manual_seed(dropout_seed)
             for epoch in range(1, config.epochs + 1):
                 factor = curve_lr_factor(epoch / config.epochs) if config.schedule == "garipov" else 1.0
-                for group in optimizer.param_groups:
-                    group["lr"] = config.lr * factor
+                lr = config.lr * factor
                 order = torch.randperm(n, generator=generator).to(x.device)
                 ts = torch.rand(n_batches, generator=generator, dtype=torch.float64)
                 coefs = curve.coefficients(ts).to(free.device, free.dtype)
+                free_c = coefs[:, curve.free_index].contiguous()
+                fixed_c = coefs[:, curve.fixed_index].contiguous() if curve.fixed_index else None
                 losses = []
                 for b in range(n_batches):
                     idx = order[b * config.batch_size : (b + 1) * config.batch_size]
-                    theta = curve._combine(coefs[b])
-                    loss = loss_fn(curve.forward_at(theta, x[idx]), y[idx])
-                    if config.weight_decay:
-                        loss = loss + 0.5 * config.weight_decay * theta.square().sum()
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
+                    with torch.no_grad():
+                        theta = curve.combine(free_c[b], None if fixed_c is None else fixed_c[b])
+                    loss, grad = curve.loss_and_gradient(theta, x[idx], y[idx], loss_fn)
+                    if config.weight_decay:  # ∇_φ of (wd/2)‖φ(t)‖²
+                        grad.add_(theta, alpha=config.weight_decay)
+                    with torch.no_grad():  # SGD with momentum as torch.optim.SGD, fused with the chain rule
+                        velocity.mul_(config.momentum).addr_(free_c[b], grad)  # ∂L/∂w_i = c_i(t) ∂L/∂φ
+                        free.sub_(velocity, alpha=lr)
                     steps += 1
                     losses.append(loss.detach())
                     if should_stop is not None and should_stop():

@@ -340,12 +340,14 @@ class _Totals:
         out = out.to(ev.dtype)
         if ev.loss == "cross_entropy":
             b, n, c = out.shape
-            per_example = F.cross_entropy(out.reshape(b * n, c), y.repeat(b), reduction="none").view(b, n)
+            targets = y if b == 1 else y.repeat(b)
+            per_example = F.cross_entropy(out.reshape(b * n, c), targets, reduction="none").view(b, n)
             self.hits[k0:k1] += (out.argmax(dim=-1) == y).sum(dim=1)
         else:
             per_example = (out - y).square().reshape(out.shape[0], out.shape[1], -1).mean(dim=-1)
-        self.loss[k0:k1] += per_example.sum(dim=1, dtype=torch.float64)
-        self.square[k0:k1] += per_example.double().square().sum(dim=1)
+        per_example = per_example.double()
+        self.loss[k0:k1] += per_example.sum(dim=1)
+        self.square[k0:k1] += per_example.square().sum(dim=1)
         if ev.outputs is not None:
             if self.outputs is None:
                 self.outputs = torch.empty(self.n_points, ev.n_examples, *out.shape[2:], dtype=out.dtype)

@@ -20,9 +20,10 @@ rate. They are plain functions so that any training loop can call them once per 
 * `swa_cyclic_lr`: Izmailov et al. 2018, §3.1, eq. (1): within each cycle of c iterations the
   rate falls linearly from α1 to α2, α(i) = (1 − t(i)) α1 + t(i) α2, t(i) = (mod(i − 1, c) + 1) / c;
 * `swalr_lr`: ``torch.optim.swa_utils.SWALR``'s anneal from the current rate to the SWA rate
-  (cosine or linear) over a number of steps, then constant;
+  (cosine or linear) over a number of steps, then constant (the same rates, stepped per iteration);
 * `fge_cyclic_lr`: Garipov et al. 2018 ("Loss Surfaces, Mode Connectivity, and Fast Ensembling
-  of DNNs", NeurIPS), §5: α1 → α2 → α1 linearly over a cycle, the snapshot taken at α2, mid-cycle;
+  of DNNs", NeurIPS), §5: α1 → α2 → α1 linearly over a cycle of c iterations, the snapshot taken
+  at α2, mid-cycle;
 * `snapshot_cosine_lr`: Huang et al. 2017 ("Snapshot Ensembles: Train 1, get M for free", ICLR),
   §3, eq. (2): α(t) = α0 / 2 · (cos(π · mod(t − 1, ⌈T/M⌉) / ⌈T/M⌉) + 1), a snapshot at each cycle end.
 """
@@ -153,12 +154,14 @@ def swa_cyclic_lr(step: int, cycle_steps: int, lr_max: float, lr_min: float) -> 
 
 
 def swalr_lr(step: int, anneal_steps: int, lr_start: float, swa_lr: float, strategy: str = "cos") -> float:
-    """``SWALR``: anneal from `lr_start` to `swa_lr` over `anneal_steps` (``cos`` or ``linear``), then constant."""
+    """The rate of ``torch.optim.swa_utils.SWALR`` after `step` scheduler steps: from `lr_start` to `swa_lr`.
+
+    With t = min(1, step / anneal_steps) and α = (1 − cos πt) / 2 (``cos``) or t (``linear``):
+    α · swa_lr + (1 − α) · lr_start, i.e. `lr_start` at step 0 and `swa_lr` from `anneal_steps` on.
+    """
     if strategy not in ("cos", "linear"):
         raise ValueError(f"anneal strategy must be 'cos' or 'linear', got {strategy!r}")
-    if anneal_steps <= 0 or step >= anneal_steps:
-        return swa_lr
-    t = (step + 1) / anneal_steps
+    t = 1.0 if anneal_steps <= 0 else min(1.0, step / anneal_steps)
     alpha = (1 - math.cos(math.pi * t)) / 2 if strategy == "cos" else t
     return swa_lr * alpha + lr_start * (1 - alpha)
 
@@ -166,14 +169,15 @@ def swalr_lr(step: int, anneal_steps: int, lr_start: float, swa_lr: float, strat
 def fge_cyclic_lr(step: int, cycle_steps: int, lr_max: float, lr_min: float) -> float:
     """Garipov et al. 2018, §5 (FGE), for the 0-based `step`: α1 → α2 over the first half of a cycle, back after.
 
-    With t = mod(step, c) / c: α = (1 − 2t) α1 + 2t α2 for t < 1/2, (2t − 1) α1 + (2 − 2t) α2 after,
-    as in the authors' code; the rate reaches α2 at mid-cycle, where FGE takes its snapshot.
+    t(i) = (mod(i − 1, c) + 1) / c with i = step + 1; α(i) = (1 − 2t) α1 + 2t α2 for t ≤ 1/2 and
+    (2 − 2t) α2 + (2t − 1) α1 after. The step that ends the first half of a cycle runs at exactly
+    α2: the snapshot taken after it is the paper's.
     """
     _check_cycle(cycle_steps)
-    t = (step % cycle_steps) / cycle_steps
-    if t < 0.5:
-        return lr_max * (1.0 - 2.0 * t) + lr_min * 2.0 * t
-    return lr_max * (2.0 * t - 1.0) + lr_min * (2.0 - 2.0 * t)
+    t = ((step % cycle_steps) + 1) / cycle_steps
+    if t <= 0.5:
+        return (1.0 - 2.0 * t) * lr_max + 2.0 * t * lr_min
+    return (2.0 - 2.0 * t) * lr_min + (2.0 * t - 1.0) * lr_max
 
 
 def snapshot_cosine_lr(step: int, cycle_steps: int, lr_max: float) -> float:

@@ -36,6 +36,9 @@ LOSSES = ("cross_entropy", "mse")
 MAX_PENDING_LOSSES = 1024
 """Losses kept unchecked at most (long epochs without progress reports): one sync per this many steps."""
 
+HYPERPARAMETERS = ("lr", "batch_size", "optimizer", "momentum", "weight_decay", "epochs", "seed", "random_label_weight")
+"""The `TrainConfig` fields that define a trajectory (recorded as run params, fixed when resuming)."""
+
 EpochCallback = Callable[[dict[str, float], int, int], None]
 """``on_epoch(metrics, epoch, step)``: metrics after `epoch` completed epochs (0: at initialization)."""
 StepCallback = Callable[[int, float, float], None]
@@ -57,7 +60,8 @@ class TrainConfig:
 
     `save_every` counts `save_unit`s (``"steps"`` or ``"epochs"``) between snapshots; 0 saves only
     the initial and the final state. `momentum` applies to SGD only. `lr_schedule(step)` (0-based
-    step about to be taken) overrides `lr` when given. `random_label_weight` is reserved.
+    step about to be taken) overrides `lr` when given. `random_label_weight` w > 0 adds w times the
+    loss on a random-labelled copy of the batch (cross-entropy only; see `random_labels`).
     """
 
     optimizer: str = "sgd"
@@ -97,11 +101,19 @@ class TrainConfig:
             raise ValueError(f"epochs must be >= 0, got {self.epochs}")
         if self.save_every < 0:
             raise ValueError(f"save every must be >= 0 (0: initial and final state only), got {self.save_every}")
+        if not (math.isfinite(self.random_label_weight) and self.random_label_weight >= 0):
+            raise ValueError(f"random label weight must be a finite number >= 0, got {self.random_label_weight}")
+        if self.random_label_weight > 0 and self.loss != "cross_entropy":
+            raise ValueError("random labels need a classification loss (cross_entropy)")
 
     def hyperparameters(self) -> dict[str, Any]:
-        """The settings that define the trajectory (what a run records as its params)."""
-        names = ("lr", "batch_size", "optimizer", "momentum", "weight_decay", "epochs", "seed")
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name in names}
+        """The settings that define the trajectory (what a run records as its params); `random_label_weight`
+        only when it is used, so that ordinary runs record what they always did."""
+        return {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if f.name in HYPERPARAMETERS and (f.name != "random_label_weight" or self.random_label_weight)
+        }
 
 
 @dataclass
@@ -141,6 +153,19 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
 
+def random_labels(n: int, num_classes: int, seed: int) -> Tensor:
+    """The fixed random labels of the training examples for `random_label_weight` (int64 (n,), CPU).
+
+    Huang et al. 2019 ("Understanding Generalization through Visualizations", §4) find "bad"
+    minima — which fit the training set but generalize poorly — by also fitting a copy of the
+    data with random labels. Each example's random label is uniform over the classes, drawn once
+    from a generator seeded by a hash of `seed`, so it is the same at every step and on resume.
+    """
+    digest = hashlib.sha256(f"lsdb-random-labels:{seed}".encode()).digest()
+    gen = torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & ((1 << 63) - 1))
+    return torch.randint(num_classes, (n,), generator=gen)
+
+
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     """SGD (with `momentum`) or Adam over the model's trainable parameters."""
     params = [p for p in model.parameters() if p.requires_grad]
@@ -173,6 +198,16 @@ def evaluate_split(model: nn.Module, x: Tensor, y: Tensor, loss: str, batch_size
             total += F.mse_loss(out, yb, reduction="sum").double() / max(1, out[0].numel())
     n = max(1, len(x))
     return float(total) / n, (int(correct) / n if loss == "cross_entropy" else None)
+
+
+def _n_outputs(model: nn.Module, x: Tensor) -> int:
+    """The number of classes: the width of the model's output on one example (in eval mode, no RNG used)."""
+    was_training = model.training
+    model.eval()
+    with torch.inference_mode():
+        width = model(x[:1]).shape[-1]
+    model.train(was_training)
+    return int(width)
 
 
 def _rng_state(device: torch.device) -> dict[str, Tensor]:
@@ -260,6 +295,8 @@ def train(
         optimizer.load_state_dict(initial.optimizer)
         step, epoch, batch = initial.step, initial.epoch, initial.batch
     loss_fn = loss_function(config.loss)
+    weight = config.random_label_weight
+    noisy = random_labels(n, _n_outputs(model, x), config.seed).to(dev) if weight > 0 else None
     schedule, every, by_steps = config.lr_schedule, config.save_every, config.save_unit == "steps"
     losses = _Losses(step + 1)
     saves, last_saved = 0, step if initial is not None else -1
@@ -291,6 +328,11 @@ def train(
             out[f"{split}_loss"] = loss
             if acc is not None:
                 out[f"{split}_acc"] = acc
+        if noisy is not None:  # how well the random-labelled copy is fitted
+            noisy_loss, noisy_acc = evaluate_split(model, x, noisy, config.loss, config.eval_batch_size)
+            out["random_label_loss"] = noisy_loss
+            if noisy_acc is not None:
+                out["random_label_acc"] = noisy_acc
         model.train()
         return out
 
@@ -314,7 +356,10 @@ def train(
                 if schedule is not None:
                     for group in optimizer.param_groups:
                         group["lr"] = schedule(step)
-                loss = loss_fn(model(x[idx]), y[idx])
+                logits = model(x[idx])
+                loss = loss_fn(logits, y[idx])
+                if noisy is not None:  # the random-labelled copy of the batch: same inputs, random labels
+                    loss = loss + weight * loss_fn(logits, noisy[idx])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()

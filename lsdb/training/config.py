@@ -54,8 +54,7 @@ def make_config(config: TrainConfig | Mapping[str, Any] | None = None, base: Tra
 
 def stored_hyperparameters(run: RunRecord) -> dict[str, Any]:
     """The hyperparameters a run recorded, with the types `TrainConfig` uses (the catalog keeps floats)."""
-    from lsdb.landscape.training import TrainConfig
+    from lsdb.landscape.training import HYPERPARAMETERS, TrainConfig
 
     types = {f.name: type(getattr(TrainConfig(), f.name)) for f in fields(TrainConfig)}
-    names = TrainConfig().hyperparameters()
-    return {k: types[k](v) for k, v in run.params.items() if k in names}
+    return {k: types[k](v) for k, v in run.params.items() if k in HYPERPARAMETERS}

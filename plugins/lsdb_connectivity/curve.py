@@ -110,7 +110,9 @@ def _ends(ctx: Context, inputs: Mapping[str, Sequence[InputCheckpoint]], params:
     start, end = optional_input(inputs, "start"), optional_input(inputs, "end")
     for fixed, given, role in ((params.fix_start, start, "start"), (params.fix_end, end, "end")):
         if fixed and given is None:
-            raise BadInput(f"curve: fix_{role}=true needs a {role} checkpoint; pass {role}=ID or -p fix_{role}=false")
+            article = "an" if role == "end" else "a"
+            raise BadInput(f"curve: fix_{role}=true needs {article} {role} checkpoint; pass {role}=ID "
+                           f"or -p fix_{role}=false")
     base = start or end
     if base is None:
         raise BadInput("curve needs at least one end checkpoint (start=ID and/or end=ID)")

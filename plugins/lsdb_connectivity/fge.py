@@ -80,7 +80,7 @@ class FgeParams:
 
     snapshots: int = field(default=4, metadata={"help": "ensemble members to collect (one per cycle)", "min": 2})
     cycle: int = field(default=4, metadata={"help": "cycle length in epochs (even for fge: the snapshot is "
-                                                    "taken mid-cycle)", "min": 1})
+                                                    "taken mid-cycle)"})
     lr_max: float = field(default=5e-2, metadata={"help": "α1, the largest learning rate of a cycle", "min": 0.0})
     lr_min: float = field(default=5e-4, metadata={"help": "α2, the smallest (fge only)", "min": 0.0})
     schedule: str = field(default="fge", metadata={"help": "fge: α1→α2→α1 (Garipov §5); sse: cosine restarts "
@@ -139,8 +139,9 @@ def run_fge(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], params: F
     losses = train_with_schedule(ctx, model, "fge", epochs=params.epochs, lr=params.lr_max, momentum=params.momentum,
                                  weight_decay=params.weight_decay, batch_size=params.batch_size, schedule=lr,
                                  on_epoch=on_epoch)
+    stored = [cast_like(s, start_state) for s in snapshots]  # evaluate what is stored, in the inputs' dtype
     layout = model_layout(model)
-    points = torch.stack([layout.flatten(s, dtype=ctx.dtype, device=ctx.device) for s in [start_state, *snapshots]])
+    points = torch.stack([layout.flatten(s, dtype=ctx.dtype, device=ctx.device) for s in [start_state, *stored]])
     probs, y = member_probabilities(ctx, model, points, params.split, "eval", 0.8, 0.98)
     arrays, scalars = ensemble_output(probs[1:], y, params.bins, per_size_scalars=True)
     first = ensemble_metrics(probs[0], y, params.bins)
@@ -149,8 +150,7 @@ def run_fge(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], params: F
     arrays.update({"epoch_train_loss": np.asarray(losses), "snapshot_epoch": np.asarray(snapshot_epochs),
                    "lr": np.array([lr(s) for s in range(params.epochs * n_batches)])})
     kind = "fge" if params.schedule == "fge" else "sse"
-    checkpoints = [NewCheckpointOutput(tensors=cast_like(s, start_state), label=f"{kind} snapshot {k + 1}")
-                   for k, s in enumerate(snapshots)]
+    checkpoints = [NewCheckpointOutput(tensors=s, label=f"{kind} snapshot {k + 1}") for k, s in enumerate(stored)]
     ctx.progress(1.0, "done")
     attrs = {"start": start.name, "schedule": params.schedule, "steps_per_epoch": n_batches}
     return AnalysisOutput(arrays=arrays, scalars=finite_scalars(scalars), checkpoints=checkpoints, attrs=attrs)

@@ -117,15 +117,16 @@ def run_swa(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], params: S
             references.append(state)
     ctx.progress(0.85, "updating BatchNorm statistics")
     x = training_inputs(ctx, model, "swa")
-    net = ctx.build_model(swa.state_dict())
+    net = ctx.build_model()  # in the context's dtype first, so the average keeps its precision when loaded
+    net.load_state_dict(swa.state_dict())
     if has_batchnorm(net):
         update_bn(net, x.split(params.batch_size))
-    average = snapshot_state(net)
+    average = cast_like(snapshot_state(net), like)  # evaluate what is stored, in the inputs' dtype
 
     layout = model_layout(net)
     points = torch.stack([layout.flatten(s, dtype=ctx.dtype, device=ctx.device) for s in [average, *references]])
     scalars: dict[str, float] = {"n_averaged": float(swa.n_averaged)}
-    for split in dict.fromkeys((params.split, "train")):
+    for split in [s for s in dict.fromkeys((params.split, "train")) if len(ctx.data(s)[0])]:
         result = evaluator_for(ctx, net, split, "eval").at_points(points, should_cancel=ctx.should_cancel)
         loss = result.loss.double().numpy()
         error = 1.0 - accuracy_of(result, loss.shape)
@@ -138,7 +139,7 @@ def run_swa(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], params: S
             arrays[f"reference_{split}_error"] = error[1:]
         arrays[f"reference_{split}_loss"] = loss[1:]
     ctx.progress(1.0, "done")
-    checkpoint = NewCheckpointOutput(tensors=cast_like(average, like), label="swa average")
+    checkpoint = NewCheckpointOutput(tensors=average, label="swa average")
     attrs = {"mode": "train" if start is not None else "members", "schedule": params.schedule,
              "inputs": first.name if start is not None else ", ".join(c.name for c in members)}
     return AnalysisOutput(arrays=arrays, scalars=finite_scalars(scalars), checkpoints=[checkpoint], attrs=attrs)

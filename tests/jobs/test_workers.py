@@ -179,6 +179,7 @@ def test_run_wait_follows_a_fanned_out_job_to_the_inline_result(db_url: str, sto
 
 
 @pytest.mark.postgres
+@pytest.mark.slow
 def test_workers_survive_terminated_database_connections(pg_url: str, store_root: Path, tmp_path: Path,
                                                          workers: Workers) -> None:
     from sqlalchemy import create_engine, text
