@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,7 @@ from lsdb.config import sqlite_path
 from lsdb.errors import LsdbError, SchemaOutOfDate
 
 VERSION_TABLE = "lsdb_alembic_version"
+logging.getLogger("alembic").setLevel(logging.WARNING)  # its INFO lines are noise in worker logs
 _PG_LOCK_KEY = 0x15DB_0001
 
 

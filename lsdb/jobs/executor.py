@@ -80,12 +80,12 @@ def execute_job(
     payload = job["payload"]
     try:
         request = AnalysisRequest.from_json(payload["request"])
-        prepared = prepare(catalog, request)
+        prepared = retry_transient(lambda: prepare(catalog, request))  # a dropped connection costs no attempt
         force = bool(payload.get("force"))
         if payload.get("fanout"):
             output, wall, dev = merge_tiles(catalog, prepared, fence.job_id)
         else:
-            cached = None if force else catalog.find_result(prepared.cache_key)
+            cached = None if force else retry_transient(lambda: catalog.find_result(prepared.cache_key))
             if cached is not None:
                 retry_transient(lambda: catalog.complete_job(fence, cached.id))
                 return {"outcome": "succeeded", "result_id": cached.id, "computed": False}

@@ -203,6 +203,8 @@ class Worker:
         }
         log.info("job %d attempt %d: %s after %.2f s%s", job.id, fence.attempt, kind, seconds,
                  f" ({outcome.get('error_type')}: {outcome.get('message')})" if kind == "failed" else "")
+        if kind == "failed" and "OutOfMemory" in str(outcome.get("error_type")):
+            self.executor.kill()  # a fresh process for the next job: a clean CUDA context
         if kind in actions:
             try:
                 self._db(actions[kind], raise_lost=True)
@@ -213,7 +215,7 @@ class Worker:
 
     # -- heartbeat ------------------------------------------------------------------------------------
     def _heartbeat_loop(self) -> None:
-        """Renew the lease (every lease/3 at most; progress at most once a second) until stopped."""
+        """Renew the lease every lease/3 (10 s at most) and write a changed job or progress at most twice a second."""
         interval = min(self.options.lease_s / 3, 10.0)
         last, sent = 0.0, None
         while not self._wake.wait(min(interval, 0.5)):

@@ -192,7 +192,8 @@ class HessianOperator:
 
     def unflatten(self, vector: Tensor) -> dict[str, Tensor]:
         """Name -> view of a flat parameter vector (the inverse of the layout)."""
-        return dict(zip(self.names, (t.view(s) for t, s in zip(vector.split(self.sizes), self.shapes)), strict=True))
+        parts = vector.split(self.sizes)
+        return {name: t.view(shape) for name, t, shape in zip(self.names, parts, self.shapes, strict=True)}
 
     # -- internals ------------------------------------------------------------------------
     def _products(self, vs: Tensor) -> Tensor:

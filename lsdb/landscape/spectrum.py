@@ -134,7 +134,9 @@ def slq_quadrature(
     return torch.stack(nodes), torch.stack(weights)
 
 
-def gaussian_density(nodes: Tensor, weights: Tensor, bins: int = 1000, sigma: float = 0.01) -> tuple[Tensor, Tensor, float]:
+def gaussian_density(
+    nodes: Tensor, weights: Tensor, bins: int = 1000, sigma: float = 0.01
+) -> tuple[Tensor, Tensor, float]:
     """(grid, density, σ): Σ_runs Σ_j τ_j N(t; θ_j, σ²) / R on `bins` points, trapezoid integral 1.
 
     σ is `sigma` times the width of the nodes' range (Lin, Saad & Yang 2016, §3; PyHessian

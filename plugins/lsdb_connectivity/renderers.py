@@ -30,8 +30,8 @@ COLORS = {"curve": "tab:blue", "line": "tab:red"}
 STYLES = {"train": "-", "test": "--"}
 
 
-def _title(view: ResultView, what: str) -> str:
-    return f"{what} — {view.title}"
+def _title(view: ResultView, note: str = "") -> str:
+    return f"{view.title} ({note})" if note else view.title
 
 
 def render_curve(view: ResultView) -> Figure:
@@ -51,7 +51,7 @@ def render_curve(view: ResultView) -> Figure:
                 axes[1].plot(t, 100 * a[f"{path}_{split}_error"], STYLES[split], color=COLORS[path])
     axes[0].set_ylabel("loss")
     axes[0].legend(fontsize=7)
-    axes[0].set_title(_title(view, "curve vs line"), fontsize=9)
+    axes[0].set_title(_title(view, f"{kind} vs straight line"), fontsize=9)
     if has_error:
         axes[1].set_ylabel("error (%)")
     if kind == "polychain":
@@ -73,7 +73,7 @@ def _render_plane(view: ResultView, key: str) -> Figure:
     z = 100 * a[key] if key.endswith("_error") else a[key]
     return contour_figure(a["x"], a["y"], z, filled=True, xlabel="x (towards end)", ylabel="y (towards bend)",
                           zlabel=key.replace("_", " ") + (" (%)" if key.endswith("_error") else ""),
-                          title=_title(view, "plane"), path=path, marks=marks)
+                          title=_title(view), path=path, marks=marks)
 
 
 def render_plane(view: ResultView) -> Figure:
@@ -140,7 +140,7 @@ def render_swa(view: ResultView) -> Figure:
     ax.bar(range(len(refs) + 1), [scale * swa_value, *(scale * refs)], color=["tab:blue"] + ["tab:gray"] * len(refs))
     ax.set_xticks(range(len(refs) + 1), ["SWA", *names])
     ax.set_ylabel(f"{split} {metric}" + (" (%)" if metric == "error" else ""))
-    ax.set_title(_title(view, "SWA"), fontsize=9)
+    ax.set_title(_title(view), fontsize=9)
     return fig
 
 
@@ -179,7 +179,7 @@ def render_disagreement(view: ResultView) -> Figure:
     ax.set_yticks(ticks, [str(i + 1) for i in ticks])
     ax.set_xlabel("member")
     ax.set_ylabel("member")
-    ax.set_title(_title(view, "disagreement"), fontsize=9)
+    ax.set_title(_title(view, "pairwise disagreement"), fontsize=9)
     return fig
 
 

@@ -65,7 +65,7 @@ def test_kill_9_of_a_worker_mid_job_costs_one_attempt_and_no_rows(db_url: str, s
                                                                    workers: Workers) -> None:
     catalog = open_catalog(db_url, store_root)
     log = tmp_path / "executions.log"
-    job = enqueue(catalog, probe("victim", log, sleep=3, steps=30)).job
+    job = enqueue(catalog, probe("victim", log, sleep=5, steps=50)).job
     workers.start(db_url, "--device", "cpu", "--lease", "1.5", *FAST)  # runs the job in a child process
     running = wait_until(lambda: (j := catalog.get_job(job.id)).status == "running" and j.progress > 0 and j,
                          what="the job to run")
@@ -231,3 +231,16 @@ def test_supervisor_restarts_a_crashed_worker(sqlite_url: str, store_root: Path,
     sup.send_signal(signal.SIGTERM)
     assert sup.wait(timeout=30) == 0
     assert sorted(w.status for w in catalog.list_workers()).count("stopped") == 2
+
+
+@pytest.mark.slow
+def test_ray_places_ordinary_workers(sqlite_url: str, store_root: Path, workers: Workers) -> None:
+    pytest.importorskip("ray")
+    catalog = open_catalog(sqlite_url, store_root)
+    job = enqueue(catalog, probe("on-ray")).job
+    driver = workers.start(sqlite_url, "start", "--backend", "ray", "--num-workers", "1", "--gpus-per-worker", "0",
+                           "--inprocess", "--poll", "0.2", noun="workers")
+    wait_until(lambda: catalog.get_job(job.id).status == "succeeded", timeout=180, what="a Ray-placed worker")
+    assert len(catalog.list_workers()) == 1
+    driver.send_signal(signal.SIGINT)
+    assert driver.wait(timeout=60) == 0

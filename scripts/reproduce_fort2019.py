@@ -1,0 +1,258 @@
+"""Reproduce Fort & Jastrzebski 2019 (and Huang et al. 2019's map of minima) on digits through the lsdb CLI.
+
+Fort & Jastrzebski 2019, "Large Scale Structure of Neural Network Loss Landscapes" (NeurIPS);
+Huang et al. 2019, "Understanding Generalization through Visualizations" (arXiv:1906.03291).
+Every number and figure comes from ordinary `lsdb` commands (train, run, compare, plot) on a
+fresh catalog; the script only sequences them, reads their JSON output, and draws one summary
+figure (tunnel width against each hyperparameter) from the `lsdb compare` table:
+
+1. the wedge toy model (`wedge-sim`, experiments 1-3);
+2. three optima trained from different seeds: `tunnel` between two (knots, and the whole-path
+   option), its deviation cosines, and the `mconnector` triangle over all three;
+3. `tunnel-width` after training with different learning rates, batch sizes, L2 and dropout;
+4. `minima-map` of clean minima, "bad" minima (`lsdb train --random-labels`) and two trajectories.
+
+Usage: ``python scripts/reproduce_fort2019.py [--quick] [--out DIR] [--figures docs/figures]``.
+The full run takes under 10 minutes on 2 CPU cores, ``--quick`` under 2. Commands run in-process
+(``lsdb.cli.app.main``: the real entry point, without paying Python's start-up per command);
+``--subprocess`` runs each as a separate ``lsdb`` process instead. ``docs/reproduce_fort2019.md``
+shows the figures and the numbers of a full run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = "mlp:widths=[64,64]"
+BASE = {"lr": 0.03, "batch_size": 64, "weight_decay": 0.0, "dropout": 0.0}
+
+
+class Lsdb:
+    """Runs `lsdb` commands on one catalog (in-process by default) and returns their stdout."""
+
+    def __init__(self, home: Path, subprocess_mode: bool) -> None:
+        self.subprocess_mode = subprocess_mode
+        self.commands = 0
+        os.environ["LSDB_HOME"] = str(home)
+        for var in ("LSDB_DATABASE_URL", "LSDB_STORE"):
+            os.environ.pop(var, None)
+        from lsdb.plugins import DEFAULT_PLUGINS
+
+        if not any(module == "lsdb_structure.plugin" for _, module in DEFAULT_PLUGINS):
+            extra = [m for m in os.environ.get("LSDB_EXTRA_PLUGINS", "").split(",") if m]
+            os.environ["LSDB_EXTRA_PLUGINS"] = ",".join([*extra, "lsdb_structure.plugin"])
+
+    def __call__(self, *args: object) -> str:
+        argv = [str(a) for a in args]
+        self.commands += 1
+        print("$ lsdb " + " ".join(_quote(a) for a in argv), flush=True)
+        if self.subprocess_mode:
+            exe = shutil.which("lsdb") or str(Path(sys.executable).with_name("lsdb"))
+            done = subprocess.run([exe, *argv], capture_output=True, text=True)
+            code, out, err = done.returncode, done.stdout, done.stderr
+        else:
+            from lsdb.cli.app import main
+
+            out_buf, err_buf, code = io.StringIO(), io.StringIO(), 0
+            with redirect_stdout(out_buf), redirect_stderr(err_buf):
+                try:
+                    main(argv)
+                except SystemExit as exc:
+                    code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            out, err = out_buf.getvalue(), err_buf.getvalue()
+        if code != 0:
+            raise SystemExit(f"lsdb {' '.join(argv)} failed ({code}): {err.strip()}")
+        return out
+
+    def json(self, *args: object) -> Any:
+        return json.loads(self(*args, "--format", "json"))
+
+    def run(self, analysis: str, *inputs: str, **params: object) -> dict[str, Any]:
+        """`lsdb run ANALYSIS INPUTS -p k=v --inline` -> the result as JSON."""
+        flags = [x for k, v in params.items() for x in ("-p", f"{k}={_value(v)}")]
+        return self.json("run", analysis, *inputs, *flags, "--inline")
+
+    def plot(self, result: dict[str, Any], path: Path, kind: str | None = None) -> None:
+        self("plot", result["id"], "-o", path, *(["--kind", kind] if kind else []))
+
+    def train(self, run: str, model: str = MODEL, tags: dict[str, object] | None = None, **options: object) -> Any:
+        flags = [x for k, v in options.items() for x in (f"--{k.replace('_', '-')}", _value(v))]
+        tag_flags = [x for k, v in (tags or {}).items() for x in ("--tag", f"{k}={v}")]
+        return self.json("train", "--run", run, "--model", model, "--dataset", "digits", *flags, *tag_flags)
+
+
+def _value(v: object) -> str:
+    return ",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
+
+
+def _quote(a: str) -> str:
+    return f"'{a}'" if any(c in a for c in " [],=") and not a.startswith("-") else a
+
+
+def wedges(lsdb: Lsdb, figures: Path, quick: bool) -> dict[str, Any]:
+    """Experiments 1-3 of the toy model (§3): the threshold at d = n, two clusters, direction-independence."""
+    out: dict[str, Any] = {}
+    first = lsdb.run("wedge-sim", experiment=1, dim=100, n=10, trials=3 if quick else 5)
+    lsdb.plot(first, figures / "fort_wedge_subspaces.png")
+    second = lsdb.run("wedge-sim", experiment=2, dim=100, n=10, pieces=10, steps=200)
+    lsdb.plot(second, figures / "fort_wedge_tunnel.png")
+    whole = lsdb.run("wedge-sim", experiment=2, dim=100, n=10, pieces=10, steps=200, path_steps=300)
+    third = lsdb.run("wedge-sim", experiment=3, dim=1000, n=100, directions=50)
+    lsdb.plot(third, figures / "fort_wedge_radial.png")
+    keys = {
+        "subspaces": (first, ["threshold_dim", "mean_final_loss_below_n", "mean_final_loss_at_n"]),
+        "tunnel_knots": (second, ["line_max_loss", "path_max_loss", "deviation_contrast", "deviation_split_t"]),
+        "tunnel_path": (whole, ["line_max_loss", "path_max_loss"]),
+        "radial": (third, ["width_mean", "width_std", "width_cv", "predicted_width"]),
+    }
+    for name, (result, wanted) in keys.items():
+        out[name] = {k: result["scalars"].get(k) for k in wanted}
+    return out
+
+
+def optima(lsdb: Lsdb, figures: Path, quick: bool) -> dict[str, Any]:
+    """Three optima; the tunnel between two (Fig. 3) and the m = 3 connector (Fig. 4)."""
+    epochs = 20 if quick else 30
+    for seed in (1, 2, 3):
+        lsdb.train(f"optimum-{seed}", seed=seed, epochs=epochs, lr=BASE["lr"], save_every=0)
+    steps = 60 if quick else 150
+    knots = lsdb.run("tunnel", "optimum-1:last", "optimum-2:last", pieces=8, steps=steps, batch_size=0)
+    lsdb.plot(knots, figures / "fort_tunnel.png")
+    lsdb.plot(knots, figures / "fort_tunnel_cosines.png", kind="cosines")
+    whole = lsdb.run("tunnel", "optimum-1:last", "optimum-2:last", pieces=8, steps=steps, batch_size=0,
+                     method="path", path_steps=100 if quick else 300)
+    conn = lsdb.run("mconnector", "optimum-1:last", "optimum-2:last", "optimum-3:last",
+                    resolution=3 if quick else 5, steps=40 if quick else 100, batch_size=0)
+    lsdb.plot(conn, figures / "fort_mconnector.png")
+    wanted = ["line_loss_barrier", "path_loss_barrier", "line_error_barrier", "path_error_barrier",
+              "line_test_error_barrier", "path_test_error_barrier", "deviation_contrast", "distance"]
+    return {
+        "tunnel_knots": {k: knots["scalars"].get(k) for k in wanted},
+        "tunnel_path": {k: whole["scalars"].get(k) for k in wanted},
+        "mconnector": {k: conn["scalars"].get(k) for k in ("hull_max_loss", "connector_max_loss", "hull_max_error",
+                                                           "connector_max_error", "n_points")},
+    }
+
+
+def sweep_configs(quick: bool) -> list[tuple[str, dict[str, Any]]]:
+    """(factor, settings): the base run, then one factor changed at a time."""
+    values = {
+        "lr": [0.01, 0.1] if quick else [0.01, 0.1, 0.2],
+        "batch_size": [16, 256] if quick else [16, 32, 256],
+        "weight_decay": [3e-3] if quick else [1e-3, 3e-3, 1e-2],
+        "dropout": [0.3] if quick else [0.2, 0.5],
+    }
+    configs = [("base", dict(BASE))]
+    configs += [(factor, {**BASE, factor: v}) for factor, vs in values.items() for v in vs]
+    return configs
+
+
+def tunnel_widths(lsdb: Lsdb, figures: Path, quick: bool) -> list[dict[str, Any]]:
+    """Tunnel width against each hyperparameter (§4.2, Fig. 7), compared with `lsdb compare`."""
+    seeds = (0,) if quick else (0, 1)
+    probe = {"directions": 12 if quick else 20, "grid": 12, "iters": 8, "threshold": 1.0, "max_radius": 60.0}
+    first = None
+    for i, (factor, cfg) in enumerate(sweep_configs(quick)):
+        model = MODEL if not cfg["dropout"] else f"mlp:widths=[64,64],dropout={cfg['dropout']}"
+        for seed in seeds:
+            run = f"width-{i}-s{seed}"
+            lsdb.train(run, model=model, epochs=20 if quick else 30, seed=seed, lr=cfg["lr"],
+                       batch_size=cfg["batch_size"], weight_decay=cfg["weight_decay"], save_every=0,
+                       tags={"sweep": factor, "dropout": cfg["dropout"]})
+            result = lsdb.run("tunnel-width", f"{run}:last", **probe)
+            first = first or result
+    if first is not None:
+        lsdb.plot(first, figures / "fort_tunnel_width_profiles.png")
+    columns = "run,tag.sweep,lr,batch_size,weight_decay,tag.dropout,width_mean,width_std,center_loss,metric.test_acc"
+    return lsdb.json("compare", "--analysis", "tunnel-width", "--columns", columns, "--sort", "run")
+
+
+def width_figure(rows: list[dict[str, Any]], path: Path) -> None:
+    """Mean width (± std over seeds of the per-run means) against each factor, base included in each panel."""
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    def value(row: dict[str, Any], factor: str) -> float:
+        key = {"dropout": "tag.dropout"}.get(factor, factor)
+        return float(row[key])
+
+    fig = Figure(figsize=(11.0, 3.2), layout="constrained")
+    axes = fig.subplots(1, 4, sharey=True)
+    labels = {"lr": "learning rate", "batch_size": "batch size", "weight_decay": "L2 (weight decay)",
+              "dropout": "dropout"}
+    for ax, factor in zip(axes, labels, strict=True):
+        chosen = [r for r in rows if r["tag.sweep"] in ("base", factor)]
+        xs = sorted({value(r, factor) for r in chosen})
+        means = [np.mean([r["width_mean"] for r in chosen if value(r, factor) == x]) for x in xs]
+        stds = [np.std([r["width_mean"] for r in chosen if value(r, factor) == x]) for x in xs]
+        ax.errorbar(range(len(xs)), means, yerr=stds, marker="o", capsize=3)
+        ax.set_xticks(range(len(xs)), [f"{x:g}" for x in xs])
+        ax.set_xlabel(labels[factor])
+    axes[0].set_ylabel("radial tunnel width (Euclidean)")
+    fig.suptitle("tunnel width on digits, MLP 64-64 (Fort & Jastrzebski 2019, §4.2)", fontsize=10)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+
+
+def minima_map(lsdb: Lsdb, figures: Path, quick: bool) -> dict[str, Any]:
+    """Clean and random-label minima, plus one trajectory of each, on one map (Huang et al. 2019, Fig. 1)."""
+    n = 3 if quick else 5
+    epochs = 20 if quick else 30
+    finals = []
+    for seed in range(n):
+        for kind, weight in (("clean", 0.0), ("bad", 1.0)):
+            run = f"map-{kind}-{seed}"
+            save = {"save_every": 2} if seed == 0 else {"save_every": 0}
+            options = {"random_labels": weight} if weight else {}
+            lsdb.train(run, seed=seed, epochs=epochs, lr=BASE["lr"], **save, **options, tags={"kind": kind})
+            finals.append(f"{run}:last")
+    result = lsdb.run("minima-map", *finals, "map-clean-0", "map-bad-0")
+    lsdb.plot(result, figures / "fort_minima_map.png")
+    rows = lsdb.json("compare", *(f.split(":")[0] for f in finals), "--columns",
+                     "run,tag.kind,metric.train_acc,metric.test_acc,metric.random_label_acc", "--sort", "run")
+    return {"scalars": result["scalars"], "runs": rows}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer runs and steps (under 2 minutes)")
+    parser.add_argument("--out", type=Path, default=ROOT / "reproduce-out" / "fort2019", help="catalog and summary")
+    parser.add_argument("--figures", type=Path, default=None, help="where the figures go (default OUT/figures)")
+    parser.add_argument("--subprocess", action="store_true", help="run each command as its own lsdb process")
+    args = parser.parse_args()
+    out: Path = args.out
+    shutil.rmtree(out, ignore_errors=True)
+    figures = args.figures or out / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    lsdb = Lsdb(out / "home", args.subprocess)
+    started = time.perf_counter()
+    summary: dict[str, Any] = {"quick": args.quick}
+    for name, step in (("wedges", wedges), ("optima", optima), ("minima_map", minima_map)):
+        t0 = time.perf_counter()
+        summary[name] = step(lsdb, figures, args.quick)
+        summary[f"{name}_seconds"] = round(time.perf_counter() - t0, 1)
+    t0 = time.perf_counter()
+    rows = tunnel_widths(lsdb, figures, args.quick)
+    width_figure(rows, figures / "fort_tunnel_width.png")
+    summary["tunnel_width"] = rows
+    summary["tunnel_width_seconds"] = round(time.perf_counter() - t0, 1)
+    summary["seconds"] = round(time.perf_counter() - started, 1)
+    summary["commands"] = lsdb.commands
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    print(json.dumps(summary, indent=2, default=str))
+    print(f"figures in {figures}; {lsdb.commands} lsdb commands in {summary['seconds']} s", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,350 @@
+"""Reproduce Garipov et al. 2018 ("Loss Surfaces, Mode Connectivity, and Fast Ensembling of DNNs") at CPU scale.
+
+Everything goes through lsdb's command line: networks are trained with ``lsdb train``, the analyses
+are queued with ``lsdb run`` and executed by an ``lsdb worker`` this script starts, figures come
+from ``lsdb plot`` and numbers from ``lsdb results show`` / ``lsdb runs``. Each command is echoed as
+the shell line it is. By default the commands run in this process through the CLI's entry point
+(``lsdb.cli.app.main``: same parsing, services and output, without paying Python's and torch's
+start-up for each of ~50 commands); ``--subprocess`` runs every one as a separate ``lsdb`` process.
+
+1. **Mode connectivity** (the paper's §3, Fig. 1-2): two networks trained from different seeds, on
+   digits with an MLP and with a small CNN; the straight line between them crosses a loss barrier,
+   a fitted Bezier curve and a polygonal chain (one bend each) do not. Planes through the two ends and
+   each curve's bend show the curve going round the barrier.
+2. **Fast geometric ensembling** (§5, Table 1 scaled down): on 3-class spirals, at a budget of B and
+   2B epochs, the test error of FGE, of snapshot ensembles (Huang et al. 2017) and of independently
+   trained networks, mean ± std over seeds. One budget B is the epochs of one ordinary training run;
+   FGE starts from that run's checkpoint at 80 % of B and spends the rest on its cycles.
+
+    python scripts/reproduce_garipov2018.py             # about 10 minutes on 2 CPU cores
+    python scripts/reproduce_garipov2018.py --quick     # under 3 minutes: digits MLP, one seed, budget B
+    python scripts/reproduce_garipov2018.py --figures docs/figures   # also refresh the documented figures
+
+Outputs go to ``--out`` (a fresh catalog, ``summary.json``, ``summary.md``, the figures).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # one thread per process: two processes share two cores
+
+PLUGIN = "lsdb_connectivity.plugin"
+MLP, CNN = "mlp:widths=[64,64]", "simple_cnn:channels=[16,32,32]"
+DIGITS, DIGITS_IMAGE = "digits", "digits:image=true"
+SPIRALS = "synthetic:kind=spirals,n=3000,classes=3,noise=0.05"
+SPIRALS_MLP = "mlp:widths=[128,128]"
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How much of the experiment to run."""
+
+    cnn: bool  # part 1 on the CNN too
+    independent_plane: bool  # the plane through three independently trained MLPs (Fig. 1, left)
+    seeds: int  # part 2: independent repetitions
+    budgets: tuple[int, ...]  # part 2: multiples of B
+    mlp_epochs: int = 20
+    cnn_epochs: int = 30
+    curve_epochs: int = 40
+    plane_points: int = 21
+    budget_epochs: int = 30  # B, for the spirals MLP
+    fge_start_epoch: int = 24  # 80 % of B
+    sse_cycle: int = 6  # epochs per snapshot-ensemble cycle (B/5)
+
+
+FULL = Scale(cnn=True, independent_plane=True, seeds=3, budgets=(1, 2))
+QUICK = Scale(cnn=False, independent_plane=False, seeds=1, budgets=(1,), curve_epochs=20, plane_points=15)
+
+
+@dataclass
+class Lsdb:
+    """Runs `lsdb` commands against the catalog in `home`: in-process through the CLI entry point, or as
+    subprocesses. Every command is echoed as the shell line it is."""
+
+    home: Path
+    in_process: bool = True
+    env: dict[str, str] = field(default_factory=dict)
+    executable: str = ""
+
+    def __post_init__(self) -> None:
+        self.env = {"LSDB_HOME": str(self.home), "OMP_NUM_THREADS": "1"}
+        from lsdb.plugins import DEFAULT_PLUGINS
+
+        if not any(module == PLUGIN for _, module in DEFAULT_PLUGINS):
+            self.env["LSDB_EXTRA_PLUGINS"] = PLUGIN
+        os.environ.update(self.env)
+        self.executable = shutil.which("lsdb", path=str(Path(sys.executable).parent)) or "lsdb"
+
+    def __call__(self, *args: str) -> str:
+        print("$ lsdb " + " ".join(shlex.quote(a) for a in args), flush=True)
+        if not self.in_process:
+            done = subprocess.run([self.executable, *args], capture_output=True, text=True, env={**os.environ})
+            if done.returncode:
+                raise SystemExit(f"lsdb {args[0]} failed: {done.stderr.strip()}")
+            return done.stdout
+        from lsdb.cli.app import main
+
+        out, err = io.StringIO(), io.StringIO()
+        code = 0
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main(list(args))
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if code:
+            raise SystemExit(f"lsdb {args[0]} failed: {err.getvalue().strip()}")
+        return out.getvalue()
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self(*args, "--format", "json"))
+
+    def start_worker(self) -> subprocess.Popen[bytes]:
+        """An ``lsdb worker`` process serving the queue (jobs run inside it: one torch import for all)."""
+        args = ["worker", "--device", "cpu", "--inprocess", "--threads", "1", "--poll", "0.2", "--idle-exit", "900"]
+        print("$ lsdb " + " ".join(args) + " &", flush=True)
+        log = open(self.home / "worker.log", "wb")  # noqa: SIM115 - closed with the process
+        return subprocess.Popen([self.executable, *args], stdout=log, stderr=subprocess.STDOUT, env={**os.environ})
+
+
+class Experiment:
+    """Trains, queues, waits and collects: the bookkeeping around the commands."""
+
+    def __init__(self, lsdb: Lsdb, scale: Scale) -> None:
+        self.lsdb, self.scale = lsdb, scale
+        self.jobs: dict[str, int] = {}  # name -> job id
+        self.worker: subprocess.Popen[bytes] | None = None
+
+    def train(self, run: str, model: str, dataset: str, epochs: int, seed: int, save_every: int) -> dict[str, Any]:
+        return self.lsdb.json("train", "--run", run, "--model", model, "--dataset", dataset, "--epochs", str(epochs),
+                              "--lr", "0.05", "--momentum", "0.9", "--weight-decay", "5e-4", "--batch-size", "64",
+                              "--seed", str(seed), "--save-every", str(save_every), "--device", "cpu")
+
+    def queue(self, name: str, analysis: str, inputs: list[str], **params: Any) -> None:
+        args = ["run", analysis, *inputs]
+        for key, value in params.items():
+            args += ["-p", f"{key}={value}"]
+        (row,) = self.lsdb.json(*args, "--device", "cpu")
+        self.jobs[name] = int(row["job"])
+
+    def wait(self, names: list[str]) -> dict[str, int]:
+        """Block until the named jobs succeeded; their result ids."""
+        wanted = {self.jobs[n]: n for n in names}
+        while True:
+            rows = {r["id"]: r for r in json.loads(self._quiet("jobs", "list", "--limit", "1000", "--format", "json"))}
+            failed = [f"{wanted[i]}: {rows[i]['error_message']}" for i in wanted if rows[i]["status"] == "failed"]
+            if failed:
+                raise SystemExit("jobs failed: " + "; ".join(failed))
+            if all(rows[i]["status"] == "succeeded" for i in wanted):
+                return {n: int(rows[i]["result_id"]) for i, n in wanted.items()}
+            if self.worker is not None and self.worker.poll() is not None:
+                raise SystemExit(f"the worker exited ({self.worker.returncode}); see {self.lsdb.home / 'worker.log'}")
+            time.sleep(1.0)
+
+    def _quiet(self, *args: str) -> str:
+        with contextlib.redirect_stdout(io.StringIO()):
+            return self.lsdb(*args)
+
+    def checkpoint(self, run: str, *, epoch: float | None = None, produced_by: int | None = None,
+                   label: str | None = None) -> int:
+        for c in self.lsdb.json("checkpoints", "--run", run):
+            if produced_by is not None and c["produced_by"] == produced_by and c["label"] == label:
+                return int(c["id"])
+            if epoch is not None and c["produced_by"] is None and c["epoch"] == epoch:
+                return int(c["id"])
+        raise SystemExit(f"run {run} has no checkpoint at epoch {epoch} / labelled {label!r}")
+
+    def scalars(self, result_id: int) -> dict[str, float]:
+        return self.lsdb.json("results", "show", str(result_id))["scalars"]
+
+
+def connectivity(exp: Experiment) -> list[str]:
+    """Part 1: train the ends and queue the curves (the planes follow once the bends exist)."""
+    s = exp.scale
+    cases = [("digits-mlp", MLP, DIGITS, s.mlp_epochs)]
+    if s.cnn:
+        cases.append(("digits-cnn", CNN, DIGITS_IMAGE, s.cnn_epochs))
+    names = []
+    for prefix, model, dataset, epochs in cases:
+        for seed in (0, 1):
+            exp.train(f"{prefix}-{seed}", model, dataset, epochs, seed, epochs)
+        for kind in ("bezier", "polychain"):
+            exp.queue(f"{prefix}-{kind}", "curve", [f"start={prefix}-0:last", f"end={prefix}-1:last"], curve=kind,
+                      bends=1, epochs=s.curve_epochs, lr=0.05, points=21)
+            names.append(f"{prefix}-{kind}")
+    if s.independent_plane:
+        exp.train("digits-mlp-2", MLP, DIGITS, s.mlp_epochs, 2, s.mlp_epochs)
+    return names
+
+
+def queue_planes(exp: Experiment, curves: dict[str, int]) -> list[str]:
+    s = exp.scale
+    names = []
+    for name, result in curves.items():
+        prefix, kind = name.rsplit("-", 1)
+        bend = exp.checkpoint(f"{prefix}-0", produced_by=result, label="curve bend 1")
+        if prefix == "digits-cnn" and kind == "polychain":
+            continue  # one CNN plane is enough for the figure
+        num = s.plane_points if prefix == "digits-mlp" else min(s.plane_points, 17)
+        exp.queue(f"plane-{name}", "plane", [f"start={prefix}-0:last", f"end={prefix}-1:last", f"bend={bend}"],
+                  curve=kind, xnum=num, ynum=num)
+        names.append(f"plane-{name}")
+    if s.independent_plane:
+        exp.queue("plane-digits-mlp-independent", "plane",
+                  ["start=digits-mlp-0:last", "end=digits-mlp-1:last", "bend=digits-mlp-2:last"], curve="none",
+                  xnum=s.plane_points, ynum=s.plane_points)
+        names.append("plane-digits-mlp-independent")
+    return names
+
+
+def ensembling(exp: Experiment) -> tuple[list[str], dict[int, float]]:
+    """Part 2: per seed, two independently trained networks, FGE from the first's 80 % checkpoint, SSE from its
+    initialization, at each budget. Returns the job names and each network's own test error (Ind at 1B)."""
+    s = exp.scale
+    single: dict[int, float] = {}
+    names = []
+    for seed in range(s.seeds):
+        runs = [f"spirals-{2 * seed + k}" for k in (0, 1)]
+        for k, run in enumerate(runs):
+            if k == 1 and max(s.budgets) < 2:
+                break
+            summary = exp.train(run, SPIRALS_MLP, SPIRALS, s.budget_epochs, 2 * seed + k, 3)
+            if k == 0:
+                single[seed] = 1.0 - float(summary["test_acc"])
+        start = exp.checkpoint(runs[0], epoch=float(s.fge_start_epoch))
+        for budget in s.budgets:
+            epochs = budget * s.budget_epochs
+            snapshots = (epochs - s.fge_start_epoch + 1) // 2  # FGE uses c/2 + (K − 1)c epochs, c = 2
+            exp.queue(f"fge-{budget}B-{seed}", "fge", [str(start)], snapshots=snapshots, cycle=2, lr_max=0.1,
+                      lr_min=5e-4, batch_size=64)
+            exp.queue(f"sse-{budget}B-{seed}", "fge", [f"{runs[0]}:first"], schedule="sse",
+                      snapshots=epochs // s.sse_cycle, cycle=s.sse_cycle, lr_max=0.1, batch_size=64)
+            names += [f"fge-{budget}B-{seed}", f"sse-{budget}B-{seed}"]
+            if budget == 2:
+                exp.queue(f"ind-2B-{seed}", "ensemble", [f"{r}:last" for r in runs])
+                names.append(f"ind-2B-{seed}")
+    return names, single
+
+
+def mean_std(values: list[float]) -> str:
+    pct = [100 * v for v in values]
+    if len(pct) == 1:
+        return f"{pct[0]:.2f}"
+    return f"{statistics.mean(pct):.2f} ± {statistics.stdev(pct):.2f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="digits MLP only, one seed, budget B (< 3 minutes)")
+    parser.add_argument("--out", type=Path, default=Path("garipov2018-out"), help="fresh folder for the catalog")
+    parser.add_argument("--figures", type=Path, default=None, help="also copy the figures here (docs/figures)")
+    parser.add_argument("--subprocess", action="store_true", help="run each lsdb command as its own process")
+    args = parser.parse_args()
+    scale = QUICK if args.quick else FULL
+    started = time.perf_counter()
+    if args.out.exists():
+        shutil.rmtree(args.out)
+    args.out.mkdir(parents=True)
+    lsdb = Lsdb(args.out.resolve(), in_process=not args.subprocess)
+    exp = Experiment(lsdb, scale)
+    lsdb("init")
+    worker = lsdb.start_worker()
+    try:
+        exp.worker = worker
+        curve_jobs = connectivity(exp)
+        ensemble_jobs, single = ensembling(exp)
+        curves = exp.wait(curve_jobs)
+        plane_jobs = queue_planes(exp, curves)
+        results = {**curves, **exp.wait(ensemble_jobs + plane_jobs)}
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)
+    summary = collect(exp, results, single)
+    figures = plot(lsdb, results, args.out / "figures", scale)
+    if args.figures is not None:
+        args.figures.mkdir(parents=True, exist_ok=True)
+        for path in figures:
+            shutil.copy(path, args.figures / path.name)
+    summary["seconds"] = round(time.perf_counter() - started, 1)
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
+    markdown = tables(summary, scale)
+    (args.out / "summary.md").write_text(markdown)
+    print(markdown)
+    print(f"done in {summary['seconds']:.0f} s; catalog, figures and summary in {args.out}")
+
+
+def collect(exp: Experiment, results: dict[str, int], single: dict[int, float]) -> dict[str, Any]:
+    """The numbers of both parts, from the stored results."""
+    curves = {}
+    for name, rid in results.items():
+        if name.startswith("digits-"):
+            sc = exp.scalars(rid)
+            curves[name] = {k: sc[k] for k in sorted(sc) if k.endswith(("_barrier", "_max", "length"))}
+    table: dict[str, dict[str, list[float]]] = {}
+    for name, rid in results.items():
+        method, budget, _ = (name.split("-") + ["", ""])[:3]
+        if method in ("fge", "sse", "ind"):
+            sc = exp.scalars(rid)
+            row = table.setdefault(f"{method}-{budget}", {"error": [], "members": []})
+            row["error"].append(sc["ensemble_error"])
+            row["members"].append(sc["mean_member_error"])
+    table["ind-1B"] = {"error": list(single.values()), "members": list(single.values())}
+    return {"curves": curves, "table": table, "results": results}
+
+
+def tables(summary: dict[str, Any], scale: Scale) -> str:
+    lines = ["## Mode connectivity: barriers on the straight line and on the fitted curves", "",
+             "| network | path | train loss barrier | test error barrier (%) | max test error (%) |",
+             "|---|---|---|---|---|"]
+    for name, sc in summary["curves"].items():
+        prefix, kind = name.rsplit("-", 1)
+        for path, label in (("line", "straight line"), ("curve", kind)):
+            if path == "line" and kind != "bezier":
+                continue
+            lines.append(f"| {prefix} | {label} | {sc[f'{path}_train_loss_barrier']:.3f} | "
+                         f"{100 * sc[f'{path}_test_error_barrier']:.2f} | {100 * sc[f'{path}_test_error_max']:.2f} |")
+    lines += ["", f"## Test error (%) of ensembles at equal training budget (B = {scale.budget_epochs} epochs, "
+              f"{scale.seeds} seed{'s' if scale.seeds > 1 else ''})", "",
+              "| method | " + " | ".join(f"{b}B" for b in scale.budgets) + " |",
+              "|---|" + "---|" * len(scale.budgets)]
+    for method, label in (("ind", "Ind (independent networks)"), ("sse", "SSE (Huang et al. 2017)"),
+                          ("fge", "FGE (Garipov et al. 2018)")):
+        cells = [mean_std(summary["table"][f"{method}-{b}B"]["error"]) if f"{method}-{b}B" in summary["table"]
+                 else "–" for b in scale.budgets]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    fge = summary["table"].get("fge-1B")
+    if fge:
+        lines += ["", f"FGE's members alone at 1B: {mean_std(fge['members'])} % (the ensemble: "
+                  f"{mean_std(fge['error'])} %)."]
+    return "\n".join(lines) + "\n"
+
+
+def plot(lsdb: Lsdb, results: dict[str, int], folder: Path, scale: Scale) -> list[Path]:
+    """The documented figures: every curve and plane, and seed 0's FGE and SSE at the largest budget."""
+    top = f"{max(scale.budgets)}B-0"
+    names = {name: name for name in results if name.startswith(("digits-", "plane-"))}
+    names.update({f"fge-{top}": "fge-spirals", f"sse-{top}": "sse-spirals"})
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, stem in names.items():
+        path = folder / f"garipov_{stem.replace('-', '_')}.png"
+        lsdb("plot", str(results[name]), "-o", str(path))
+        paths.append(path)
+    return paths
+
+
+if __name__ == "__main__":
+    main()
