@@ -31,6 +31,7 @@ ENTRY_POINT_GROUP = "lsdb"
 DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
     ("lsdb", "lsdb.default_plugins"),
     ("lsdb_surfaces", "lsdb_surfaces.plugin"),
+    ("lsdb_connectivity", "lsdb_connectivity.plugin"),
 )
 
 

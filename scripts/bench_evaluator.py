@@ -19,7 +19,9 @@ those conv/linear calls at the same shapes, the compute-bound limit of a per-poi
 A last table (``sweep``) times both strategies as the work of one pass grows, for the MLP and
 the CNN over 16 to 1,797 examples: the data behind the evaluator's ``strategy="auto"`` rule.
 The machine's load average is printed: on a shared CPU, per-point passes (many small
-multithreaded ops) suffer from other processes far more than batched ones.
+multithreaded ops) suffer from other processes far more than batched ones. "CPU s" is the
+process CPU time; with ``OMP_WAIT_POLICY=PASSIVE`` (no spinning at OpenMP barriers) it
+measures the work done even when the wall clock is inflated by other processes.
 
     .venv/bin/python scripts/bench_evaluator.py [--repeats 5] [--only mlp,cnn,resnet,sweep]
 """
@@ -126,12 +128,14 @@ def bench(title: str, model: nn.Module, x: Tensor, y: Tensor, steps: int, repeat
     model.eval()
     runs = methods(model, x, y, steps)
     times: dict[str, list[float]] = {name: [] for name in runs}
+    cpu: dict[str, list[float]] = {name: [] for name in runs}
     names = list(runs)
     for r in range(repeats):
         for name in names[r % len(names):] + names[: r % len(names)]:  # rotate the order each repeat
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             runs[name]()
             times[name].append(time.perf_counter() - start)
+            cpu[name].append(time.process_time() - start_cpu)
     _, flops = layer_calls(model, x)
     points = steps * steps
     median = {name: statistics.median(ts) for name, ts in times.items()}
@@ -139,11 +143,12 @@ def bench(title: str, model: nn.Module, x: Tensor, y: Tensor, steps: int, repeat
                            median["per-point load_state_dict loop"])
     print(f"\n## {title}: {steps}x{steps} = {points} points x {len(x)} examples, "
           f"{flops / 1e6:.1f} MFLOP per point (median of {repeats})")
-    print(f"{'method':36s} {'time s':>8s} {'ms/pt':>7s} {'GFLOP/s':>8s} {'vs LL':>6s} {'vs LL ng':>8s} {'vs loop':>7s}")
+    print(f"{'method':36s} {'time s':>8s} {'ms/pt':>7s} {'GFLOP/s':>8s} {'vs LL':>6s} {'vs LL ng':>8s} "
+          f"{'vs loop':>7s} {'CPU s':>7s}")
     for name in names:
         t = median[name]
         print(f"{name:36s} {t:8.3f} {1e3 * t / points:7.2f} {flops * points / t / 1e9:8.1f} "
-              f"{base / t:5.2f}x {base_ng / t:7.2f}x {loop / t:6.2f}x")
+              f"{base / t:5.2f}x {base_ng / t:7.2f}x {loop / t:6.2f}x {statistics.median(cpu[name]):7.2f}")
 
 
 def strategy_sweep(x: Tensor, y: Tensor, repeats: int) -> None:

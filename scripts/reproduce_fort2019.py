@@ -97,7 +97,7 @@ def _value(v: object) -> str:
 
 
 def _quote(a: str) -> str:
-    return f"'{a}'" if any(c in a for c in " [],=") and not a.startswith("-") else a
+    return f"'{a}'" if any(c in a for c in " []") else a
 
 
 def wedges(lsdb: Lsdb, figures: Path, quick: bool) -> dict[str, Any]:
@@ -148,7 +148,7 @@ def optima(lsdb: Lsdb, figures: Path, quick: bool) -> dict[str, Any]:
 def sweep_configs(quick: bool) -> list[tuple[str, dict[str, Any]]]:
     """(factor, settings): the base run, then one factor changed at a time."""
     values = {
-        "lr": [0.01, 0.1] if quick else [0.01, 0.1, 0.2],
+        "lr": [0.01, 0.1] if quick else [0.01, 0.06, 0.12],
         "batch_size": [16, 256] if quick else [16, 32, 256],
         "weight_decay": [3e-3] if quick else [1e-3, 3e-3, 1e-2],
         "dropout": [0.3] if quick else [0.2, 0.5],
@@ -159,50 +159,55 @@ def sweep_configs(quick: bool) -> list[tuple[str, dict[str, Any]]]:
 
 
 def tunnel_widths(lsdb: Lsdb, figures: Path, quick: bool) -> list[dict[str, Any]]:
-    """Tunnel width against each hyperparameter (§4.2, Fig. 7), compared with `lsdb compare`."""
+    """Tunnel width against each hyperparameter (§4.2, Fig. 7), in Euclidean and filter-normalized units,
+    tabulated by `lsdb compare`."""
     seeds = (0,) if quick else (0, 1)
-    probe = {"directions": 12 if quick else 20, "grid": 12, "iters": 8, "threshold": 1.0, "max_radius": 60.0}
+    probe = {"directions": 12 if quick else 20, "grid": 12, "iters": 8, "threshold": 1.0}
     first = None
     for i, (factor, cfg) in enumerate(sweep_configs(quick)):
         model = MODEL if not cfg["dropout"] else f"mlp:widths=[64,64],dropout={cfg['dropout']}"
         for seed in seeds:
             run = f"width-{i}-s{seed}"
-            lsdb.train(run, model=model, epochs=20 if quick else 30, seed=seed, lr=cfg["lr"],
-                       batch_size=cfg["batch_size"], weight_decay=cfg["weight_decay"], save_every=0,
-                       tags={"sweep": factor, "dropout": cfg["dropout"]})
-            result = lsdb.run("tunnel-width", f"{run}:last", **probe)
+            tags = {"sweep": factor, "dropout": cfg["dropout"]}
+            lsdb.train(run, model=model, epochs=20, seed=seed, lr=cfg["lr"], batch_size=cfg["batch_size"],
+                       weight_decay=cfg["weight_decay"], save_every=0, tags=tags)
+            result = lsdb.run("tunnel-width", f"{run}:last", norm="none", max_radius=60.0, **probe)
+            lsdb.run("tunnel-width", f"{run}:last", norm="filter", max_radius=4.0, **probe)
             first = first or result
     if first is not None:
         lsdb.plot(first, figures / "fort_tunnel_width_profiles.png")
-    columns = "run,tag.sweep,lr,batch_size,weight_decay,tag.dropout,width_mean,width_std,center_loss,metric.test_acc"
+    columns = ("run,tag.sweep,lr,batch_size,weight_decay,tag.dropout,rparam.norm,width_mean,width_std,width_cv,"
+               "n_censored,center_loss,metric.test_acc")
     return lsdb.json("compare", "--analysis", "tunnel-width", "--columns", columns, "--sort", "run")
 
 
 def width_figure(rows: list[dict[str, Any]], path: Path) -> None:
-    """Mean width (± std over seeds of the per-run means) against each factor, base included in each panel."""
+    """Mean width (± std over seeds) against each factor, the base run in every panel; one row per norm."""
     import numpy as np
     from matplotlib.figure import Figure
 
     def value(row: dict[str, Any], factor: str) -> float:
-        key = {"dropout": "tag.dropout"}.get(factor, factor)
-        return float(row[key])
+        return float(row["tag.dropout" if factor == "dropout" else factor])
 
-    fig = Figure(figsize=(11.0, 3.2), layout="constrained")
-    axes = fig.subplots(1, 4, sharey=True)
     labels = {"lr": "learning rate", "batch_size": "batch size", "weight_decay": "L2 (weight decay)",
               "dropout": "dropout"}
-    for ax, factor in zip(axes, labels, strict=True):
-        chosen = [r for r in rows if r["tag.sweep"] in ("base", factor)]
-        xs = sorted({value(r, factor) for r in chosen})
-        means = [np.mean([r["width_mean"] for r in chosen if value(r, factor) == x]) for x in xs]
-        stds = [np.std([r["width_mean"] for r in chosen if value(r, factor) == x]) for x in xs]
-        ax.errorbar(range(len(xs)), means, yerr=stds, marker="o", capsize=3)
-        ax.set_xticks(range(len(xs)), [f"{x:g}" for x in xs])
-        ax.set_xlabel(labels[factor])
-    axes[0].set_ylabel("radial tunnel width (Euclidean)")
-    fig.suptitle("tunnel width on digits, MLP 64-64 (Fort & Jastrzebski 2019, §4.2)", fontsize=10)
+    units = {"none": "width (Euclidean)", "filter": "width (filter-normalized)"}
+    fig = Figure(figsize=(11.0, 5.2), layout="constrained")
+    axes = fig.subplots(2, 4, sharey="row")
+    for r, norm in enumerate(units):
+        for ax, factor in zip(axes[r], labels, strict=True):
+            chosen = [x for x in rows if x["rparam.norm"] == norm and x["tag.sweep"] in ("base", factor)]
+            xs = sorted({value(x, factor) for x in chosen})
+            widths = [[x["width_mean"] for x in chosen if value(x, factor) == v] for v in xs]
+            ax.errorbar(range(len(xs)), [np.mean(w) for w in widths], yerr=[np.std(w) for w in widths],
+                        marker="o", capsize=3)
+            ax.set_xticks(range(len(xs)), [f"{v:g}" for v in xs])
+            if r == 1:
+                ax.set_xlabel(labels[factor])
+        axes[r][0].set_ylabel(units[norm])
+    fig.suptitle("radial tunnel width on digits, MLP 64-64 (Fort & Jastrzebski 2019, §4.2)", fontsize=10)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
 
 
 def minima_map(lsdb: Lsdb, figures: Path, quick: bool) -> dict[str, Any]:

@@ -33,6 +33,7 @@ import argparse
 import json
 import math
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -606,6 +607,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     interp_md = interp_table(lsdb, out)
     resnet_md, _ = resnet_table(lsdb, out)
     total = time.perf_counter() - started
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = usage.ru_utime + usage.ru_stime
 
     print("\n## 1. Small batch vs large batch (mlp:widths=[64,64], digits; 2D filter-normalized surface)\n")
     print(summary)
@@ -626,7 +629,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"\nThe same numbers: LSDB_HOME={home} lsdb compare --analysis surface --where \"tag.exp = 'li-batch'\"")
     print(
         f"time: {total:.0f} s in all (train + surfaces {t_train:.0f} s, interpolations + figures {t_fig:.0f} s); "
-        f"{lsdb.calls} lsdb calls, {lsdb.seconds:.0f} s of lsdb wall time with --jobs {args.jobs}"
+        f"{lsdb.calls} lsdb calls, {lsdb.seconds:.0f} s of lsdb wall time with --jobs {args.jobs}; "
+        f"{cpu:.0f} s of CPU time (load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)"
     )
     return 0
 

@@ -103,10 +103,11 @@ class Context:
         from lsdb.models import build_model
 
         data = self.dataset
-        model = build_model(self.model_spec, data.input_shape, data.num_classes)
+        # cast first, then load: a float64 state keeps its precision in a float64 model
+        model = build_model(self.model_spec, data.input_shape, data.num_classes).to(self.device, self.dtype)
         if state is not None:
             load_state_strict(model, state)
-        return model.to(self.device, self.dtype).eval()
+        return model.eval()
 
     # -- progress and cancellation ------------------------------------------------------
     def progress(self, fraction: float, message: str = "") -> None:

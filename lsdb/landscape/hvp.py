@@ -124,7 +124,7 @@ class HessianOperator:
         self.y = y.to(self.device, self.dtype) if loss == "mse" else y.to(self.device)
         self.n_examples = len(self.x)
         with torch.no_grad():
-            out = self.module(self.x[:1])
+            out = self.module(self.x[:2])  # two: batch statistics need more than one
         if loss == "mse" and self.y.dim() == 1 and out.dim() == 2 and out.shape[1] == 1:
             self.y = self.y.unsqueeze(1)
         if loss == "cross_entropy" and out.dim() != 2:

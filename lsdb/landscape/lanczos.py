@@ -55,6 +55,18 @@ class LanczosResult:
     iterations: int
     matvecs: int
     converged: bool
+    basis: Tensor | None = None
+    ritz_coefficients: Tensor | None = None
+
+    def ritz_vectors(self, top: int = 0, bottom: int = 0) -> Tensor:
+        """The Ritz vectors of the `top` largest then the `bottom` smallest Ritz values, converged or not
+        (e.g. to warm-start a nearby problem); needs ``keep_basis=True``."""
+        if self.basis is None or self.ritz_coefficients is None:
+            raise ValueError("the Lanczos basis was not kept (keep_basis=False)")
+        m = len(self.ritz_values)
+        idx = torch.cat([torch.arange(m - 1, m - 1 - min(top, m), -1), torch.arange(min(bottom, m))])
+        coef = self.ritz_coefficients[:, idx].T.to(self.basis)
+        return _fix_signs(coef @ self.basis)
 
 
 def random_unit(n: int, generator: torch.Generator | None, dtype: torch.dtype,
@@ -98,6 +110,10 @@ def _tridiagonal(alpha: list[float], beta: list[float]) -> Tensor:
 def ritz_error_bounds(theta: Tensor, residuals: Tensor) -> Tensor:
     """min(r_i, r_i²/gap_i) with gap_i = min over neighbours j of |θ_i − θ_j| − r_j (r_i if unresolved).
 
+    The residual r_i bounds the distance from θ_i to the nearest eigenvalue rigorously; r_i²/gap_i
+    does once gap_i bounds that eigenvalue's distance to the rest of the spectrum, which Ritz
+    values estimate from within (the usual practice, Parlett 1998, §11.7).
+
     `theta` ascending (float64), `residuals` the matching β_m |s_{m,i}|. Parlett 1998, Thm 11.7.1.
     """
     m = len(theta)
@@ -107,8 +123,9 @@ def ritz_error_bounds(theta: Tensor, residuals: Tensor) -> Tensor:
         above = (theta[1:] - theta[:-1]) - residuals[1:]   # gap of i to i+1, for i < m-1
         gaps[1:] = torch.minimum(gaps[1:], below)
         gaps[:-1] = torch.minimum(gaps[:-1], above)
-    quad = residuals**2 / torch.where(gaps > 0, gaps, 1.0)
-    return torch.where(gaps > residuals, torch.minimum(residuals, quad), residuals)
+    resolved = (gaps > residuals) & torch.isfinite(gaps)  # a lone Ritz value has no known gap
+    quad = residuals**2 / torch.where(resolved, gaps, 1.0)
+    return torch.where(resolved, torch.minimum(residuals, quad), residuals)
 
 
 def lanczos(
@@ -125,6 +142,8 @@ def lanczos(
     dtype: torch.dtype = torch.float32,
     device: torch.device | str | None = None,
     vectors: bool = True,
+    min_iter: int = 0,
+    keep_basis: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> LanczosResult:
     """The `k` largest and `bottom` smallest eigenpairs of the symmetric operator `matvec` on R^n.
@@ -132,7 +151,9 @@ def lanczos(
     Lanczos with full reorthogonalization (see the module docstring for the stopping rule),
     at most `max_iter` products (and never more than n). `start`: warm-start vectors, one or
     a (m, n) stack; `start_noise`: the share of a random vector mixed into them. `generator`
-    draws the random vectors (on the CPU). `progress(iteration)` is called after every product
+    draws the random vectors (on the CPU). `min_iter`: never stop before this many products (a
+    warm start otherwise risks stopping on the neighbour's eigenvalue before a new extreme one has
+    emerged). `keep_basis` keeps Q_m in the result (for `LanczosResult.ritz_vectors`). `progress(iteration)` is called after every product
     (it may raise to stop). An invariant subspace found before n products is continued from a
     fresh random vector orthogonal to the basis.
     """
@@ -161,7 +182,7 @@ def lanczos(
         errors = ritz_error_bounds(theta, residuals)
         if progress is not None:
             progress(j + 1)
-        if j + 1 >= min(wanted + 1, n):
+        if j + 1 >= min(max(wanted + 1, min_iter), n):
             converged = _converged(theta, errors, k, bottom, tol, scale)
         if converged or j + 1 == steps:
             break
@@ -194,6 +215,8 @@ def lanczos(
         iterations=m,
         matvecs=m,
         converged=converged,
+        basis=basis[:m] if keep_basis else None,
+        ritz_coefficients=s if keep_basis else None,
     )
 
 

@@ -91,7 +91,8 @@ class CurveParams:
     )
     points: int = field(default=21, metadata={"help": "evenly spaced t at which curve and line are evaluated",
                                               "min": 3})
-    bn: str = field(default="auto", metadata={"help": "BatchNorm: auto (recompute if present), eval or recompute",
+    bn: str = field(default="auto", metadata={"help": "BatchNorm: recompute at every point, eval (the start's "
+                                                      "statistics everywhere), or auto (recompute if present)",
                                               "choices": BN_CHOICES})
     fix_start: bool = field(default=True, metadata={"help": "keep the start fixed (else it is trained too)"})
     fix_end: bool = field(default=True, metadata={"help": "keep the end fixed (else it is trained too)"})

@@ -52,7 +52,8 @@ class PlaneParams:
                                                    "choices": ("bezier", "polychain", "none")})
     curve_points: int = field(default=61, metadata={"help": "points of the drawn curve", "min": 2})
     splits: tuple[str, ...] = field(default=SPLITS, metadata={"help": "splits evaluated on the plane"})
-    bn: str = field(default="auto", metadata={"help": "BatchNorm: auto (recompute if present), eval or recompute",
+    bn: str = field(default="auto", metadata={"help": "BatchNorm: recompute at every point, eval (the start's "
+                                                      "statistics everywhere), or auto (recompute if present)",
                                               "choices": BN_CHOICES})
 
     def __post_init__(self) -> None:

@@ -21,6 +21,7 @@ from collections.abc import Callable
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from lsdb.analyses import ResultView
 from lsdb.plotting import contour_figure
@@ -67,11 +68,11 @@ def _render_plane(view: ResultView, key: str) -> Figure:
     a = view.arrays
     if key not in a:
         raise ValueError(f"result {view.id} has no '{key}' array (splits: {view.params.get('splits')})")
-    labels = ("start", "bend", "end")
+    labels = ("start", "bend" if view.params.get("curve", "bezier") != "none" else "third", "end")
     marks = [(float(x), float(y), n) for x, y, n in zip(a["points_x"], a["points_y"], labels, strict=True)]
     path = (a["curve_x"], a["curve_y"]) if "curve_x" in a else None
     z = 100 * a[key] if key.endswith("_error") else a[key]
-    return contour_figure(a["x"], a["y"], z, filled=True, xlabel="x (towards end)", ylabel="y (towards bend)",
+    return contour_figure(a["x"], a["y"], z, filled=True, xlabel="x (towards end)", ylabel=f"y (towards {labels[1]})",
                           zlabel=key.replace("_", " ") + (" (%)" if key.endswith("_error") else ""),
                           title=_title(view), path=path, marks=marks)
 
@@ -102,6 +103,7 @@ def _size_panel(ax: Axes, a: dict[str, np.ndarray], start_error: float | None = 
     ax.plot(sizes, 100 * a["member_error"], "s", color="tab:gray", markersize=4, label="member k")
     if start_error is not None:
         ax.axhline(100 * start_error, color="tab:red", linestyle="--", linewidth=0.8, label="start")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("members")
     ax.set_ylabel("error (%)")
     ax.legend(fontsize=7)

@@ -115,8 +115,11 @@ def render_mconnector(view: ResultView) -> Figure:
 
 
 def _profiles_and_widths(fig: Figure, radii: np.ndarray, profiles: np.ndarray, widths: np.ndarray,
-                         threshold: float | None, xlabel: str) -> None:
+                         threshold: float | None, xlabel: str, center_loss: float | None = None) -> None:
     prof_ax, hist_ax = fig.subplots(1, 2)
+    if center_loss is not None:  # every profile starts at the centre
+        radii = np.concatenate([[0.0], radii])
+        profiles = np.concatenate([np.full((len(profiles), 1), center_loss), profiles], axis=1)
     for row in profiles:
         prof_ax.plot(radii, row, color=PATH_COLOR, alpha=0.35, linewidth=0.8)
     if threshold is not None:
@@ -138,7 +141,8 @@ def render_tunnel_width(view: ResultView) -> Figure:
     fig = Figure(figsize=(9.0, 3.8), layout="constrained")
     norm = view.params.get("norm", "none")
     xlabel = "distance" if norm == "none" else "distance (filter-normalized units)"
-    _profiles_and_widths(fig, a["radii"], a["profiles"], a["widths"], view.scalars.get("threshold"), xlabel)
+    _profiles_and_widths(fig, a["radii"], a["profiles"], a["widths"], view.scalars.get("threshold"), xlabel,
+                         view.scalars.get("center_loss"))
     fig.suptitle(view.title, fontsize=10)
     return fig
 
@@ -176,7 +180,8 @@ def render_wedge_sim(view: ResultView) -> Figure:
         return fig
     fig = Figure(figsize=(9.0, 3.8), layout="constrained")
     threshold = float(view.params.get("threshold", 0.25))
-    _profiles_and_widths(fig, a["radii"], a["profiles"], a["widths"], threshold, "distance")
+    _profiles_and_widths(fig, a["radii"], a["profiles"], a["widths"], threshold, "distance",
+                         view.scalars.get("center_loss"))
     fig.suptitle(f"radial probing from a wedge (D = {view.params.get('dim')}, n = {n})", fontsize=10)
     return fig
 

@@ -145,7 +145,8 @@ WEDGE_SIM = AnalysisSpec(
         "{x_S = 0}, |S| = n, in D dimensions. experiment=1: optimization on random d-dimensional affine subspaces "
         "(arrays dims, final_loss (d, trials), mean_final_loss, loss_curves; scalar threshold_dim, the smallest d "
         "reaching zero loss: n); 2: the tunnel between two wedges (t, path_loss, line_loss, knots, line, "
-        "deviation_cosine, knot_wedge, knot_start_share; path_max_loss, line_max_loss, deviation_contrast); 3: radial probing "
-        "from a wedge (widths, radii, profiles; width_mean, width_std, width_cv, predicted_width). No inputs."
+        "deviation_cosine, knot_wedge, knot_start_share; path_max_loss, line_max_loss, deviation_contrast); "
+        "3: radial probing from a wedge (widths, radii, profiles; width_mean, width_std, width_cv, "
+        "predicted_width). No inputs."
     ),
 )
