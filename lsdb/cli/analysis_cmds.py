@@ -42,6 +42,9 @@ def run(
     project: str = typer.Option(None, "--project"),
     queue: str = typer.Option("default", "--queue", help="Job queue (without --inline)."),
     priority: int = typer.Option(0, "--priority"),
+    time_limit: float = typer.Option(None, "--time-limit", help="Seconds a job may run (without --inline)."),
+    max_attempts: int = typer.Option(3, "--max-attempts", help="Tries before a job is failed."),
+    tile_size: int = typer.Option(None, "--tile-size", help="Grid points per tile job when fanning out (0: never)."),
     format: Format = typer.Option(Format.table, "--format"),
 ) -> None:
     """Run an analysis: inline now (--inline), or as a job for the workers."""
@@ -60,7 +63,10 @@ def run(
     if not inline:
         from lsdb.cli.jobs_cmds import enqueue_and_maybe_wait
 
-        enqueue_and_maybe_wait(catalog, request, queue=queue, priority=priority, force=force, wait=wait, fmt=format)
+        enqueue_and_maybe_wait(
+            catalog, request, queue=queue, priority=priority, force=force, wait=wait, fmt=format,
+            time_limit=time_limit, max_attempts=max_attempts, tile_size=tile_size,
+        )
         return
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 

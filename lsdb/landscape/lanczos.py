@@ -153,9 +153,9 @@ def lanczos(
     a (m, n) stack; `start_noise`: the share of a random vector mixed into them. `generator`
     draws the random vectors (on the CPU). `min_iter`: never stop before this many products (a
     warm start otherwise risks stopping on the neighbour's eigenvalue before a new extreme one has
-    emerged). `keep_basis` keeps Q_m in the result (for `LanczosResult.ritz_vectors`). `progress(iteration)` is called after every product
-    (it may raise to stop). An invariant subspace found before n products is continued from a
-    fresh random vector orthogonal to the basis.
+    emerged). `keep_basis` keeps Q_m in the result (for `LanczosResult.ritz_vectors`).
+    `progress(iteration)` is called after every product (it may raise to stop). An invariant
+    subspace found before n products is continued from a fresh random vector orthogonal to the basis.
     """
     if k < 0 or bottom < 0 or k + bottom < 1:
         raise ValueError(f"ask for at least one eigenvalue (k={k}, bottom={bottom})")

@@ -16,8 +16,9 @@ every point takes at least `min_iter` Lanczos steps, enough for an eigenvalue th
 them to emerge from the random share: measured on the trained digits MLP (21×21 grid,
 tol 1e-2, against tol 1e-4), warm starts without it stopped on the wrong λmin at 7 of 63
 points, with ``min_iter=8`` at none (cold starts at tol 1e-2: 14). ``warm_start=false`` starts
-every point from its own random vector, which does not depend on the order. Hessian products at one point are not batched: a Lanczos step needs
-the previous one, and vmapped products measured slower per vector on a CPU.
+every point from its own random vector, which does not depend on the order. Hessian products
+at one point are not batched: a Lanczos step needs the previous one, and vmapped products
+measured slower per vector on a CPU.
 
 Tiles: `rows` and `cols` restrict the run to a sub-rectangle ``[start, stop)`` of grid rows
 (y) and columns (x); its arrays cover that rectangle and say where it lies (`row_index`,

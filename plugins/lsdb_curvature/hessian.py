@@ -171,7 +171,7 @@ def run_hessian(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], param
         "lanczos_iterations": float(eig.iterations),
         "lanczos_hvps": float(lanczos_hvps),
         "converged": float(eig.converged),
-        "max_rel_error": max(float(e) / max(abs(float(v)), 1e-300) for e, v in zip(eig.top_errors, eig.top, strict=True)),
+        "max_rel_error": max(e / max(abs(v), 1e-300) for e, v in zip(eig.top_errors.tolist(), top, strict=True)),
         "loss": op.loss,
         "grad_norm": float(op.gradient.norm()) if op.gradient is not None else math.nan,
         "n_examples": float(op.n_examples),

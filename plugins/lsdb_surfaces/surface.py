@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -93,12 +94,22 @@ class SurfaceParams:
         metadata={"help": "evaluate on a fixed random subset of this many examples (faster, noisier)", "min": 2},
     )
     save_directions: bool = field(default=False, metadata={"help": "store the directions (dims, P) as an array"})
+    rows: tuple[int, ...] = field(
+        default=(),
+        metadata={"help": "evaluate only grid rows [start, stop) of y (of x for dims=1): one tile of a fan-out"},
+    )
 
     def __post_init__(self) -> None:
+        if self.rows and (len(self.rows) != 2 or not 0 <= self.rows[0] < self.rows[1] <= self._rows_total()):
+            raise ValueError(f"rows must be [start, stop) within 0..{self._rows_total()}, got {list(self.rows)}")
         if not self.xmin < self.xmax:
             raise ValueError(f"xmin ({self.xmin}) must be below xmax ({self.xmax})")
         if self.dims == 2 and not self.ymin < self.ymax:
             raise ValueError(f"ymin ({self.ymin}) must be below ymax ({self.ymax})")
+
+
+    def _rows_total(self) -> int:
+        return self.ynum if self.dims == 2 else self.xnum
 
 
 @dataclass
@@ -176,14 +187,21 @@ def run_surface(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], param
 
     xs = grid_axis(params.xmin, params.xmax, params.xnum)
     ys = grid_axis(params.ymin, params.ymax, params.ynum) if params.dims == 2 else None
+    x_eval, y_eval = xs, ys
+    if params.rows:  # one tile of a fan-out: only these rows are evaluated
+        r0, r1 = params.rows
+        if ys is not None:
+            y_eval = ys[r0:r1]
+        else:
+            x_eval = xs[r0:r1]
     ev = evaluator_for(ctx, model, params.split, params.bn, params.subset)
     at_center = ev.at_points(theta.unsqueeze(0), should_cancel=ctx.should_cancel)
     ctx.progress(0.05, "evaluating the grid")
     grid = evaluate_grid(
         ev,
         dirs,
-        xs,
-        ys,
+        x_eval,
+        y_eval,
         theta,
         should_cancel=ctx.should_cancel,
         progress=reporter(ctx, 0.05, 0.98, "evaluating the grid"),
@@ -207,26 +225,16 @@ def run_surface(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], param
     if params.save_directions:
         arrays["directions"] = dirs.cpu().numpy()
 
-    finite = np.isfinite(loss)
-    scalars = {
-        "center_loss": center_loss,
-        "min_loss": float(loss[finite].min()) if finite.any() else float("nan"),
-        "max_loss": float(loss[finite].max()) if finite.any() else float("nan"),
-        **found.scalars,
-    }
+    scalars = {"center_loss": center_loss, **found.scalars}
     if at_center.accuracy is not None:
         scalars["center_acc"] = float(at_center.accuracy[0])
     if params.dims == 2:
         d = dirs.double()
         scalars["direction_cosine"] = float(d[0] @ d[1] / (d[0].norm() * d[1].norm()).clamp_min(1e-300))
-    sharp = sharpness(xs.numpy(), None if ys is None else ys.numpy(), loss, center_loss, params.sharpness_radius)
-    if sharp is not None:
-        scalars["sharpness"], scalars["sharpness_max"] = sharp
-        scalars["sharpness_keskar"] = 100.0 * sharp[1] / (1.0 + center_loss)
-    scalars["convexity"] = convexity(
-        loss, xs.numpy(), None if ys is None else ys.numpy(), eps=float(torch.finfo(ctx.dtype).eps)
-    )
+    if not params.rows:
+        scalars.update(_grid_scalars(params, arrays, center_loss, float(torch.finfo(ctx.dtype).eps)))
     attrs = {
+        "eps": float(torch.finfo(ctx.dtype).eps),
         "center": center.name,
         "directions": params.directions,
         "n_params": int(n),
@@ -234,6 +242,47 @@ def run_surface(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], param
     }
     ctx.progress(1.0, "done")
     return AnalysisOutput(arrays=arrays, scalars=finite_scalars(scalars), attrs=attrs)
+
+
+def _grid_scalars(
+    params: SurfaceParams, arrays: dict[str, np.ndarray], center_loss: float, eps: float
+) -> dict[str, float]:
+    """min/max loss, ε-sharpness and convexity of a whole grid (also used to merge tiles)."""
+    loss, xs, ys = arrays["loss"], arrays["x"], arrays.get("y")
+    finite = np.isfinite(loss)
+    out = {
+        "min_loss": float(loss[finite].min()) if finite.any() else float("nan"),
+        "max_loss": float(loss[finite].max()) if finite.any() else float("nan"),
+    }
+    sharp = sharpness(xs, ys, loss, center_loss, params.sharpness_radius)
+    if sharp is not None:
+        out["sharpness"], out["sharpness_max"] = sharp
+        out["sharpness_keskar"] = 100.0 * sharp[1] / (1.0 + center_loss)
+    out["convexity"] = convexity(loss, xs, ys, eps=eps)
+    return out
+
+
+def tile_surface(params: SurfaceParams, tile_size: int) -> list[dict[str, Any]]:
+    """Split the grid into row ranges of about `tile_size` points each ([] when one job will do)."""
+    total = params.xnum * (params.ynum if params.dims == 2 else 1)
+    if params.rows or total <= tile_size:
+        return []
+    n_rows = params._rows_total()
+    per_row = params.xnum if params.dims == 2 else 1
+    step = max(1, tile_size // per_row)
+    return [{"rows": [a, min(a + step, n_rows)]} for a in range(0, n_rows, step)]
+
+
+def merge_surface(params: SurfaceParams, outputs: list[AnalysisOutput]) -> AnalysisOutput:
+    """Stack the tiles' rows back into one grid and compute the whole-grid scalars."""
+    first = outputs[0]
+    arrays = dict(first.arrays)
+    for key in ("loss", "acc"):
+        arrays[key] = np.concatenate([np.asarray(o.arrays[key]) for o in outputs], axis=0)
+    scalars = {k: v for k, v in first.scalars.items() if k not in ("min_loss", "max_loss")}
+    eps = float(first.attrs["eps"])
+    scalars.update(_grid_scalars(params, arrays, float(first.scalars["center_loss"]), eps))
+    return AnalysisOutput(arrays=arrays, scalars=finite_scalars(scalars), attrs=dict(first.attrs))
 
 
 SURFACE = AnalysisSpec(
@@ -253,6 +302,8 @@ SURFACE = AnalysisSpec(
         ),
     ),
     resources="any",
+    tile=tile_surface,
+    merge=merge_surface,
     description=(
         "The loss on a line or plane through a checkpoint: random filter-normalized, checkpoint or PCA directions "
         "(Li et al. 2018, §3-4, §6).\n\nArrays: x, y, loss and acc ((ny, nx), or (nx,) for dims=1), "

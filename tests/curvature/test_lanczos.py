@@ -17,7 +17,8 @@ def _gen(seed: int = 0) -> torch.Generator:
 def _known_spectrum(n: int = 400, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """A dense symmetric matrix Q diag(λ) Qᵀ with outliers 10, 7, 5, -3 over a bulk in [-1, 2]."""
     gen = _gen(seed)
-    values = torch.cat([torch.tensor([10.0, 7.0, 5.0, -3.0]), torch.rand(n - 4, generator=gen, dtype=torch.float64) * 3 - 1])
+    bulk = torch.rand(n - 4, generator=gen, dtype=torch.float64) * 3 - 1
+    values = torch.cat([torch.tensor([10.0, 7.0, 5.0, -3.0], dtype=torch.float64), bulk])
     q, _ = torch.linalg.qr(torch.randn(n, n, generator=gen, dtype=torch.float64))
     return (q * values) @ q.T, values.sort(descending=True).values
 
@@ -67,7 +68,8 @@ def test_warm_start_from_a_nearby_operator_agrees_with_fewer_products() -> None:
     e = torch.randn(len(a), len(a), generator=gen, dtype=torch.float64) * 1e-3
     b = a + (e + e.T)
     exact = torch.linalg.eigvalsh(b)
-    first = lanczos(lambda v: a @ v, len(a), k=1, bottom=1, tol=1e-8, max_iter=300, generator=_gen(), dtype=torch.float64)
+    first = lanczos(lambda v: a @ v, len(a), k=1, bottom=1, tol=1e-8, max_iter=300, generator=_gen(),
+                    dtype=torch.float64)
     warm_start = torch.cat([first.top_vectors, first.bottom_vectors])  # type: ignore[list-item]
     cold = lanczos(lambda v: b @ v, len(b), k=1, bottom=1, tol=1e-8, max_iter=300, generator=_gen(1),
                    dtype=torch.float64)

@@ -20,8 +20,8 @@ def _hessian(seed: int = 0) -> tuple[HessianOperator, torch.Tensor]:
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_trace_is_within_four_reported_standard_errors_of_the_exact_trace(seed: int) -> None:
     op, h = _hessian()
-    est = hutchinson_trace(op.matmat, op.n, tol=0.05, max_probes=2000, block=16, generator=torch.Generator().manual_seed(seed),
-                           dtype=torch.float64)
+    est = hutchinson_trace(op.matmat, op.n, tol=0.05, max_probes=2000, block=16,
+                           generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     exact = float(h.trace())
     assert abs(est.value - exact) <= 4 * est.stderr
     assert est.converged and est.stderr <= 0.05 * abs(est.value) and est.probes >= 10

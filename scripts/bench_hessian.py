@@ -1,0 +1,268 @@
+"""Benchmark lsdb's Hessian eigensolvers against PyHessian 0.1 and against cold-started Lanczos.
+
+Problem: the digits MLP 64-128-128-10 (``mlp:widths=[128,128]``, 26,122 parameters) on the
+1,437 training examples of ``digits``, mean cross-entropy, float32, at two checkpoints: its
+initialization (seed 0) and after 10 epochs of SGD (lr 0.1, momentum 0.9, batch 64: the
+``lsdb train`` defaults). Everything is measured in this one run.
+
+1. **Top eigenvalues.** Reference: lsdb's Lanczos in float64 to 1e-10, cross-checked with
+   ``scipy.sparse.linalg.eigsh``. Timed from the model and the data in memory to the
+   eigenvalue(s), setup included, interleaved over ``--repeats`` and reported as the median:
+   PyHessian's ``hessian(...).eigenvalues()`` (power iteration with deflation; its default
+   ``tol=1e-3``, and a tighter tolerance that reaches 1e-4), and lsdb's `HessianOperator` +
+   `lanczos` at ``tol=1e-4`` (gradient start, as the ``hessian`` analysis does, and random
+   start), for the top 1 and the top 3. HVPs are counted for every method (PyHessian's by
+   wrapping its ``hessian_vector_product``).
+2. **Eigenmap.** The ``eigenmap`` analysis on a 21 x 21 filter-normalized random plane
+   (x, y in [-1, 1]) through the trained checkpoint, tol 1e-2. To keep the run short only
+   ``--rows`` rows are computed (a tile, ``rows=[0, R]``: 21·R points) and times are
+   extrapolated to the 441 points linearly. Compared: warm starts in snake order (the
+   default), independent cold starts of the same Lanczos at every point, and Li et al.'s
+   own recipe (their ``hess_eigvals.py``: two ``scipy.sparse.linalg.eigsh`` runs per point,
+   implicitly restarted Lanczos with ``tol=1e-2``, the second shifted by 0.51 λmax to find
+   λmin). Accuracy: the largest error against the same points at tol 1e-4 (cold starts).
+
+One torch thread by default (``--threads``): the benchmark CPU is shared, and a single
+thread is both the fastest and the least disturbed there for these sizes (set
+``OMP_WAIT_POLICY=PASSIVE`` when using more). The load average is printed.
+
+    .venv/bin/pip install pyhessian
+    .venv/bin/python scripts/bench_hessian.py [--repeats 5] [--rows 3] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from lsdb.analyses import Context, InputCheckpoint
+from lsdb.data import load_dataset
+from lsdb.landscape.hvp import HessianOperator
+from lsdb.landscape.lanczos import lanczos
+
+MODEL = {"name": "mlp", "kwargs": {"widths": [128, 128]}}
+DATASET = {"name": "digits", "kwargs": {}}
+GRADIENT_NOISE = 0.5**0.5
+
+
+def build(seed: int = 0) -> nn.Module:
+    from lsdb.models import build_model
+
+    data = load_dataset(DATASET)
+    return build_model(MODEL, data.input_shape, data.num_classes, seed=seed)
+
+
+def trained(epochs: int = 10) -> nn.Module:
+    from lsdb.landscape.training import TrainConfig, train
+
+    data = load_dataset(DATASET)
+    model = build()
+    train(model, data.train, None, TrainConfig(epochs=epochs, save_every=0, seed=0))
+    return model.eval()
+
+
+def reference(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
+    """Top-3 eigenvalues in float64 by lsdb's Lanczos to 1e-10, checked against scipy's eigsh."""
+    import scipy.sparse.linalg as sla
+
+    op = HessianOperator(model, x, y, dtype=torch.float64)
+    res = lanczos(op.matvec, op.n, k=3, tol=1e-10, max_iter=400, dtype=torch.float64,
+                  generator=torch.Generator().manual_seed(123))
+    mat = sla.LinearOperator((op.n, op.n), dtype=np.float64,
+                             matvec=lambda v: op.matvec(torch.from_numpy(np.asarray(v).ravel())).numpy())
+    check = np.sort(sla.eigsh(mat, k=3, which="LA", tol=1e-10, return_eigenvectors=False))[::-1]
+    ours = res.top.numpy()
+    assert np.allclose(ours, check, rtol=1e-8), (ours, check)
+    return ours
+
+
+# -- the methods --------------------------------------------------------------------------------------------------
+
+
+def pyhessian_top(model: nn.Module, x: torch.Tensor, y: torch.Tensor, k: int, tol: float,
+                  seed: int) -> tuple[np.ndarray, int]:
+    import pyhessian  # noqa: F401  (the package binds the name `hessian` to the class)
+
+    module = sys.modules["pyhessian.hessian"]
+    count = [0]
+    original = module.hessian_vector_product
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        count[0] += 1
+        return original(*args, **kwargs)
+
+    module.hessian_vector_product = counted
+    try:
+        torch.manual_seed(seed)  # PyHessian draws its start vectors from the global generator
+        h = module.hessian(copy.deepcopy(model), nn.CrossEntropyLoss(), data=(x, y), cuda=False)
+        values, _ = h.eigenvalues(top_n=k, tol=tol)
+    finally:
+        module.hessian_vector_product = original
+    for p in h.model.parameters():  # break PyHessian's create_graph reference cycle
+        p.grad = None
+    return np.array(values), count[0]
+
+
+def lsdb_top(model: nn.Module, x: torch.Tensor, y: torch.Tensor, k: int, tol: float, seed: int,
+             start: str) -> tuple[np.ndarray, int]:
+    op = HessianOperator(model, x, y)
+    grad = op.gradient if start == "gradient" else None
+    res = lanczos(op.matvec, op.n, k=k, tol=tol, max_iter=200, start=grad, start_noise=GRADIENT_NOISE,
+                  generator=torch.Generator().manual_seed(seed), vectors=False)
+    return res.top.numpy(), op.hvp_count
+
+
+def time_methods(methods: dict[str, Callable[[int], tuple[np.ndarray, int]]], exact: np.ndarray,
+                 repeats: int) -> dict[str, dict[str, float]]:
+    """Run every method `repeats` times, interleaved; median time, median HVPs, worst relative error."""
+    runs: dict[str, list[tuple[float, int, float]]] = {name: [] for name in methods}
+    for rep in range(repeats):
+        for name, fn in methods.items():
+            t0 = time.perf_counter()
+            values, hvps = fn(rep)
+            elapsed = time.perf_counter() - t0
+            err = float(np.max(np.abs(values - exact[: len(values)]) / np.abs(exact[: len(values)])))
+            runs[name].append((elapsed, hvps, err))
+    return {name: {"seconds": statistics.median(r[0] for r in rs), "hvps": statistics.median(r[1] for r in rs),
+                   "max_hvps": max(r[1] for r in rs), "error": max(r[2] for r in rs)} for name, rs in runs.items()}
+
+
+def report(title: str, table: dict[str, dict[str, float]], baseline: str) -> None:
+    print(f"\n{title}")
+    print(f"{'method':34s} {'median s':>9s} {'HVPs (max)':>11s} {'worst rel. err':>15s} {'speed-up':>9s}")
+    base = table[baseline]["seconds"]
+    for name, row in table.items():
+        hv = f"{row['hvps']:.0f} ({row['max_hvps']:.0f})"
+        print(f"{name:34s} {row['seconds']:9.3f} {hv:>11s} {row['error']:15.1e} {base / row['seconds']:8.2f}x")
+
+
+# -- eigenmap -----------------------------------------------------------------------------------------------------
+
+
+def context(state: dict[str, torch.Tensor]) -> tuple[Context, InputCheckpoint]:
+    ctx = Context(device=torch.device("cpu"), seed=0, dtype=torch.float32, model_spec=MODEL, dataset_spec=DATASET,
+                  loss="cross_entropy")
+    frozen = {k: v.clone() for k, v in state.items()}
+    ckpt = InputCheckpoint(id=1, run="bench", project="bench", step=None, epoch=None, label="trained",
+                           tensor_digest="", schema_digest="", model_spec=MODEL, dataset_spec=DATASET,
+                           loss="cross_entropy", _loader=lambda: {k: v.clone() for k, v in frozen.items()})
+    return ctx, ckpt
+
+
+def li_et_al_eigsh(state: dict[str, torch.Tensor], rows: int, tol: float) -> tuple[np.ndarray, np.ndarray, int]:
+    """Li et al.'s hess_eigvals.py at each point: eigsh for λmax, then eigsh of H − 0.51 λmax I for λmin."""
+    import scipy.sparse.linalg as sla
+    from lsdb_surfaces.surface import SurfaceParams, run_surface
+
+    from lsdb.landscape import grid_axis
+
+    ctx, ckpt = context(state)
+    plane = run_surface(ctx, {"center": [ckpt]}, SurfaceParams(xnum=2, ynum=2, save_directions=True))
+    dirs = torch.as_tensor(plane.arrays["directions"])
+    model = ctx.build_model(ckpt.state())
+    x, y = ctx.data("train")
+    op = HessianOperator(model, x, y)
+    theta = op.theta.clone()
+    axis = grid_axis(-1.0, 1.0, 21)
+    lam_max, lam_min = np.zeros((rows, 21)), np.zeros((rows, 21))
+    for i in range(rows):
+        for j in range(21):
+            op.set_point(theta + float(axis[j]) * dirs[0] + float(axis[i]) * dirs[1])
+
+            def mv(v: np.ndarray, shift: float = 0.0) -> np.ndarray:
+                u = torch.from_numpy(np.asarray(v, dtype=np.float32).ravel())
+                return (op.matvec(u) - shift * u).numpy()
+
+            big = sla.eigsh(sla.LinearOperator((op.n, op.n), matvec=mv, dtype=np.float32), k=1, tol=tol,
+                            return_eigenvectors=False)[0]
+            shift = 0.51 * float(big)
+            small = sla.eigsh(sla.LinearOperator((op.n, op.n), matvec=lambda v, s=shift: mv(v, s), dtype=np.float32),
+                              k=1, tol=tol, return_eigenvectors=False)[0] + shift
+            lam_max[i, j], lam_min[i, j] = big, small
+    return lam_max, lam_min, op.hvp_count
+
+
+def bench_eigenmap(state: dict[str, torch.Tensor], rows: int) -> None:
+    from lsdb_curvature.eigenmap import EigenmapParams, run_eigenmap
+
+    ctx, ckpt = context(state)
+    base = {"rows": [0, rows], "xnum": 21, "ynum": 21}
+
+    def run(**params: Any) -> tuple[float, Any]:
+        c, k = context(state)
+        t0 = time.perf_counter()
+        out = run_eigenmap(c, {"center": [k]}, EigenmapParams(**{**base, **params}))
+        return time.perf_counter() - t0, out
+
+    _, ref = run(tol=1e-4, warm_start=False, min_iter=2, max_iter=400)
+    scale = np.abs(ref.arrays["lambda_max"])
+    rows_out = {}
+    for name, params in [("lsdb eigenmap, warm starts (default)", {}),
+                         ("lsdb Lanczos, cold start per point", {"warm_start": False}),
+                         ("lsdb Lanczos, cold, min_iter 2", {"warm_start": False, "min_iter": 2})]:
+        seconds, out = run(**params)
+        err_max = float(np.max(np.abs(out.arrays["lambda_max"] - ref.arrays["lambda_max"]) / scale))
+        err_min = float(np.max(np.abs(out.arrays["lambda_min"] - ref.arrays["lambda_min"]) / scale))
+        rows_out[name] = (seconds, out.scalars["hvp_count"], err_max, err_min)
+    t0 = time.perf_counter()
+    lmax, lmin, hvps = li_et_al_eigsh(state, rows, 1e-2)
+    seconds = time.perf_counter() - t0
+    rows_out["Li et al.: 2 x scipy eigsh per point"] = (
+        seconds, hvps, float(np.max(np.abs(lmax - ref.arrays["lambda_max"]) / scale)),
+        float(np.max(np.abs(lmin - ref.arrays["lambda_min"]) / scale)))
+    points = 21 * rows
+    print(f"\nEigenmap, 21 x 21 plane, tol 1e-2: {points} points computed (rows 0..{rows - 1}), x {441 / points:.1f} "
+          "to extrapolate. Errors against tol 1e-4, relative to λmax.")
+    print(f"{'method':38s} {'s (441 pts)':>11s} {'HVPs/pt':>8s} {'err λmax':>9s} {'err λmin':>9s} "
+          f"{'warm speed-up':>14s}")
+    warm = rows_out["lsdb eigenmap, warm starts (default)"][0]
+    for name, (sec, hv, e1, e2) in rows_out.items():
+        print(f"{name:38s} {sec * 441 / points:11.1f} {hv / points:8.1f} {e1:9.1e} {e2:9.1e} {sec / warm:13.2f}x")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--rows", type=int, default=3, help="eigenmap rows computed (of 21)")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--only", default="top,eigenmap")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {args.threads} thread(s), load average {os.getloadavg()[0]:.1f}")
+    data = load_dataset(DATASET)
+    x, y = data.train
+    print(f"digits train: {len(x)} examples; model {MODEL['name']} {MODEL['kwargs']}")
+    models = {"initialization": build().eval()}
+    if "eigenmap" in args.only or "trained" in args.only or "top" in args.only:
+        models["trained (10 epochs)"] = trained()
+    if "top" in args.only:
+        for label, model in models.items():
+            exact = reference(model, x, y)
+            print(f"\n== {label}: λ1..3 = {', '.join(f'{v:.6g}' for v in exact)}")
+            for k in (1, 3):
+                methods = {
+                    "PyHessian eigenvalues() tol=1e-3": lambda s, m=model, k=k: pyhessian_top(m, x, y, k, 1e-3, s),
+                    "PyHessian eigenvalues() tol=1e-5": lambda s, m=model, k=k: pyhessian_top(m, x, y, k, 1e-5, s),
+                    "lsdb Lanczos tol=1e-4 (gradient)": lambda s, m=model, k=k: lsdb_top(m, x, y, k, 1e-4, s,
+                                                                                          "gradient"),
+                    "lsdb Lanczos tol=1e-4 (random)": lambda s, m=model, k=k: lsdb_top(m, x, y, k, 1e-4, s, "random"),
+                }
+                table = time_methods(methods, exact, args.repeats)
+                report(f"top-{k} at {label}", table, "PyHessian eigenvalues() tol=1e-3")
+    if "eigenmap" in args.only:
+        bench_eigenmap(models["trained (10 epochs)"].state_dict(), args.rows)
+    print(f"\nload average at the end {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
