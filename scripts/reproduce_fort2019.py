@@ -123,26 +123,27 @@ def wedges(lsdb: Lsdb, figures: Path, quick: bool) -> dict[str, Any]:
 
 def optima(lsdb: Lsdb, figures: Path, quick: bool) -> dict[str, Any]:
     """Three optima; the tunnel between two (Fig. 3) and the m = 3 connector (Fig. 4)."""
-    epochs = 20 if quick else 30
     for seed in (1, 2, 3):
-        lsdb.train(f"optimum-{seed}", seed=seed, epochs=epochs, lr=BASE["lr"], save_every=0)
-    steps = 60 if quick else 150
-    knots = lsdb.run("tunnel", "optimum-1:last", "optimum-2:last", pieces=8, steps=steps, batch_size=0)
+        lsdb.train(f"optimum-{seed}", seed=seed, epochs=20 if quick else 30, lr=BASE["lr"], save_every=0)
+    ends = ("optimum-1:last", "optimum-2:last")
+    steps = 80 if quick else 150
+    knots = lsdb.run("tunnel", *ends, pieces=8, steps=steps)
     lsdb.plot(knots, figures / "fort_tunnel.png")
     lsdb.plot(knots, figures / "fort_tunnel_cosines.png", kind="cosines")
-    whole = lsdb.run("tunnel", "optimum-1:last", "optimum-2:last", pieces=8, steps=steps, batch_size=0,
-                     method="path", path_steps=100 if quick else 300)
     conn = lsdb.run("mconnector", "optimum-1:last", "optimum-2:last", "optimum-3:last",
-                    resolution=3 if quick else 5, steps=40 if quick else 100, batch_size=0)
+                    resolution=3 if quick else 5, steps=60 if quick else 100)
     lsdb.plot(conn, figures / "fort_mconnector.png")
     wanted = ["line_loss_barrier", "path_loss_barrier", "line_error_barrier", "path_error_barrier",
               "line_test_error_barrier", "path_test_error_barrier", "deviation_contrast", "distance"]
-    return {
+    out = {
         "tunnel_knots": {k: knots["scalars"].get(k) for k in wanted},
-        "tunnel_path": {k: whole["scalars"].get(k) for k in wanted},
         "mconnector": {k: conn["scalars"].get(k) for k in ("hull_max_loss", "connector_max_loss", "hull_max_error",
                                                            "connector_max_error", "n_points")},
     }
+    if not quick:  # the whole-path option: also the segments between the knots
+        whole = lsdb.run("tunnel", *ends, pieces=8, steps=steps, method="path", path_steps=300)
+        out["tunnel_path"] = {k: whole["scalars"].get(k) for k in wanted}
+    return out
 
 
 def sweep_configs(quick: bool) -> list[tuple[str, dict[str, Any]]]:
@@ -162,7 +163,7 @@ def tunnel_widths(lsdb: Lsdb, figures: Path, quick: bool) -> list[dict[str, Any]
     """Tunnel width against each hyperparameter (§4.2, Fig. 7), in Euclidean and filter-normalized units,
     tabulated by `lsdb compare`."""
     seeds = (0,) if quick else (0, 1)
-    probe = {"directions": 12 if quick else 20, "grid": 12, "iters": 8, "threshold": 1.0}
+    probe = {"directions": 8 if quick else 20, "grid": 12, "iters": 8, "threshold": 1.0}
     first = None
     for i, (factor, cfg) in enumerate(sweep_configs(quick)):
         model = MODEL if not cfg["dropout"] else f"mlp:widths=[64,64],dropout={cfg['dropout']}"
@@ -211,21 +212,33 @@ def width_figure(rows: list[dict[str, Any]], path: Path) -> None:
 
 
 def minima_map(lsdb: Lsdb, figures: Path, quick: bool) -> dict[str, Any]:
-    """Clean and random-label minima, plus one trajectory of each, on one map (Huang et al. 2019, Fig. 1)."""
-    n = 3 if quick else 5
-    epochs = 20 if quick else 30
-    finals = []
-    for seed in range(n):
-        for kind, weight in (("clean", 0.0), ("bad", 1.0)):
-            run = f"map-{kind}-{seed}"
-            save = {"save_every": 2} if seed == 0 else {"save_every": 0}
-            options = {"random_labels": weight} if weight else {}
-            lsdb.train(run, seed=seed, epochs=epochs, lr=BASE["lr"], **save, **options, tags={"kind": kind})
-            finals.append(f"{run}:last")
-    result = lsdb.run("minima-map", *finals, "map-clean-0", "map-bad-0")
+    """Clean minima and "bad" ones (random-labelled copy, weight w) from one initialization, with one
+    trajectory of each kind, on one map coloured by test accuracy (Huang et al. 2019, Fig. 1).
+
+    All runs share seed 0: in weight space the initialization dominates where a network ends up
+    (permutation symmetry), so minima from different seeds would simply sit in different places.
+    """
+    epochs = 30 if quick else 40
+    clean_lrs = (0.03, 0.05) if quick else (0.02, 0.03, 0.05)
+    weights = (0.5, 1.0) if quick else (0.25, 0.5, 1.0)
+    runs = []
+    for lr in clean_lrs:
+        run = f"map-clean-lr{lr:g}"
+        save = 4 if lr == BASE["lr"] else 0
+        lsdb.train(run, seed=0, epochs=epochs, lr=lr, save_every=save, tags={"kind": "clean"})
+        runs.append(run)
+    for w in weights:
+        run = f"map-bad-w{w:g}"
+        save = 4 if w == 0.5 else 0
+        lsdb.train(run, seed=0, epochs=epochs, lr=BASE["lr"], save_every=save, random_labels=w,
+                   tags={"kind": "bad"})
+        runs.append(run)
+    result = lsdb.run("minima-map", *(f"{r}:last" for r in runs), f"map-clean-lr{BASE['lr']:g}", "map-bad-w0.5")
     lsdb.plot(result, figures / "fort_minima_map.png")
-    rows = lsdb.json("compare", *(f.split(":")[0] for f in finals), "--columns",
-                     "run,tag.kind,metric.train_acc,metric.test_acc,metric.random_label_acc", "--sort", "run")
+    lsdb.plot(result, figures / "fort_minima_map_pca.png", kind="pca")
+    rows = lsdb.json("compare", *runs, "--columns",
+                     "run,tag.kind,lr,random_label_weight,metric.train_acc,metric.test_acc,metric.random_label_acc",
+                     "--sort", "run")
     return {"scalars": result["scalars"], "runs": rows}
 
 

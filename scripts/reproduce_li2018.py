@@ -73,7 +73,7 @@ class Settings:
     recipes: tuple[Recipe, ...]  # run for every seed and weight decay
     variants: tuple[tuple[Recipe, float], ...]  # (recipe, weight decay), seed 0 only
     batch_grid: int  # 2D surface: grid points per axis over [-1, 1]
-    curves_1d: bool  # 1D filter-normalized curves (seed 0) for the overlay figure
+    extra_figures: bool  # 1D curves overlay (seed 0), SB/LB contours, 3D view (else: the 3 main figures)
     interp_steps: int
     # experiment 2: skip connections vs depth
     depths: tuple[int, ...]
@@ -94,7 +94,7 @@ FULL = Settings(
         (Recipe("LB", FULL_BATCH, 0.5, 1000, "lr=0.5"), 0.0),
     ),
     batch_grid=41,
-    curves_1d=True,
+    extra_figures=True,
     interp_steps=31,
     depths=(8, 14, 20, 32),
     resnet_epochs=8,
@@ -110,7 +110,7 @@ QUICK = Settings(
     recipes=(Recipe("SB", 16, 0.02, 30), Recipe("LB", FULL_BATCH, 0.1, 500)),
     variants=(),
     batch_grid=21,
-    curves_1d=False,
+    extra_figures=False,
     interp_steps=16,
     depths=(8, 14),
     resnet_epochs=3,
@@ -269,7 +269,7 @@ def batch_chains(lsdb: Lsdb, s: Settings, existing: set[str], out: Outcome) -> l
             g = s.batch_grid
             res = lsdb.analysis("surface", [f"{run}:last"], {"xnum": g, "ynum": g})
             out.surface2d[run] = res["id"]
-            if s.curves_1d and seed == 0 and not recipe.variant:
+            if s.extra_figures and seed == 0 and not recipe.variant:
                 res = lsdb.analysis("surface", [f"{run}:last"], {"dims": 1, "xnum": 41})
                 out.surface1d[run] = res["id"]
 
@@ -312,6 +312,8 @@ def resnet_chains(lsdb: Lsdb, s: Settings, existing: set[str], out: Outcome) -> 
 def fmt(v: Any, spec: str = ".3g") -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "-"
+    if isinstance(v, float) and v.is_integer() and abs(v) < 1e6:
+        return str(int(v))
     if isinstance(v, float):
         return format(v, spec)
     return str(v)
@@ -478,7 +480,6 @@ def resnet_table(lsdb: Lsdb, out: Outcome) -> tuple[str, list[dict[str, Any]]]:
             "centre loss",
             "convexity",
             "max_loss",
-            "max_loss / centre",
             "sharpness (ε=0.25)",
             "sharpness_max",
         ],
@@ -491,7 +492,6 @@ def resnet_table(lsdb: Lsdb, out: Outcome) -> tuple[str, list[dict[str, Any]]]:
                 r["scalar.center_loss"],
                 r["scalar.convexity"],
                 r["scalar.max_loss"],
-                r["scalar.max_loss"] / r["scalar.center_loss"],
                 r["scalar.sharpness"],
                 r["scalar.sharpness_max"],
             ]
@@ -570,17 +570,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     tasks: list[Callable[[], Any]] = [lambda wd=wd: interp(wd) for wd in settings.weight_decays]
     wd0 = settings.weight_decays[0]
     sb0, lb0 = batch_run_name(main_sb, wd0, 0), batch_run_name(main_lb, wd0, 0)
-    tasks += [
-        lambda: figures.append(lsdb.plot(out.surface2d[sb0], figdir / "li2018_sb_surface.png")),
-        lambda: figures.append(lsdb.plot(out.surface2d[lb0], figdir / "li2018_lb_surface.png")),
-    ]
-    deepest = max(settings.depths)
-    for skip in (False, True):
-        run = resnet_run_name(deepest, skip)
-        tasks.append(lambda run=run: figures.append(lsdb.plot(out.surface2d[run], figdir / f"li2018_{run}.png")))
-    noskip = resnet_run_name(deepest, False)
-    tasks.append(lambda: figures.append(lsdb.plot(out.surface2d[noskip], figdir / f"li2018_{noskip}_3d.png", "3d")))
-    if settings.curves_1d and out.surface1d:
+    if settings.extra_figures:
+        tasks += [
+            lambda: figures.append(lsdb.plot(out.surface2d[sb0], figdir / "li2018_sb_surface.png")),
+            lambda: figures.append(lsdb.plot(out.surface2d[lb0], figdir / "li2018_lb_surface.png")),
+        ]
+    # ResNet surfaces: the deepest pair, and depth 20 (where the plain net still trains well) in the full run
+    shown = {max(settings.depths)} | ({20} & set(settings.depths) if settings.extra_figures else set())
+    for depth in sorted(shown):
+        for skip in (False, True):
+            run = resnet_run_name(depth, skip)
+            path = figdir / f"li2018_{run}.png"
+            tasks.append(lambda run=run, path=path: figures.append(lsdb.plot(out.surface2d[run], path, "filled")))
+    if settings.extra_figures and out.surface1d:
         ids = ", ".join(str(i) for i in out.surface1d.values())
 
         def overlay() -> None:

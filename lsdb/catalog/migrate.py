@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import logging
 import importlib.util
+import logging
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect
 from sqlalchemy.exc import OperationalError
 
@@ -41,7 +39,13 @@ def script_location() -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+
 def _config() -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     loc = script_location()
     cfg.set_main_option("script_location", str(loc))
@@ -51,17 +55,23 @@ def _config() -> Config:
 
 
 def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(_config()).get_current_head()
     assert head is not None
     return head
 
 
 def known_revisions() -> set[str]:
+    from alembic.script import ScriptDirectory
+
     return {rev.revision for rev in ScriptDirectory.from_config(_config()).walk_revisions()}
 
 
 def current_revision(engine: Engine) -> str | None:
     """The catalog's revision, or None for an empty database."""
+    from alembic.runtime.migration import MigrationContext
+
     try:
         with engine.connect() as conn:
             ctx = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
@@ -118,8 +128,30 @@ def _newer_message(rev: str) -> str:
     return f"the catalog is at schema revision {rev}, made by a newer lsdb; upgrade lsdb (pip install -U lsdb)"
 
 
+def _head_by_file_name() -> str | None:
+    """Head revision from the file names alone (revisions are named ``NNNN_slug.py`` with id
+    ``NNNN``): lets the common case, an up-to-date catalog, skip importing Alembic."""
+    names = sorted(p.name.split("_", 1)[0] for p in (script_location() / "versions").glob("[0-9][0-9][0-9][0-9]_*.py"))
+    return names[-1] if names else None
+
+
+def _fast_revision(engine: Engine) -> str | None:
+    from sqlalchemy import text
+
+    try:
+        with engine.connect() as conn:
+            rev = conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar_one_or_none()
+            conn.rollback()
+            return rev
+    except Exception:  # noqa: BLE001 - no table yet, or no server: the slow path reports it
+        return None
+
+
 def ensure_current(engine: Engine) -> None:
     """Create an empty catalog at head; refuse one that is behind or ahead of this lsdb."""
+    fast_head = _head_by_file_name()
+    if fast_head is not None and _fast_revision(engine) == fast_head:
+        return
     head = head_revision()
     rev = current_revision(engine)
     if rev == head:

@@ -17,7 +17,6 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Text, delete, func, select, type_coerce, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 
 from lsdb.catalog import models as m
@@ -73,8 +72,11 @@ class Catalog(ResultsMixin, QueueMixin):
             raise
 
     def _insert(self, conn: Connection, table: Any) -> Any:
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-        return dialect.insert(table)
+        if conn.dialect.name == "postgresql":  # imported here: the dialect module is slow to import
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        return insert(table)
 
     def db_now_ms(self) -> int:
         with self._read() as conn:

@@ -190,15 +190,19 @@ def _render_map(view: ResultView, key: str) -> Figure:
     a = view.arrays
     xy, group = a[key], a["group"]
     color = a.get("test_acc", a.get("train_acc"))
-    fig = Figure(figsize=(6.0, 5.0), layout="constrained")
+    shown = 100 * color if color is not None and np.isfinite(color).any() else np.zeros(len(xy))
+    labels = [str(x) for x in view.attrs.get("labels", [])]
+    fig = Figure(figsize=(6.4, 5.0), layout="constrained")
     ax = fig.add_subplot()
     for g in sorted(set(group.tolist()) - {0}):
         rows = np.flatnonzero(group == g)
-        ax.plot(xy[rows, 0], xy[rows, 1], color="0.7", linewidth=0.8, zorder=1)
-    shown = color if color is not None and np.isfinite(color).any() else np.zeros(len(xy))
-    points = ax.scatter(xy[:, 0], xy[:, 1], c=100 * shown, cmap="viridis", s=np.where(group == 0, 40, 14),
-                        edgecolors=np.where(group == 0, "k", "none"), zorder=2)
-    fig.colorbar(points, ax=ax, label="test accuracy (%)")
+        name = labels[rows[0]].split("@")[0] if len(labels) == len(xy) else f"trajectory {g}"
+        ax.plot(xy[rows, 0], xy[rows, 1], linewidth=0.9, zorder=1, label=f"trajectory of {name}")
+    minima = shown[group == 0]
+    low = float(np.nanmin(minima)) if np.ptp(minima) > 0 else float(np.nanmin(shown))
+    points = ax.scatter(xy[:, 0], xy[:, 1], c=shown, cmap="viridis", vmin=low, vmax=float(np.nanmax(shown)),
+                        s=np.where(group == 0, 46, 14), edgecolors=np.where(group == 0, "k", "none"), zorder=2)
+    fig.colorbar(points, ax=ax, label="test accuracy (%)", extend="min" if low > np.nanmin(shown) else "neither")
     method = view.attrs.get("method", "pca") if key == "coords" else "pca"
     ratios = a.get("explained_variance_ratio")
     if method == "pca" and ratios is not None:
@@ -207,7 +211,9 @@ def _render_map(view: ResultView, key: str) -> Figure:
     else:
         ax.set_xlabel(f"{method} 1")
         ax.set_ylabel(f"{method} 2")
-    ax.set_title(f"{view.title}: minima (outlined) and trajectories", fontsize=10)
+    if (group != 0).any():
+        ax.legend(fontsize=7, frameon=False)
+    ax.set_title(f"minima-map #{view.id}: {int((group == 0).sum())} minima (outlined), {method}", fontsize=10)
     return fig
 
 

@@ -85,6 +85,7 @@ def test_catalog_behind_head_message(tmp_path: Path, monkeypatch: pytest.MonkeyP
     path = tmp_path / "c.sqlite"
     shutil.copy(sqlite_template, path)
     monkeypatch.setattr(migrate, "head_revision", lambda: "9999")
+    monkeypatch.setattr(migrate, "_head_by_file_name", lambda: "9999")
     with pytest.raises(SchemaOutOfDate, match="lsdb db upgrade"):
         open_catalog(str(path), tmp_path / "store")
 

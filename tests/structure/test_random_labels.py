@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import json
 
 import pytest
@@ -18,9 +19,14 @@ from lsdb.training import make_config
 MODEL = "mlp:widths=[16]"
 
 
+@functools.cache
+def digits():  # type: ignore[no-untyped-def]
+    return load_dataset("digits")
+
+
 def one_full_batch_step(weight: float) -> tuple[torch.nn.Module, torch.nn.Module]:
     """(the model after one full-batch SGD step of `train`, a copy before it)."""
-    data = load_dataset("digits")
+    data = digits()
     net = build_model(MODEL, data.input_shape, data.num_classes, seed=0)
     before = copy.deepcopy(net)
     config = TrainConfig(epochs=1, batch_size=len(data.train[0]), lr=0.5, momentum=0.0, seed=7, save_every=0,
@@ -30,7 +36,7 @@ def one_full_batch_step(weight: float) -> tuple[torch.nn.Module, torch.nn.Module
 
 
 def test_the_step_follows_the_clean_plus_weighted_random_label_loss() -> None:
-    data = load_dataset("digits")
+    data = digits()
     x, y = data.train
     net, before = one_full_batch_step(0.75)
     noisy = random_labels(len(x), data.num_classes, seed=7)
