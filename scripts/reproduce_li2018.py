@@ -3,28 +3,29 @@
 
 Li, Xu, Taylor, Studer & Goldstein 2018, "Visualizing the Loss Landscape of Neural Nets"
 (NeurIPS). Everything below shells out to `lsdb train`, `lsdb run ... --inline`,
-`lsdb compare`, `lsdb plot` and `lsdb results export`, on a scratch catalog
-(``$LSDB_HOME``, default a fresh ``/tmp/li-repro-*`` folder; never ``~/.lsdb``):
+`lsdb compare` and `lsdb plot`, on a scratch catalog (``$LSDB_HOME``, default a fresh
+``/tmp/li-repro-*`` folder; never ``~/.lsdb``):
 
-1. Small batch vs large batch (Li §5, Fig. 5; Keskar et al. 2017): an MLP trained with batch
-   16 and with the full batch (1437) to comparable training loss, at weight decay 0 and 5e-4;
-   the ε-sharpness of a 2D filter-normalized surface (``surface`` scalar ``sharpness``), 1D
-   filter-normalized curves overlaid with ``lsdb compare --plot``, and the 1D interpolation
-   from the SB to the LB solution (Keskar Fig. 3).
-2. Skip connections vs depth (Li §6, Fig. 5/6): ResNet-D with and without shortcuts on
-   ``digits:image=true``; 2D filter-normalized surfaces, their ``convexity`` (fraction of grid
-   points with a PSD finite-difference Hessian) and ``max_loss``, plus the number of grid
-   local minima counted from the exported arrays.
+1. Small batch vs large batch (Li §5, "the sharp vs flat dilemma"; Keskar et al. 2017): an MLP
+   trained with batch 16 and with the full batch (1437) to comparable training loss, at weight
+   decay 0 and 5e-4; the ε-sharpness of a 2D filter-normalized surface (``surface`` scalar
+   ``sharpness``), 1D filter-normalized curves overlaid with ``lsdb compare --plot``, and the
+   linear interpolation from the SB to the LB solution (Keskar-style, α from -1 to 2).
+2. Skip connections vs depth (Li §6): ResNet-D with and without shortcuts on
+   ``digits:image=true``; 2D filter-normalized surfaces and their ``convexity`` (fraction of
+   grid points where the finite-difference Hessian of the surface is PSD), ``max_loss`` and
+   ``sharpness``.
 
 Usage::
 
     python scripts/reproduce_li2018.py [OUT_DIR]            # full run, figures in docs/figures/
-    python scripts/reproduce_li2018.py --quick              # smoke version, figures in a temp folder
+    python scripts/reproduce_li2018.py --quick [OUT_DIR]    # smoke version (default: a temp folder)
     python scripts/reproduce_li2018.py OUT --home /tmp/li-repro-keep   # reuse a catalog: trained runs
                                                                        # and cached results are reused
 
 Jobs run ``--jobs`` at a time (default 2), each with ``OMP_NUM_THREADS=1`` (``--threads``): on
 a small, shared CPU one thread per process is several times faster than torch's default.
+The results table is printed as Markdown; see docs/reproduce_li2018.md.
 """
 
 from __future__ import annotations
