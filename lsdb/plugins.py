@@ -32,6 +32,8 @@ DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
     ("lsdb", "lsdb.default_plugins"),
     ("lsdb_surfaces", "lsdb_surfaces.plugin"),
     ("lsdb_connectivity", "lsdb_connectivity.plugin"),
+    ("lsdb_curvature", "lsdb_curvature.plugin"),
+    ("lsdb_structure", "lsdb_structure.plugin"),
 )
 
 

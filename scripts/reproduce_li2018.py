@@ -44,6 +44,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -249,10 +250,10 @@ class Outcome:
 def batch_chains(lsdb: Lsdb, s: Settings, existing: set[str], out: Outcome) -> list[Callable[[], None]]:
     cells = [(r, wd, seed) for wd in s.weight_decays for seed in s.seeds for r in s.recipes]
     cells += [(r, wd, 0) for r, wd in s.variants]
-    chains = []
+    chains: list[Callable[[], None]] = []
     for recipe, wd, seed in cells:
 
-        def chain(recipe: Recipe = recipe, wd: float = wd, seed: int = seed) -> None:
+        def chain(recipe: Recipe, wd: float, seed: int) -> None:
             run = batch_run_name(recipe, wd, seed)
             group = f"{recipe.regime} wd={wd_label(wd)}" + (f" {recipe.variant}" if recipe.variant else "")
             if run not in existing:
@@ -274,16 +275,16 @@ def batch_chains(lsdb: Lsdb, s: Settings, existing: set[str], out: Outcome) -> l
                 res = lsdb.analysis("surface", [f"{run}:last"], {"dims": 1, "xnum": 41})
                 out.surface1d[run] = res["id"]
 
-        chains.append(chain)
+        chains.append(partial(chain, recipe, wd, seed))
     return chains
 
 
 def resnet_chains(lsdb: Lsdb, s: Settings, existing: set[str], out: Outcome) -> list[Callable[[], None]]:
-    chains = []
+    chains: list[Callable[[], None]] = []
     for depth in sorted(s.depths, reverse=True):  # the slowest first
         for skip in (False, True):
 
-            def chain(depth: int = depth, skip: bool = skip) -> None:
+            def chain(depth: int, skip: bool) -> None:
                 run = resnet_run_name(depth, skip)
                 if run not in existing:
                     out.train[run] = lsdb.train(
@@ -302,7 +303,7 @@ def resnet_chains(lsdb: Lsdb, s: Settings, existing: set[str], out: Outcome) -> 
                 out.surface2d[run] = res["id"]
                 out.resnets.append(run)
 
-            chains.append(chain)
+            chains.append(partial(chain, depth, skip))
     return chains
 
 
@@ -542,8 +543,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     lsdb = Lsdb(exe, home, args.threads, args.device, args.verbose)
 
     print(f"Li et al. 2018 on digits ({'quick' if args.quick else 'full'}): LSDB_HOME={home}, figures in {figdir}")
+    reused = (home / "catalog.sqlite").exists()
     lsdb("init")
-    existing = {r["run"] for r in lsdb.json("runs")} if (home / "catalog.sqlite").exists() else set()
+    existing = {r["name"] for r in lsdb.json("runs") if r["status"] == "complete"} if reused else set()
     out = Outcome()
 
     # phase 1: train + surfaces (ResNets first: the longest chains)
@@ -568,13 +570,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if wd == settings.weight_decays[0]:
             figures.append(lsdb.plot(res["id"], figdir / "li2018_sb_lb_interpolation.png"))
 
-    tasks: list[Callable[[], Any]] = [lambda wd=wd: interp(wd) for wd in settings.weight_decays]
+    def plot(result_id: int, path: Path, kind: str = "default") -> None:
+        figures.append(lsdb.plot(result_id, path, kind))
+
+    tasks: list[Callable[[], Any]] = [partial(interp, wd) for wd in settings.weight_decays]
     wd0 = settings.weight_decays[0]
     sb0, lb0 = batch_run_name(main_sb, wd0, 0), batch_run_name(main_lb, wd0, 0)
     if settings.extra_figures:
         tasks += [
-            lambda: figures.append(lsdb.plot(out.surface2d[sb0], figdir / "li2018_sb_surface.png")),
-            lambda: figures.append(lsdb.plot(out.surface2d[lb0], figdir / "li2018_lb_surface.png")),
+            partial(plot, out.surface2d[sb0], figdir / "li2018_sb_surface.png"),
+            partial(plot, out.surface2d[lb0], figdir / "li2018_lb_surface.png"),
         ]
     # ResNet surfaces: the deepest pair, and depth 20 (where the plain net still trains well) in the full run
     shown = {max(settings.depths)} | ({20} & set(settings.depths) if settings.extra_figures else set())
@@ -582,7 +587,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for skip in (False, True):
             run = resnet_run_name(depth, skip)
             path = figdir / f"li2018_{run}.png"
-            tasks.append(lambda run=run, path=path: figures.append(lsdb.plot(out.surface2d[run], path, "filled")))
+            tasks.append(partial(plot, out.surface2d[run], path, "filled"))
     if settings.extra_figures and out.surface1d:
         ids = ", ".join(str(i) for i in out.surface1d.values())
 

@@ -163,7 +163,7 @@ def lanczos(
         raise ValueError("the operator has no dimensions")
     steps = min(max_iter, n)
     wanted = min(k + bottom, n)
-    basis = torch.empty(steps, n, dtype=dtype, device=device)
+    basis = torch.empty(min(steps, 16), n, dtype=dtype, device=device)  # grows by doubling: memory follows use
     basis[0] = start_vector(n, start, start_noise, generator, dtype, device)
     alpha: list[float] = []
     beta: list[float] = []
@@ -186,6 +186,8 @@ def lanczos(
             converged = _converged(theta, errors, k, bottom, tol, scale)
         if converged or j + 1 == steps:
             break
+        if j + 1 == len(basis):
+            basis = torch.cat([basis, torch.empty(min(len(basis), steps - len(basis)), n, dtype=dtype, device=device)])
         if b <= 1e-10 * max(scale, 1e-300) or b == 0.0:  # invariant subspace: continue from a fresh direction
             w = _orthogonalize(random_unit(n, generator, dtype, device), basis[: j + 1])
             basis[j + 1] = w / torch.linalg.vector_norm(w)

@@ -125,6 +125,8 @@ def _profiles_and_widths(fig: Figure, radii: np.ndarray, profiles: np.ndarray, w
     if threshold is not None:
         prof_ax.axhline(threshold, color="tab:red", linewidth=0.8, label=f"threshold {threshold:.3g}")
         prof_ax.legend(fontsize=7, frameon=False)
+        if threshold > 0 and np.nanmax(profiles) > 4 * threshold:  # keep the crossings readable
+            prof_ax.set_ylim(0.0, 4 * threshold)
     prof_ax.set_xlabel(xlabel)
     prof_ax.set_ylabel("loss")
     prof_ax.set_title("loss along each random direction", fontsize=9)

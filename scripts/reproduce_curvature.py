@@ -1,0 +1,175 @@
+"""Reproduce Li et al. 2018, §7 / Fig. 7 on digits: where a filter-normalized surface looks convex,
+the full Hessian's |λmin/λmax| is near zero; in chaotic regions it is not.
+
+Li et al. ("Visualizing the Loss Landscape of Neural Nets", NeurIPS 2018) ask whether the
+apparent convexity of a 2D filter-normalized surface is real: they map the ratio of the most
+negative to the largest eigenvalue of the full Hessian over the same plane. This script does
+it for three digits models, entirely through lsdb's CLI (``lsdb train``, ``lsdb run ... --inline``,
+``lsdb plot``, ``lsdb results export``):
+
+* ``mlp``: ``mlp:widths=[128,128]`` on ``digits`` (10 epochs), a 21 x 21 plane, all 1,437 examples;
+* ``resnet20-skip`` / ``resnet20-noskip``: ``resnet:depth=20,skip=true|false`` (``--resnet-depth``)
+  on ``digits:image=true``, 15 epochs at lr 0.05 (``--resnet-epochs``, ``--resnet-lr``), an
+  11 x 11 plane, a fixed subset of ``--subset`` training examples (the same examples for the
+  surface and the eigenmap). Depth 20 rather than 14: on 8 x 8 digits the 14-layer network
+  without skips still looks convex at 83 % of the interior points of its surface (20 layers:
+  65 %, 32 layers: 37 %, but only 91 % train accuracy after 15 epochs).
+
+Each model gets a ``surface`` (random filter-normalized directions, biases and BatchNorm
+ignored, x, y in [-1, 1]) and an ``eigenmap`` of the same plane (same seed, same directions).
+A grid point of the surface *looks convex* when the finite-difference Hessian of the plotted
+surface is positive semidefinite there (the rule of `lsdb_surfaces.curvature.convexity`, per
+point). The script prints, per model, the median and mean |λmin/λmax| over the points that
+look convex and over those that do not, and writes ``docs/figures/eigenmap_<model>.png``
+(the ratio map with the surface's contours on top) and a JSON summary.
+
+It takes about 8 minutes on a shared 2-core CPU (one torch thread per command).
+
+    .venv/bin/python scripts/reproduce_curvature.py [--out DIR] [--figures docs/figures] [--resnet-depth 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+LSDB = [sys.executable, "-m", "lsdb.cli.app"]
+
+
+def lsdb(env: dict[str, str], db: Path, *args: str) -> Any:
+    """Run one lsdb command; its JSON output parsed (or its text, when it prints no JSON)."""
+    cmd = [*LSDB, "--db", str(db), *args]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"failed: {' '.join(cmd)}\n{done.stderr.strip()}")
+    try:
+        return json.loads(done.stdout)
+    except json.JSONDecodeError:
+        return done.stdout
+
+
+def looks_convex(loss: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """Per interior grid point: is the central-difference Hessian of the surface PSD? (NaN on the border.)
+
+    λmin of [[L_xx, L_xy], [L_xy, L_yy]] ≥ −τ with the tolerance of `lsdb_surfaces.curvature.convexity`.
+    """
+    hx, hy = float(xs[1] - xs[0]), float(ys[1] - ys[0])
+    c = loss[1:-1, 1:-1]
+    lxx = (loss[1:-1, 2:] - 2 * c + loss[1:-1, :-2]) / hx**2
+    lyy = (loss[2:, 1:-1] - 2 * c + loss[:-2, 1:-1]) / hy**2
+    lxy = (loss[2:, 2:] - loss[2:, :-2] - loss[:-2, 2:] + loss[:-2, :-2]) / (4 * hx * hy)
+    mean, radius = (lxx + lyy) / 2, np.hypot((lxx - lyy) / 2, lxy)
+    lam_min = mean - radius
+    eps = 1.2e-7  # float32: the surfaces are evaluated in the default dtype
+    tau = 1e-6 * float(np.nanmax(np.abs(mean) + radius)) + 16 * eps * float(np.nanmax(np.abs(loss))) / min(hx, hy) ** 2
+    out = np.full(loss.shape, np.nan)
+    out[1:-1, 1:-1] = (lam_min >= -tau).astype(float)
+    return out
+
+
+def summarize(surface: dict[str, np.ndarray], eigenmap: dict[str, np.ndarray]) -> dict[str, float]:
+    ratio = eigenmap["ratio"]
+    convex = looks_convex(surface["loss"], surface["x"], surface["y"])
+    yes, no = ratio[convex == 1.0], ratio[convex == 0.0]
+    c = ratio.shape[0] // 2, ratio.shape[1] // 2
+
+    def stat(values: np.ndarray, f: Any) -> float:
+        return float(f(values)) if values.size else float("nan")
+
+    return {
+        "points": int(ratio.size),
+        "ratio_median": float(np.median(ratio)),
+        "ratio_mean": float(ratio.mean()),
+        "center_ratio": float(ratio[c]),
+        "center_lambda_max": float(eigenmap["lambda_max"][c]),
+        "convex_looking_points": int(yes.size),
+        "ratio_median_convex_looking": stat(yes, np.median),
+        "ratio_mean_convex_looking": stat(yes, np.mean),
+        "non_convex_points": int(no.size),
+        "ratio_median_non_convex": stat(no, np.median),
+        "ratio_mean_non_convex": stat(no, np.mean),
+        "fraction_ratio_below_0.05": float((ratio < 0.05).mean()),
+        "surface_convexity": float(np.nanmean(convex)),
+        "hvps_per_point": float(eigenmap["hvps"].mean()),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, default=None, help="catalog, store and exports (default: a temp folder)")
+    parser.add_argument("--figures", type=Path, default=Path("docs/figures"))
+    parser.add_argument("--resnet-depth", type=int, default=20)
+    parser.add_argument("--resnet-epochs", type=int, default=15)
+    parser.add_argument("--resnet-lr", type=float, default=0.05)
+    parser.add_argument("--subset", type=int, default=64, help="examples for the ResNets' surfaces and eigenmaps")
+    parser.add_argument("--grid", type=int, default=11, help="grid points per axis for the ResNets")
+    parser.add_argument("--mlp-grid", type=int, default=21)
+    parser.add_argument("--only", default="mlp,skip,noskip", help="which of mlp, skip, noskip")
+    args = parser.parse_args()
+    start = time.perf_counter()
+    if args.out is None:
+        args.out = Path(tempfile.mkdtemp(prefix="lsdb-curvature-"))
+    elif args.out.exists():
+        shutil.rmtree(args.out)
+    args.out.mkdir(parents=True, exist_ok=True)
+    args.figures.mkdir(parents=True, exist_ok=True)
+    db = args.out / "catalog.sqlite"
+    env = dict(os.environ)
+    extra = [p for p in env.get("LSDB_EXTRA_PLUGINS", "").split(",") if p]
+    env["LSDB_EXTRA_PLUGINS"] = ",".join(dict.fromkeys([*extra, "lsdb_curvature.plugin"]))
+    env.setdefault("OMP_NUM_THREADS", "1")  # on a shared 2-core CPU one thread is the fastest here
+    lsdb(env, db, "init")
+    depth = args.resnet_depth
+    models = {  # key: (run, model, dataset, epochs, lr, grid, subset)
+        "mlp": ("mlp", "mlp:widths=[128,128]", "digits", 10, 0.1, args.mlp_grid, None),
+        "skip": (f"resnet{depth}-skip", f"resnet:depth={depth},skip=true", "digits:image=true", args.resnet_epochs,
+                 args.resnet_lr, args.grid, args.subset),
+        "noskip": (f"resnet{depth}-noskip", f"resnet:depth={depth},skip=false", "digits:image=true",
+                   args.resnet_epochs, args.resnet_lr, args.grid, args.subset),
+    }
+    summary: dict[str, Any] = {}
+    for key in args.only.split(","):
+        name, model, dataset, epochs, lr, grid, subset = models[key]
+        t0 = time.perf_counter()
+        trained = lsdb(env, db, "train", "--run", name, "--model", model, "--dataset", dataset, "--epochs", str(epochs),
+                       "--lr", str(lr), "--save-every", "0", "--format", "json")
+        params = ["-p", f"xnum={grid}", "-p", f"ynum={grid}"] + (["-p", f"subset={subset}"] if subset else [])
+        surface = lsdb(env, db, "run", "surface", f"{name}:last", "--inline", *params, "--format", "json")
+        eigen = lsdb(env, db, "run", "eigenmap", f"{name}:last", "--inline", *params, "--format", "json")
+        arrays = {}
+        for kind, result in (("surface", surface), ("eigenmap", eigen)):
+            path = args.out / f"{name}-{kind}.npz"
+            lsdb(env, db, "results", "export", str(result["id"]), "--format", "npz", "-o", str(path))
+            arrays[kind] = dict(np.load(path))
+        figure = args.figures / f"eigenmap_{name.replace('-', '_')}.png"
+        lsdb(env, db, "plot", str(eigen["id"]), "-o", str(figure))
+        summary[name] = {
+            "model": model, "dataset": dataset, "epochs": epochs, "lr": lr, "grid": grid, "subset": subset,
+            "train_loss": trained.get("train_loss"), "train_acc": trained.get("train_acc"),
+            **summarize(arrays["surface"], arrays["eigenmap"]),
+            "surface_seconds": surface["wall_seconds"], "eigenmap_seconds": eigen["wall_seconds"],
+            "seconds": time.perf_counter() - t0, "figure": str(figure),
+        }
+        print(json.dumps({name: summary[name]}, indent=1), flush=True)
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=1))
+    print(f"\n{'model':15s} {'convex-looking':>15s} {'median ratio':>13s} {'non-convex':>11s} {'median ratio':>13s} "
+          f"{'all: median':>12s} {'ratio<0.05':>11s}")
+    for name, s in summary.items():
+        print(f"{name:15s} {s['convex_looking_points']:15d} {s['ratio_median_convex_looking']:13.3g} "
+              f"{s['non_convex_points']:11d} {s['ratio_median_non_convex']:13.3g} {s['ratio_median']:12.3g} "
+              f"{s['fraction_ratio_below_0.05']:11.2f}")
+    print(f"total {time.perf_counter() - start:.0f} s; catalog in {args.out}")
+
+
+if __name__ == "__main__":
+    main()
