@@ -18,7 +18,8 @@ def test_surface_tiles_merge_to_the_inline_result(cli, catalog, tmp_path: Path) 
     data = load_dataset("digits")
     net = build_model("mlp:widths=[16]", data.input_shape, data.num_classes, seed=0)
     torch.save(net.state_dict(), tmp_path / "m.pt")
-    assert cli("ingest", tmp_path / "m.pt", "--run", "m", "--model", "mlp:widths=[16]", "--dataset", "digits").exit_code == 0
+    ingested = cli("ingest", tmp_path / "m.pt", "--run", "m", "--model", "mlp:widths=[16]", "--dataset", "digits")
+    assert ingested.exit_code == 0
     params = {"xnum": "9", "ynum": "7"}
     queued = cli("run", "surface", "m:last", "-p", "xnum=9", "-p", "ynum=7", "--tile-size", "20", "--format", "json")
     assert queued.exit_code == 0, queued.stderr
