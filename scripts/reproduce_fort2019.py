@@ -12,10 +12,12 @@ figure (tunnel width against each hyperparameter) from the `lsdb compare` table:
 3. `tunnel-width` after training with different learning rates, batch sizes, L2 and dropout;
 4. `minima-map` of clean minima, "bad" minima (`lsdb train --random-labels`) and two trajectories.
 
-Usage: ``python scripts/reproduce_fort2019.py [--quick] [--out DIR] [--figures docs/figures]``.
+Usage: ``python scripts/reproduce_fort2019.py [--quick] [--out DIR] [--figures docs/figures]`` (the
+figures in docs/ were made with ``--figures docs/figures``).
 The full run takes under 10 minutes on 2 CPU cores, ``--quick`` under 2. Commands run in-process
 (``lsdb.cli.app.main``: the real entry point, without paying Python's start-up per command);
-``--subprocess`` runs each as a separate ``lsdb`` process instead. ``docs/reproduce_fort2019.md``
+``--subprocess`` runs each as a separate ``lsdb`` process instead. Torch uses one thread (``--threads``):
+the models are tiny, and more threads only add synchronization. ``docs/reproduce_fort2019.md``
 shows the figures and the numbers of a full run.
 """
 
@@ -28,12 +30,12 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
 MODEL = "mlp:widths=[64,64]"
 BASE = {"lr": 0.03, "batch_size": 64, "weight_decay": 0.0, "dropout": 0.0}
 
@@ -103,12 +105,12 @@ def _quote(a: str) -> str:
 def wedges(lsdb: Lsdb, figures: Path, quick: bool) -> dict[str, Any]:
     """Experiments 1-3 of the toy model (§3): the threshold at d = n, two clusters, direction-independence."""
     out: dict[str, Any] = {}
-    first = lsdb.run("wedge-sim", experiment=1, dim=100, n=10, trials=3 if quick else 5)
+    first = lsdb.run("wedge-sim", experiment=1, dim=100, n=10, trials=3 if quick else 10)
     lsdb.plot(first, figures / "fort_wedge_subspaces.png")
     second = lsdb.run("wedge-sim", experiment=2, dim=100, n=10, pieces=10, steps=200)
     lsdb.plot(second, figures / "fort_wedge_tunnel.png")
     whole = lsdb.run("wedge-sim", experiment=2, dim=100, n=10, pieces=10, steps=200, path_steps=300)
-    third = lsdb.run("wedge-sim", experiment=3, dim=1000, n=100, directions=50)
+    third = lsdb.run("wedge-sim", experiment=3, dim=1000, n=100, directions=50 if quick else 100)
     lsdb.plot(third, figures / "fort_wedge_radial.png")
     keys = {
         "subspaces": (first, ["threshold_dim", "mean_final_loss_below_n", "mean_final_loss_at_n"]),
@@ -122,27 +124,32 @@ def wedges(lsdb: Lsdb, figures: Path, quick: bool) -> dict[str, Any]:
 
 
 def optima(lsdb: Lsdb, figures: Path, quick: bool) -> dict[str, Any]:
-    """Three optima; the tunnel between two (Fig. 3) and the m = 3 connector (Fig. 4)."""
-    for seed in (1, 2, 3):
+    """Optima from different seeds; the tunnel between two (Fig. 3) and the m-connectors (Fig. 4)."""
+    seeds = (1, 2, 3) if quick else (1, 2, 3, 4)
+    for seed in seeds:
         lsdb.train(f"optimum-{seed}", seed=seed, epochs=20 if quick else 30, lr=BASE["lr"], save_every=0)
     ends = ("optimum-1:last", "optimum-2:last")
-    steps = 80 if quick else 150
-    knots = lsdb.run("tunnel", *ends, pieces=8, steps=steps)
+    pieces, steps = (8, 80) if quick else (10, 200)
+    knots = lsdb.run("tunnel", *ends, pieces=pieces, steps=steps)
     lsdb.plot(knots, figures / "fort_tunnel.png")
     lsdb.plot(knots, figures / "fort_tunnel_cosines.png", kind="cosines")
-    conn = lsdb.run("mconnector", "optimum-1:last", "optimum-2:last", "optimum-3:last",
-                    resolution=3 if quick else 4, steps=60 if quick else 100)
+    three = [f"optimum-{s}:last" for s in seeds[:3]]
+    conn = lsdb.run("mconnector", *three, resolution=3 if quick else 6, steps=60 if quick else 150)
     lsdb.plot(conn, figures / "fort_mconnector.png")
     wanted = ["line_loss_barrier", "path_loss_barrier", "line_error_barrier", "path_error_barrier",
               "line_test_error_barrier", "path_test_error_barrier", "deviation_contrast", "distance"]
+    hull_keys = ("hull_max_loss", "connector_max_loss", "hull_max_error", "connector_max_error",
+                 "hull_test_max_error", "connector_test_max_error", "n_points")
     out = {
         "tunnel_knots": {k: knots["scalars"].get(k) for k in wanted},
-        "mconnector": {k: conn["scalars"].get(k) for k in ("hull_max_loss", "connector_max_loss", "hull_max_error",
-                                                           "connector_max_error", "n_points")},
+        "mconnector_3": {k: conn["scalars"].get(k) for k in hull_keys},
     }
-    if not quick:  # the whole-path option: also the segments between the knots
-        whole = lsdb.run("tunnel", *ends, pieces=8, steps=steps, method="path", path_steps=200)
+    if not quick:  # the whole-path option (also the segments between the knots), and m = 4
+        whole = lsdb.run("tunnel", *ends, pieces=pieces, steps=steps, method="path", path_steps=300)
+        lsdb.plot(whole, figures / "fort_tunnel_path.png")
         out["tunnel_path"] = {k: whole["scalars"].get(k) for k in wanted}
+        four = lsdb.run("mconnector", *(f"optimum-{s}:last" for s in seeds), resolution=3, steps=150)
+        out["mconnector_4"] = {k: four["scalars"].get(k) for k in hull_keys}
     return out
 
 
@@ -150,8 +157,8 @@ def sweep_configs(quick: bool) -> list[tuple[str, dict[str, Any]]]:
     """(factor, settings): the base run, then one factor changed at a time."""
     values = {
         "lr": [0.01, 0.1] if quick else [0.01, 0.06, 0.12],
-        "batch_size": [16, 256],
-        "weight_decay": [3e-3] if quick else [1e-3, 1e-2],
+        "batch_size": [16, 256] if quick else [16, 32, 256],
+        "weight_decay": [3e-3] if quick else [1e-3, 3e-3, 1e-2],
         "dropout": [0.3] if quick else [0.2, 0.5],
     }
     configs = [("base", dict(BASE))]
@@ -162,16 +169,17 @@ def sweep_configs(quick: bool) -> list[tuple[str, dict[str, Any]]]:
 def tunnel_widths(lsdb: Lsdb, figures: Path, quick: bool) -> list[dict[str, Any]]:
     """Tunnel width against each hyperparameter (§4.2, Fig. 7), in Euclidean and filter-normalized units,
     tabulated by `lsdb compare`."""
-    seeds = (0,) if quick else (0, 1)
-    probe = {"directions": 8 if quick else 16, "grid": 10, "iters": 8, "threshold": 1.0}
+    seeds = (0,) if quick else (0, 1, 2)
+    probe = {"directions": 8 if quick else 20, "grid": 10 if quick else 15, "iters": 8 if quick else 10,
+             "threshold": 1.0}
     first = None
     for i, (factor, cfg) in enumerate(sweep_configs(quick)):
         model = MODEL if not cfg["dropout"] else f"mlp:widths=[64,64],dropout={cfg['dropout']}"
         for seed in seeds:
             run = f"width-{i}-s{seed}"
             tags = {"sweep": factor, "dropout": cfg["dropout"]}
-            lsdb.train(run, model=model, epochs=20, seed=seed, lr=cfg["lr"], batch_size=cfg["batch_size"],
-                       weight_decay=cfg["weight_decay"], save_every=0, tags=tags)
+            lsdb.train(run, model=model, epochs=20 if quick else 30, seed=seed, lr=cfg["lr"],
+                       batch_size=cfg["batch_size"], weight_decay=cfg["weight_decay"], save_every=0, tags=tags)
             result = lsdb.run("tunnel-width", f"{run}:last", norm="none", max_radius=30.0, **probe)
             lsdb.run("tunnel-width", f"{run}:last", norm="filter", max_radius=4.0, **probe)
             first = first or result
@@ -245,10 +253,17 @@ def minima_map(lsdb: Lsdb, figures: Path, quick: bool) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer runs and steps (under 2 minutes)")
-    parser.add_argument("--out", type=Path, default=ROOT / "reproduce-out" / "fort2019", help="catalog and summary")
+    parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "lsdb-reproduce-fort2019",
+                        help="catalog, store and summary.json (emptied first)")
     parser.add_argument("--figures", type=Path, default=None, help="where the figures go (default OUT/figures)")
     parser.add_argument("--subprocess", action="store_true", help="run each command as its own lsdb process")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (default 1: these tiny models are fastest on one, and several thrash)")
     args = parser.parse_args()
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)  # for --subprocess
+    import torch
+
+    torch.set_num_threads(args.threads)
     out: Path = args.out
     shutil.rmtree(out, ignore_errors=True)
     figures = args.figures or out / "figures"

@@ -16,6 +16,7 @@ from collections.abc import Callable
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from matplotlib.tri import Triangulation
 
 from lsdb.analyses import ResultView
@@ -133,6 +134,7 @@ def _profiles_and_widths(fig: Figure, radii: np.ndarray, profiles: np.ndarray, w
     hist_ax.hist(widths, bins=min(20, max(5, len(widths) // 2)), color=PATH_COLOR)
     hist_ax.set_xlabel(f"width ({xlabel})")
     hist_ax.set_ylabel("directions")
+    hist_ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     mean, std = float(np.mean(widths)), float(np.std(widths))
     hist_ax.set_title(f"width {mean:.3g} ± {std:.2g}", fontsize=9)
 

@@ -31,6 +31,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from lsdb.analyses import AnalysisOutput, AnalysisSpec, Context, InputCheckpoint, NewCheckpointOutput, Slot
+from lsdb.errors import BadInput
 from lsdb.landscape import ParamLayout
 from lsdb.landscape.tunnels import Tunnel, cosine_matrix, optimize_path, polyline, tunnel, two_block_split
 
@@ -142,6 +143,8 @@ def run_tunnel(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], params
     layout = model_layout(model)
     a, b = point_of(ctx, layout, start_ckpt), point_of(ctx, layout, end_ckpt)
     n_par = layout.n_params
+    if torch.equal(a[:n_par], b[:n_par]):
+        raise BadInput(f"tunnel: {start_ckpt.name} and {end_ckpt.name} have the same weights; there is no segment")
     x, y = ctx.data("train")
     objective = ModelLoss(model, x, y, ctx.loss, params.batch_size, ctx.generator(1))
     total_steps = (params.pieces - 1) * params.steps + (params.path_steps if params.method == "path" else 0)

@@ -74,6 +74,21 @@ def test_tunnel_whole_path_option_records_its_history(catalog: Catalog) -> None:
                         {"pieces": 2, "steps": 3, "method": "path", "path_steps": 4, "splits": ["train"], **FAST})
     a = load_view(catalog, result).arrays
     assert a["path_loss_history"].shape == (4,) and "path_test_loss" not in a
+    with pytest.raises(BadInput, match="same weights"):
+        run_inline(catalog, "tunnel", ["r0:last", "r0:last"])
+
+
+def test_tunnel_optimizes_batchnorm_nets_with_batch_statistics(catalog: Catalog) -> None:
+    spec = "tests.plugins.surfaces_factories:bn_mlp"
+    for i in range(2):
+        add_model_checkpoint(catalog, f"bn{i}", spec, "digits", seed=i)
+    result = run_inline(catalog, "tunnel", ["bn0:last", "bn1:last"],
+                        {"pieces": 2, "steps": 4, "per_segment": 2, "splits": ["train"], **FAST})
+    view = load_view(catalog, result)
+    assert view.attrs["bn"] == "recompute" and np.isfinite(view.arrays["path_train_loss"]).all()
+    (knot,) = [c for c in catalog.list_checkpoints("bn0") if c.produced_by == result.id]
+    tensors = load(catalog.objects.read_bytes(knot.blob_digest))
+    assert "2.running_mean" in tensors and tensors["2.num_batches_tracked"].dtype == torch.int64
 
 
 def test_mconnector_lowers_the_simplex_for_three_and_four_optima(catalog: Catalog, tmp_path: Path) -> None:
