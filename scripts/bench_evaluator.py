@@ -11,7 +11,8 @@ Three problems, each timed in one run, interleaving the methods and reporting th
 
 Methods: the ``loss-landscapes`` package's ``random_plane`` (as documented, and wrapped in
 ``torch.no_grad()``), a plain per-point ``load_state_dict`` + forward loop, and lsdb's
-evaluator with its automatic choice and with each strategy forced. Every timing includes
+evaluator with its automatic choice and with each strategy forced, plus (for information: it
+is not the same arithmetic) its automatic choice under bfloat16 autocast. Every timing includes
 building the directions and (for lsdb) the `Evaluator`. GFLOP/s counts the multiply-adds of
 the conv and linear layers (2 FLOPs each) of every point; the "layers alone" row times just
 those conv/linear calls at the same shapes, the compute-bound limit of a per-point pass.
@@ -21,7 +22,8 @@ the CNN over 16 to 1,797 examples: the data behind the evaluator's ``strategy="a
 The machine's load average is printed: on a shared CPU, per-point passes (many small
 multithreaded ops) suffer from other processes far more than batched ones. "CPU s" is the
 process CPU time; with ``OMP_WAIT_POLICY=PASSIVE`` (no spinning at OpenMP barriers) it
-measures the work done even when the wall clock is inflated by other processes.
+measures the work done even when the wall clock is inflated by other processes; "min s" is
+the fastest repeat, the least disturbed one.
 
     .venv/bin/python scripts/bench_evaluator.py [--repeats 5] [--only mlp,cnn,resnet,sweep]
 """
@@ -120,6 +122,7 @@ def methods(model: nn.Module, x: Tensor, y: Tensor, steps: int) -> dict[str, Cal
         "lsdb per_point + reuse": lsdb(strategy="per_point", reuse_first_layer=True),
         "lsdb batched (vmap)": lsdb(strategy="batched", reuse_first_layer=False),
         "lsdb batched + reuse": lsdb(strategy="batched", reuse_first_layer=True),
+        "lsdb auto, bfloat16 autocast (approx.)": lsdb(autocast=torch.bfloat16),
         "conv/linear layers alone (limit)": layers_alone,
     }
 
@@ -143,12 +146,13 @@ def bench(title: str, model: nn.Module, x: Tensor, y: Tensor, steps: int, repeat
                            median["per-point load_state_dict loop"])
     print(f"\n## {title}: {steps}x{steps} = {points} points x {len(x)} examples, "
           f"{flops / 1e6:.1f} MFLOP per point (median of {repeats})")
-    print(f"{'method':36s} {'time s':>8s} {'ms/pt':>7s} {'GFLOP/s':>8s} {'vs LL':>6s} {'vs LL ng':>8s} "
-          f"{'vs loop':>7s} {'CPU s':>7s}")
+    print(f"{'method':38s} {'time s':>8s} {'ms/pt':>7s} {'GFLOP/s':>8s} {'vs LL':>6s} {'vs LL ng':>8s} "
+          f"{'vs loop':>7s} {'CPU s':>7s} {'min s':>7s}")
     for name in names:
         t = median[name]
-        print(f"{name:36s} {t:8.3f} {1e3 * t / points:7.2f} {flops * points / t / 1e9:8.1f} "
-              f"{base / t:5.2f}x {base_ng / t:7.2f}x {loop / t:6.2f}x {statistics.median(cpu[name]):7.2f}")
+        print(f"{name:38s} {t:8.3f} {1e3 * t / points:7.2f} {flops * points / t / 1e9:8.1f} "
+              f"{base / t:5.2f}x {base_ng / t:7.2f}x {loop / t:6.2f}x {statistics.median(cpu[name]):7.2f} "
+              f"{min(times[name]):7.3f}")
 
 
 def strategy_sweep(x: Tensor, y: Tensor, repeats: int) -> None:

@@ -7,11 +7,16 @@ Points are processed in chunks sized to a memory budget, with ``torch.inference_
 * ``strategy="per_point"`` moves the model copy to each point (one ``addmv``) and runs it;
 * ``strategy="batched"`` runs B points in one pass with ``torch.vmap`` over
   ``torch.func.functional_call``;
-* ``strategy="auto"`` picks per point on a CPU and batched on a GPU. Measured with
-  ``scripts/bench_evaluator.py`` on a 2-core CPU: a vmapped pass costs more per point than
-  per-point evaluation for the digits MLP, CNN and ResNet-20 at every chunk size, because a
-  per-point forward over ~10^3 examples is already matmul/conv-bound there. On a GPU
-  per-point passes leave the device idle and batching points is where the speed is.
+* ``strategy="auto"`` batches on a GPU, and on a CPU only when one pass over the data is
+  small (below `CPU_BATCH_BELOW_FLOPS_PER_PASS`, 30 MFLOP); otherwise it goes per point.
+  Measured with ``scripts/bench_evaluator.py`` on a 2-core CPU: for the digits MLP and CNN
+  over 1,797 examples and ResNet-20 over 128 CIFAR-sized images, a vmapped pass costs 1.3-3x
+  more per point than per-point evaluation, which is already matmul/conv-bound there; over
+  16-256 examples (under ~15 MFLOP a pass) per-point passes are dominated by per-op overhead
+  and batching is 1.5-4x faster. On a GPU per-point passes leave the device idle and
+  batching points is where the speed is (not measured here: no GPU was available). A model
+  ``torch.vmap`` cannot batch falls back to per point. The choice is static (never
+  load-dependent), so results are reproducible.
 
 When only coefficients vary, the first layer's output is reused across points (see
 `first_layer`). BatchNorm follows `bn`: ``"eval"`` uses the stored running statistics;
@@ -27,17 +32,16 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
 from lsdb.landscape.batchnorm import batchnorm_layers, prepare_for_recompute, recompute_batched, recompute_in_place
 from lsdb.landscape.first_layer import FirstLayerCache
 from lsdb.landscape.flat_model import FlatModel
+from lsdb.landscape.losses import Evaluation, LossTotals
 from lsdb.landscape.params import ParamLayout
 
 Loss = Literal["cross_entropy", "mse"]
@@ -46,7 +50,13 @@ Progress = Callable[[int, int], None]
 CancelCheck = Callable[[], bool]
 
 #: On a CPU, batch points only when one forward pass (examples x FLOPs per example) is smaller than this.
-CPU_BATCH_BELOW_FLOPS_PER_PASS = 20e6
+#: Measured crossover on a 2-core CPU (scripts/bench_evaluator.py, sweep): between 13 and 93 MFLOP per
+#: pass for the digits MLP, between 15 and 62 MFLOP for the digits CNN.
+CPU_BATCH_BELOW_FLOPS_PER_PASS = 30e6
+
+#: Per point, with one pass over the data, the losses of up to this many points are computed together:
+#: ``log_softmax``/``argmax`` over (1797, 10) logits cost more in dispatch than in arithmetic.
+POINTS_PER_LOSS_GROUP = 8
 
 #: Reuse the first layer when its fan-in exceeds this many multiply-adds per direction (+1):
 #: combining J + 1 cached outputs is memory-bound and costs ~this much more per element.
@@ -55,23 +65,6 @@ REUSE_MIN_FAN_IN_PER_TERM = 4
 
 class Cancelled(Exception):
     """`should_cancel()` returned True between two chunks of points."""
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    """Results at K points, on the CPU. `loss`, `accuracy`, `stderr`: float64 (K,).
-
-    `accuracy` is None for ``mse``; `stderr` (of the loss) only with a data subset;
-    `outputs` (K, N, *out) logits or softmax probabilities when asked for.
-    """
-
-    loss: Tensor
-    accuracy: Tensor | None
-    n_examples: int
-    stderr: Tensor | None = None
-    outputs: Tensor | None = None
-    strategy: str = "per_point"
-    reused_first_layer: bool = False
 
 
 class Evaluator:
@@ -138,6 +131,7 @@ class Evaluator:
         self._example_bytes = 2 * numel * self.x.element_size()
         with torch.inference_mode():
             out = self.model.module(probe)
+        self._output_bytes = out[0].numel() * self.x.element_size()
         if loss == "mse" and self.y.dim() == 1 and out.dim() == 2 and out.shape[1] == 1:
             self.y = self.y.unsqueeze(1)
         if loss == "cross_entropy" and out.dim() != 2:
@@ -213,7 +207,7 @@ class Evaluator:
 
     def _reusable_first_layer(self, n_dirs: int, width: int) -> FirstLayerCache | None:
         cache = self.first_layer
-        if cache is None or self.autocast is not None or n_dirs == 0:
+        if cache is None or n_dirs == 0:
             return None
         if self.layout.entry(cache.weight_name).stop > width:
             return None
@@ -248,7 +242,12 @@ class Evaluator:
         budget, ex, point = self.memory_budget, self._example_bytes, width * self.x.element_size()
         n = self.n_examples
         if self.strategy == "per_point":
-            return 1, self.batch_size or max(1, min(n, budget // ex))
+            per_pass = self.batch_size or max(1, min(n, budget // ex))
+            if per_pass < n:
+                return 1, per_pass
+            # one pass per point: group points so that their losses are computed in one go
+            group = (budget // 16) // (n * self._output_bytes)
+            return max(1, min(POINTS_PER_LOSS_GROUP, group, n_points)), per_pass
         per_pass = self.batch_size or n
         points = max(1, budget // (per_pass * ex + point))
         if points == 1 and self.batch_size is None:
@@ -261,8 +260,8 @@ class Evaluator:
              cache: FirstLayerCache | None, coefs: tuple[list[list[float]], Tensor] | None,
              progress: Progress | None, should_cancel: CancelCheck | None) -> Evaluation:
         chunk, per_pass = self._chunking(n_points, width)
-        totals = _Totals(self, n_points)
-        net = self.model.module
+        population = self.n_total if self.indices is not None else None
+        totals = LossTotals(n_points, self.y, self.loss, self.outputs, population, self.dtype)
         with torch.inference_mode(), self._autocast():
             done = 0
             while done < n_points:
@@ -270,17 +269,7 @@ class Evaluator:
                     raise Cancelled(f"cancelled after {done} of {n_points} points")
                 stop = min(done + chunk, n_points)
                 if self.strategy == "per_point":
-                    load(done)
-                    if self.train_x is not None:
-                        recompute_in_place(net, self.train_x.split(self.bn_batch_size), net)
-                    for rows in _row_slices(self.n_examples, per_pass):
-                        if cache is not None and coefs is not None:
-                            cache.current = cache.combine(coefs[0][done], rows)
-                        try:
-                            totals.add(done, stop, rows, net(self.x[rows]).unsqueeze(0))
-                        finally:
-                            if cache is not None:
-                                cache.current = None
+                    self._run_per_point(done, stop, per_pass, load, cache, coefs, totals)
                 else:
                     self._run_batched(batch(done, stop), done, stop, per_pass, cache, coefs, totals)
                 done = stop
@@ -288,8 +277,33 @@ class Evaluator:
                     progress(done, n_points)
         return totals.result(self.strategy, cache is not None)
 
+    def _run_per_point(self, k0: int, k1: int, per_pass: int, load: Callable[[int], None],
+                       cache: FirstLayerCache | None, coefs: tuple[list[list[float]], Tensor] | None,
+                       totals: LossTotals) -> None:
+        """Points k0:k1 one at a time; with a single pass over the data their losses are computed together."""
+        net, single = self.model.module, per_pass >= self.n_examples
+        outputs = []
+        for k in range(k0, k1):
+            load(k)
+            if self.train_x is not None:
+                recompute_in_place(net, self.train_x.split(self.bn_batch_size), net)
+            for rows in _row_slices(self.n_examples, per_pass):
+                if cache is not None and coefs is not None:
+                    cache.current = cache.combine(coefs[0][k], rows)
+                try:
+                    out = net(self.x[rows])
+                finally:
+                    if cache is not None:
+                        cache.current = None
+                if single:
+                    outputs.append(out)
+                else:
+                    totals.add(k, k + 1, rows, out.unsqueeze(0))
+        if outputs:
+            totals.add(k0, k1, slice(0, self.n_examples), torch.stack(outputs))
+
     def _run_batched(self, points: Tensor, k0: int, k1: int, per_pass: int, cache: FirstLayerCache | None,
-                     coefs: tuple[list[list[float]], Tensor] | None, totals: _Totals) -> None:
+                     coefs: tuple[list[list[float]], Tensor] | None, totals: LossTotals) -> None:
         net = self.model.module
         params, shared = self.model.named_views(points)
         if self.train_x is not None:
@@ -320,49 +334,6 @@ class Evaluator:
         if self.autocast is None:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.autocast)
-
-
-class _Totals:
-    """Running sums of per-example losses (and squares, and hits) for K points, on the device."""
-
-    def __init__(self, ev: Evaluator, n_points: int) -> None:
-        self.ev = ev
-        dev = ev.device
-        self.loss = torch.zeros(n_points, dtype=torch.float64, device=dev)
-        self.square = torch.zeros(n_points, dtype=torch.float64, device=dev)
-        self.hits = torch.zeros(n_points, dtype=torch.float64, device=dev)
-        self.outputs: Tensor | None = None
-        self.n_points = n_points
-
-    def add(self, k0: int, k1: int, rows: slice, out: Tensor) -> None:
-        """Fold in outputs (B, n, *out) of points k0:k1 on examples `rows`."""
-        ev, y = self.ev, self.ev.y[rows]
-        out = out.to(ev.dtype)
-        if ev.loss == "cross_entropy":
-            b, n, c = out.shape
-            targets = y if b == 1 else y.repeat(b)
-            per_example = F.cross_entropy(out.reshape(b * n, c), targets, reduction="none").view(b, n)
-            self.hits[k0:k1] += (out.argmax(dim=-1) == y).sum(dim=1)
-        else:
-            per_example = (out - y).square().reshape(out.shape[0], out.shape[1], -1).mean(dim=-1)
-        per_example = per_example.double()
-        self.loss[k0:k1] += per_example.sum(dim=1)
-        self.square[k0:k1] += per_example.square().sum(dim=1)
-        if ev.outputs is not None:
-            if self.outputs is None:
-                self.outputs = torch.empty(self.n_points, ev.n_examples, *out.shape[2:], dtype=out.dtype)
-            kept = out.softmax(dim=-1) if ev.outputs == "probs" else out
-            self.outputs[k0:k1, rows] = kept.cpu()
-
-    def result(self, strategy: str, reused: bool) -> Evaluation:
-        n = self.ev.n_examples
-        mean = (self.loss / n).cpu()
-        accuracy = (self.hits / n).cpu() if self.ev.loss == "cross_entropy" else None
-        stderr = None
-        if self.ev.indices is not None and n > 1:
-            var = ((self.square.cpu() - n * mean.square()) / (n - 1)).clamp_min(0)
-            stderr = (var / n * (1 - n / self.ev.n_total)).sqrt()  # finite-population correction
-        return Evaluation(mean, accuracy, n, stderr, self.outputs, strategy, reused)
 
 
 def _row_slices(n: int, per_pass: int) -> Iterator[slice]:

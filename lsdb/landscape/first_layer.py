@@ -110,9 +110,9 @@ class FirstLayerCache:
     def combine(self, coefficients: list[float], rows: slice) -> Tensor:
         """One point: f0 + Σ_j c_j f_j over examples `rows` (a new tensor; exact f0 when all c_j = 0)."""
         assert self.terms is not None
-        out = self.terms[0, rows].clone()
-        for j, c in enumerate(coefficients):
-            out.add_(self.terms[j + 1, rows], alpha=c)
+        out = torch.add(self.terms[0, rows], self.terms[1, rows], alpha=coefficients[0])
+        for j, c in enumerate(coefficients[1:], start=2):
+            out.add_(self.terms[j, rows], alpha=c)
         return out
 
     def combine_batched(self, coefficients: Tensor, rows: slice) -> Tensor:

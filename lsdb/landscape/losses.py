@@ -1,0 +1,88 @@
+"""Per-example losses at many points, folded into running totals: the evaluator's bookkeeping.
+
+Cross-entropy is the mean over examples of −log softmax(z)_y; MSE is the mean over examples of
+each example's mean squared error over its outputs, i.e. the mean over all elements, as
+``nn.MSELoss()``. Sums are kept in float64 on the evaluation device and copied to the CPU
+once, at the end. With a random subset of n of the N examples, the standard error of the loss
+estimate is s / √n · √(1 − n/N) (s the sample standard deviation of the per-example losses;
+the last factor is the finite-population correction for sampling without replacement).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Results at K points, on the CPU. `loss`, `accuracy`, `stderr`: float64 (K,).
+
+    `accuracy` is None for ``mse``; `stderr` (of the loss) only with a data subset;
+    `outputs` (K, N, *out) logits or softmax probabilities when asked for.
+    """
+
+    loss: Tensor
+    accuracy: Tensor | None
+    n_examples: int
+    stderr: Tensor | None = None
+    outputs: Tensor | None = None
+    strategy: str = "per_point"
+    reused_first_layer: bool = False
+
+
+class LossTotals:
+    """Running sums of per-example losses (squares, with a subset; correct predictions) for K points."""
+
+    def __init__(self, n_points: int, y: Tensor, loss: str, outputs: str | None, population: int | None,
+                 dtype: torch.dtype) -> None:
+        self.y, self.kind, self.keep, self.population, self.dtype = y, loss, outputs, population, dtype
+        self.loss = torch.zeros(n_points, dtype=torch.float64, device=y.device)
+        self.hits = torch.zeros(n_points, dtype=torch.int64, device=y.device)
+        self.square = torch.zeros(n_points, dtype=torch.float64, device=y.device) if population else None
+        self.outputs: Tensor | None = None
+        self.n_points = n_points
+
+    def add(self, k0: int, k1: int, rows: slice, out: Tensor) -> None:
+        """Fold in outputs (B, n, *out) of points k0:k1 on examples `rows`."""
+        y = self.y[rows]
+        if out.dtype != self.dtype:
+            out = out.to(self.dtype)
+        if self.kind == "cross_entropy":
+            per_example, hits = cross_entropy(out, y)
+            self.hits[k0:k1] += hits
+        else:
+            per_example = (out - y).square().flatten(2).mean(dim=-1)
+        self.loss[k0:k1] += per_example.sum(dim=-1, dtype=torch.float64)
+        if self.square is not None:
+            self.square[k0:k1] += per_example.double().square().sum(dim=-1)
+        if self.keep is not None:
+            if self.outputs is None:
+                self.outputs = torch.empty(self.n_points, len(self.y), *out.shape[2:], dtype=out.dtype)
+            kept = out.softmax(dim=-1) if self.keep == "probs" else out
+            self.outputs[k0:k1, rows] = kept.cpu()
+
+    def result(self, strategy: str, reused: bool) -> Evaluation:
+        n = len(self.y)
+        mean = (self.loss / n).cpu()
+        accuracy = (self.hits.double() / n).cpu() if self.kind == "cross_entropy" else None
+        stderr = None
+        if self.square is not None and self.population and n > 1:
+            var = ((self.square.cpu() - n * mean.square()) / (n - 1)).clamp_min(0)
+            stderr = (var / n * (1 - n / self.population)).sqrt()
+        return Evaluation(mean, accuracy, n, stderr, self.outputs, strategy, reused)
+
+
+def cross_entropy(logits: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-example −log softmax(z)_y (B, n) and the number of correct arg-maxes (B,), for logits (B, n, C).
+
+    The same value as ``F.cross_entropy(reduction="none")``, computed as max + log Σ exp(z − max) − z_y
+    with the class sum as a matrix-vector product: on a CPU, ``log_softmax`` and ``argmax`` over a
+    short last dimension cost more than the rest of a small MLP's loss evaluation.
+    """
+    top, predicted = logits.max(dim=-1)
+    total = (logits - top.unsqueeze(-1)).exp_() @ logits.new_ones(logits.shape[-1])
+    picked = logits.gather(-1, y.expand(logits.shape[0], -1).unsqueeze(-1)).squeeze(-1)
+    return total.log_().add_(top).sub_(picked), (predicted == y).sum(dim=-1)
