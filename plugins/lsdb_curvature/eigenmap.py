@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from lsdb_surfaces.surface import DIRECTIONS, SurfaceParams, _check_inputs, _directions
+from lsdb_surfaces.surface import DIRECTIONS, EIGENVECTORS, SurfaceParams, check_inputs, plane_directions
 
 from lsdb.analyses import AnalysisOutput, AnalysisSpec, Context, InputCheckpoint, Slot
 from lsdb.errors import BadInput
@@ -60,8 +60,12 @@ POINT_ARRAYS = ("lambda_max", "lambda_min", "ratio", "loss", "hvps", "converged"
 class EigenmapParams:
     """Parameters of `eigenmap`."""
 
-    directions: str = field(default="random", metadata={"help": "as surface: random (Li §4), checkpoints or pca",
-                                                        "choices": DIRECTIONS})
+    directions: str = field(default="random", metadata={"help": "as surface: random (Li §4), checkpoints, pca "
+                                                                "or hessian", "choices": DIRECTIONS})
+    eigenvectors: str = field(default="top", metadata={"help": "directions=hessian: top or extremes (as surface)",
+                                                       "choices": EIGENVECTORS})
+    hessian_tol: float = field(default=1e-4, metadata={"help": "directions=hessian: tolerance of the directions' "
+                                                               "eigenvalues", "min": 0.0})
     norm: str = field(default="filter", metadata={"help": "normalization of random directions",
                                                   "choices": ("filter", "layer", "none")})
     ignore: str = field(default="biasbn", metadata={"help": "random directions: biasbn zeroes bias and BatchNorm "
@@ -156,12 +160,13 @@ def run_eigenmap(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], para
     center = single(inputs, "center")
     others, trajectory = list(inputs.get("others", ())), list(inputs.get("trajectory", ()))
     plane = SurfaceParams(directions=params.directions, dims=2, norm=params.norm, ignore=params.ignore,
-                          orthogonalize=params.orthogonalize)
-    _check_inputs(plane, others, trajectory)
+                          orthogonalize=params.orthogonalize, split=params.split, subset=params.subset,
+                          eigenvectors=params.eigenvectors, hessian_tol=params.hessian_tol)
+    check_inputs(plane, others, trajectory)
     ctx.progress(0.0, "building directions")
     model = ctx.build_model(center.state())
     theta_full = ParamLayout.from_module(model, buffers=True).flatten(model, dtype=ctx.dtype, device=ctx.device)
-    found = _directions(ctx, plane, model, theta_full, others, trajectory)
+    found = plane_directions(ctx, plane, model, theta_full, others, trajectory)
     dirs = orthogonalize(found.matrix, keep_norm=True) if params.orthogonalize else found.matrix
     op = hessian_operator(ctx, model, params.split, params.subset, params.bn, params.batch_size, params.method)
     theta = op.theta.clone()

@@ -58,6 +58,12 @@ def _surface_labels(view: ResultView) -> tuple[str, str]:
     if mode == "checkpoints":
         others = _input_names(view, "others") + ["d2", "d2"]
         return f"x (towards {others[0]})", f"y (towards {others[1]})"
+    if mode == "hessian":
+        values = [float(v) for v in view.arrays.get("eigenvalues", np.zeros(0))]
+        names = ["λmax", "λmin"] if view.params.get("eigenvectors") == "extremes" else ["λ1", "λ2"]
+        labels = [f"{'xy'[j]} (Hessian eigenvector, {names[j]} = {values[j]:.3g})" if j < len(values)
+                  else f"{'xy'[j]} (Hessian eigenvector)" for j in range(2)]
+        return labels[0], labels[1]
     norm = view.params.get("norm", "filter")
     return f"x (random, {norm}-normalized)", f"y (random, {norm}-normalized)"
 

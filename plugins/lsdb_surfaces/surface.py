@@ -9,7 +9,12 @@ Landscape of Neural Nets", §3–4). The directions are
   through two), unnormalized, so (1, 0) and (0, 1) are the other checkpoints (as in the
   planes of Garipov et al. 2018, Fig. 1);
 * ``pca``: the top PCA directions of a trajectory, unit vectors whose coefficients are
-  distances in parameter space (§6; see `trajectory`).
+  distances in parameter space (§6; see `trajectory`);
+* ``hessian``: eigenvectors of the loss Hessian at the centre (over `split`, or its `subset`),
+  unit vectors: the top two (``eigenvectors=top``) or the largest and the most negative
+  (``eigenvectors=extremes``), from exact Hessian-vector products and Lanczos to
+  `hessian_tol` (`lsdb.landscape.eigendirections`). Their eigenvalues are reported
+  (``eigenvalue_1``, ``eigenvalue_2``); along u_j the loss is ≈ L + λ_j x²/2 near the centre.
 
 Besides the surface it reports two shape summaries: ε-sharpness, the rise of the loss within
 a radius of the centre (after Keskar et al. 2017, "On Large-Batch Training for Deep
@@ -31,6 +36,7 @@ from torch import Tensor
 from lsdb.analyses import AnalysisOutput, AnalysisSpec, Context, InputCheckpoint, Slot
 from lsdb.errors import BadInput
 from lsdb.landscape import evaluate_grid, grid_axis, normalize_direction, orthogonalize, random_direction
+from lsdb.landscape.eigendirections import hessian_eigendirections
 from lsdb_surfaces.curvature import convexity, sharpness
 from lsdb_surfaces.evaluation import (
     BN_MODES,
@@ -47,7 +53,8 @@ from lsdb_surfaces.evaluation import (
 )
 from lsdb_surfaces.trajectory import pca_plane, trajectory_points
 
-DIRECTIONS = ("random", "checkpoints", "pca")
+DIRECTIONS = ("random", "checkpoints", "pca", "hessian")
+EIGENVECTORS = ("top", "extremes")
 
 
 @dataclass(frozen=True)
@@ -57,7 +64,8 @@ class SurfaceParams:
     directions: str = field(
         default="random",
         metadata={
-            "help": "random (Li §4), checkpoints (towards the 'others') or pca (of the 'trajectory', Li §6)",
+            "help": "random (Li §4), checkpoints (towards the 'others'), pca (of the 'trajectory', Li §6) or "
+                    "hessian (eigenvectors of the loss Hessian at the centre)",
             "choices": DIRECTIONS,
         },
     )
@@ -77,6 +85,14 @@ class SurfaceParams:
         },
     )
     orthogonalize: bool = field(default=False, metadata={"help": "Gram–Schmidt d2 against d1 (norms kept)"})
+    eigenvectors: str = field(
+        default="top",
+        metadata={"help": "directions=hessian: top (the two largest eigenvalues) or extremes (largest and most "
+                          "negative)", "choices": EIGENVECTORS},
+    )
+    hessian_tol: float = field(
+        default=1e-4, metadata={"help": "directions=hessian: relative tolerance of the eigenvalues", "min": 0.0}
+    )
     xmin: float = field(default=-1.0, metadata={"help": "first x coefficient"})
     xmax: float = field(default=1.0, metadata={"help": "last x coefficient"})
     xnum: int = field(default=51, metadata={"help": "grid points along x", "min": 2})
@@ -113,13 +129,16 @@ class SurfaceParams:
 
 
 @dataclass
-class _Directions:
+class PlaneDirections:
+    """The directions of a line or plane, with what their construction reports."""
+
     matrix: Tensor  # (dims, P) over the parameters; buffers stay at the centre's
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     scalars: dict[str, float] = field(default_factory=dict)
 
 
-def _check_inputs(params: SurfaceParams, others: list[InputCheckpoint], trajectory: list[InputCheckpoint]) -> None:
+def check_inputs(params: SurfaceParams, others: list[InputCheckpoint], trajectory: list[InputCheckpoint]) -> None:
+    """Refuse inputs that the chosen directions do not use, or too few of those they need."""
     if params.directions == "checkpoints" and len(others) != params.dims:
         raise BadInput(
             f"surface: directions=checkpoints with dims={params.dims} needs {params.dims} 'others' "
@@ -136,14 +155,15 @@ def _check_inputs(params: SurfaceParams, others: list[InputCheckpoint], trajecto
         raise BadInput("surface: a 'trajectory' input is only used with directions=pca")
 
 
-def _directions(
+def plane_directions(
     ctx: Context,
     params: SurfaceParams,
     model: torch.nn.Module,
     theta: Tensor,
     others: list[InputCheckpoint],
     trajectory: list[InputCheckpoint],
-) -> _Directions:
+) -> PlaneDirections:
+    """The `params.dims` directions of `params.directions` through `theta` (the centre, full layout)."""
     layout = model_layout(model)
     n = layout.n_params
     if params.directions == "random":
@@ -156,10 +176,12 @@ def _directions(
             )  # type: ignore[arg-type]
             for _ in range(params.dims)
         ]
-        return _Directions(torch.stack(rows))
+        return PlaneDirections(torch.stack(rows))
     if params.directions == "checkpoints":
         rows = [point_of(ctx, layout, c)[:n] - theta[:n] for c in others]
-        return _Directions(torch.stack(rows))
+        return PlaneDirections(torch.stack(rows))
+    if params.directions == "hessian":
+        return _hessian_directions(ctx, params, model)
     points = trajectory_points(ctx, model, by_step(trajectory))[:, :n]
     plane = pca_plane(points, dims=params.dims)
     path = plane_coordinates(plane.directions, points - theta[:n]).numpy()
@@ -168,18 +190,34 @@ def _directions(
         arrays["path_y"] = path[:, 1]
     ratios = plane.explained_variance_ratio
     scalars = {f"explained_variance_{j + 1}": float(ratios[j]) if j < len(ratios) else 0.0 for j in range(params.dims)}
-    return _Directions(plane.directions.to(ctx.device, ctx.dtype), arrays, scalars)
+    return PlaneDirections(plane.directions.to(ctx.device, ctx.dtype), arrays, scalars)
+
+
+def _hessian_directions(ctx: Context, params: SurfaceParams, model: torch.nn.Module) -> PlaneDirections:
+    x, y = ctx.data(params.split)
+    dtype = torch.float64 if ctx.dtype == torch.float64 else torch.float32
+    try:
+        found = hessian_eigendirections(model, x, y, dims=params.dims, which=params.eigenvectors,  # type: ignore[arg-type]
+                                        loss=ctx.loss, subset=params.subset, seed=ctx.seed, tol=params.hessian_tol,
+                                        generator=ctx.generator(0), dtype=dtype, device=ctx.device)
+    except ValueError as exc:
+        raise BadInput(f"surface: directions=hessian: {exc}") from exc
+    values = found.eigenvalues.tolist()
+    scalars = {f"eigenvalue_{j + 1}": v for j, v in enumerate(values)}
+    scalars.update({"eigen_hvps": float(found.hvps), "eigen_converged": float(found.converged)})
+    arrays = {"eigenvalues": found.eigenvalues.numpy(), "eigenvalue_errors": found.errors.numpy()}
+    return PlaneDirections(found.vectors.to(ctx.device, ctx.dtype), arrays, scalars)
 
 
 def run_surface(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], params: SurfaceParams) -> AnalysisOutput:
     """Evaluate the loss on a 1D or 2D grid of θ_c + x d1 (+ y d2) (Li et al. 2018, §3–4)."""
     center = single(inputs, "center")
     others, trajectory = list(inputs.get("others", ())), list(inputs.get("trajectory", ()))
-    _check_inputs(params, others, trajectory)
+    check_inputs(params, others, trajectory)
     ctx.progress(0.0, "building directions")
     model = ctx.build_model(center.state())
     theta = model_layout(model).flatten(model, dtype=ctx.dtype, device=ctx.device)
-    found = _directions(ctx, params, model, theta, others, trajectory)
+    found = plane_directions(ctx, params, model, theta, others, trajectory)
     dirs = found.matrix
     if params.orthogonalize and params.dims == 2:
         dirs = orthogonalize(dirs, keep_norm=True)
@@ -305,10 +343,12 @@ SURFACE = AnalysisSpec(
     tile=tile_surface,
     merge=merge_surface,
     description=(
-        "The loss on a line or plane through a checkpoint: random filter-normalized, checkpoint or PCA directions "
-        "(Li et al. 2018, §3-4, §6).\n\nArrays: x, y, loss and acc ((ny, nx), or (nx,) for dims=1), "
-        "direction_norms; others_x/others_y (checkpoints), path_x/path_y and explained_variance_ratio (pca), "
-        "directions (save_directions). Scalars: center_loss, center_acc, min_loss, max_loss, sharpness, "
-        "sharpness_max, sharpness_keskar, convexity, direction_cosine, explained_variance_1/2 (pca)."
+        "The loss on a line or plane through a checkpoint: random filter-normalized, checkpoint, PCA or Hessian "
+        "eigenvector directions (Li et al. 2018, §3-4, §6-7).\n\nArrays: x, y, loss and acc ((ny, nx), or (nx,) "
+        "for dims=1), direction_norms; others_x/others_y (checkpoints), path_x/path_y and "
+        "explained_variance_ratio (pca), eigenvalues and eigenvalue_errors (hessian), directions "
+        "(save_directions). Scalars: center_loss, center_acc, min_loss, max_loss, sharpness, sharpness_max, "
+        "sharpness_keskar, convexity, direction_cosine, explained_variance_1/2 (pca), eigenvalue_1/2, eigen_hvps, "
+        "eigen_converged (hessian)."
     ),
 )

@@ -58,6 +58,19 @@ def test_points_equal_the_dense_hessian_on_the_plane_of_surface(state: dict[str,
     assert out.scalars["unconverged"] == 0 and out.scalars["center_ratio"] == pytest.approx(out.arrays["ratio"][1, 1])
 
 
+def test_a_map_along_the_top_eigenvectors_has_the_hessians_eigenvalues_at_its_centre(
+        state: dict[str, torch.Tensor]) -> None:
+    """directions=hessian: the plane of the top two eigenvectors (dense reference at the centre)."""
+    params, out = _run(state, directions="hessian", xnum=3, ynum=3, xmin=-0.2, xmax=0.2, ymin=-0.2, ymax=0.2,
+                       tol=1e-8, max_iter=400, hessian_tol=1e-10)
+    values = torch.linalg.eigvalsh(digits_reference(state, SUBSET)[1])
+    assert out.scalars["eigenvalue_1"] == pytest.approx(float(values[-1]), rel=1e-8)
+    assert out.scalars["eigenvalue_2"] == pytest.approx(float(values[-2]), rel=1e-8)
+    assert out.arrays["lambda_max"][1, 1] == pytest.approx(float(values[-1]), rel=1e-6)
+    assert out.arrays["lambda_min"][1, 1] == pytest.approx(float(values[0]), rel=1e-6)
+    np.testing.assert_allclose(out.arrays["direction_norms"], 1.0, rtol=1e-12)
+
+
 def test_a_warm_started_map_equals_the_cold_started_one_within_tolerance(state: dict[str, torch.Tensor]) -> None:
     tol = 1e-4
     _, warm = _run(state, tol=tol, max_iter=400)

@@ -180,3 +180,70 @@ def test_convexity_and_sharpness_of_known_surfaces() -> None:
     # within 0.25 of the centre (steps 0.1 in x, 0.2 in y): (±0.1, 0), (±0.2, 0), (0, ±0.2), (±0.1, ±0.2)
     assert top == pytest.approx(0.05) and mean == pytest.approx((2 * 0.01 + 2 * 0.04 + 2 * 0.04 + 4 * 0.05) / 10)
     assert sharpness(xs, ys, bowl, 0.0, 0.05) is None
+
+
+def _least_squares_hessian(ctx, state):  # type: ignore[no-untyped-def]
+    """H = 2/N · Aᵀ A for the mean squared error of a linear model with design A = [x, 1]."""
+    x, y = ctx.dataset.train
+    design = np.hstack([x.double().numpy(), np.ones((len(x), 1))])
+    return design, y.double().numpy()[:, 0], 2.0 / len(x) * design.T @ design
+
+
+def test_hessian_directions_are_the_closed_form_eigenvectors_of_least_squares() -> None:
+    ctx = make_context(model=LINEAR, dataset=TEACHER, loss="mse")
+    state = make_state(LINEAR, TEACHER)
+    design, yd, hess = _least_squares_hessian(ctx, state)
+    values, vectors = np.linalg.eigh(hess)  # ascending
+    out = _run(state, ctx, directions="hessian", save_directions=True, xnum=9, ynum=7, hessian_tol=1e-10)
+    d1, d2 = out.arrays["directions"]
+    assert out.scalars["eigenvalue_1"] == pytest.approx(values[-1], rel=1e-9)
+    assert out.scalars["eigenvalue_2"] == pytest.approx(values[-2], rel=1e-9)
+    assert abs(d1 @ vectors[:, -1]) == pytest.approx(1.0, abs=1e-9)
+    assert abs(d2 @ vectors[:, -2]) == pytest.approx(1.0, abs=1e-9)
+    np.testing.assert_allclose(out.arrays["direction_norms"], 1.0, rtol=1e-12)
+    # along eigenvectors the quadratic has no cross term: L0 + x g1 + y g2 + (λ1 x² + λ2 y²)/2
+    theta = ParamLayout.from_module(ctx.build_model(state)).flatten(state, dtype=torch.float64).numpy()
+    r0 = design @ theta - yd
+    gx, gy = np.meshgrid(out.arrays["x"], out.arrays["y"])
+    g1, g2 = 2 * np.mean(r0 * (design @ d1)), 2 * np.mean(r0 * (design @ d2))
+    quad = np.mean(r0**2) + gx * g1 + gy * g2 + (values[-1] * gx**2 + values[-2] * gy**2) / 2
+    np.testing.assert_allclose(out.arrays["loss"], quad, rtol=1e-9)
+    extremes = _run(state, ctx, directions="hessian", eigenvectors="extremes", save_directions=True, dims=2,
+                    xnum=3, ynum=3, hessian_tol=1e-10)
+    assert extremes.scalars["eigenvalue_2"] == pytest.approx(values[0], rel=1e-6, abs=1e-9 * values[-1])
+    assert abs(extremes.arrays["directions"][1] @ vectors[:, 0]) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_the_surface_curves_by_the_top_eigenvalue_along_the_top_eigenvector() -> None:
+    """Central second difference of the plotted line at the centre = λ1 (a property of any C³ loss: a tanh MLP)."""
+    smooth = {"name": "mlp", "kwargs": {"widths": [16], "activation": "tanh"}}
+    ctx, state = make_context(model=smooth), make_state(smooth)
+    h = 1e-3
+    out = _run(state, ctx, directions="hessian", dims=1, xnum=3, xmin=-h, xmax=h, hessian_tol=1e-8)
+    left, mid, right = out.arrays["loss"]
+    curvature = (left - 2 * mid + right) / h**2
+    assert curvature == pytest.approx(out.scalars["eigenvalue_1"], rel=1e-5)
+    again = _run(state, ctx, directions="hessian", dims=1, xnum=3, xmin=-h, xmax=h, hessian_tol=1e-8)
+    np.testing.assert_array_equal(again.arrays["loss"], out.arrays["loss"])  # deterministic (seeded, signed)
+
+
+def test_hessian_directions_refuse_extremes_in_more_than_two_dimensions_and_bad_choices() -> None:
+    with pytest.raises(BadInput):
+        parse_params(SURFACE, {"directions": "hessian", "eigenvectors": "middle"})
+    with pytest.raises(BadInput, match="fewer than 2 dimensions"):
+        tiny = {"name": "tests.plugins.test_surfaces_surface:one_weight", "kwargs": {}}
+        _run(make_state(tiny, TEACHER), make_context(model=tiny, dataset=TEACHER, loss="mse"), directions="hessian")
+
+
+def one_weight(input_shape: tuple[int, ...], num_classes: int) -> torch.nn.Module:
+    """A model with a single parameter (y = w·x_0): its Hessian has one dimension."""
+    return _Scale()
+
+
+class _Scale(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.ones(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(1)[:, :1] * self.w
