@@ -9,6 +9,7 @@ not exist (``check_pending``), or raises inside a registration hook is reported 
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import sys
@@ -67,14 +68,14 @@ class Plugins:
     # -- loading ------------------------------------------------------------------------
     def load(self) -> None:
         for name, module_name in DEFAULT_PLUGINS:
-            self._load(name, module_name, None, "default", lambda m=module_name: importlib.import_module(m))
+            self._load(name, module_name, None, "default", functools.partial(importlib.import_module, module_name))
         for ep in _entry_points():
             dist = getattr(ep, "dist", None)
             version = dist.version if dist is not None else None
             self._load(ep.name, ep.value, version, "entry point", ep.load)
         # plugins by module name, e.g. for tests or a quick local plugin: LSDB_EXTRA_PLUGINS=pkg.mod,other
         for module_name in filter(None, (m.strip() for m in os.environ.get("LSDB_EXTRA_PLUGINS", "").split(","))):
-            self._load(module_name, module_name, None, "env", lambda m=module_name: importlib.import_module(m))
+            self._load(module_name, module_name, None, "env", functools.partial(importlib.import_module, module_name))
 
     def _load(self, name: str, module: str, version: str | None, source: str, loader: Callable[[], Any]) -> None:
         info = PluginInfo(name=name, module=module, version=version, source=source)

@@ -102,7 +102,9 @@ def parse_value(text: str) -> Any:
 
 def _split_top(text: str, sep: str) -> list[str]:
     """Split on `sep` outside brackets."""
-    out, depth, cur = [], 0, []
+    out: list[str] = []
+    depth = 0
+    cur: list[str] = []
     for ch in text:
         if ch == "[":
             depth += 1

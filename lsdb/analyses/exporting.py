@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -25,8 +26,10 @@ def export_result(catalog: Catalog, result_id: int, fmt: str, output: Path | Non
     view = load_view(catalog, catalog.get_result(result_id))
     path = Path(output or f"result-{result_id}.{fmt}")
     if fmt == "npz":
-        scalars = {f"scalar__{k}": np.asarray(v) for k, v in view.scalars.items()}
-        np.savez(path, **view.arrays, **scalars)
+        # Any values: the names come from data, so mypy cannot rule out one being `allow_pickle`
+        arrays: dict[str, Any] = view.arrays
+        scalars: dict[str, Any] = {f"scalar__{k}": np.asarray(v) for k, v in view.scalars.items()}
+        np.savez(path, **arrays, **scalars)
         if not str(path).endswith(".npz"):
             Path(str(path) + ".npz").replace(path)
     elif fmt == "json":

@@ -7,7 +7,7 @@ Rows never leave `lsdb.catalog`: the store converts them to frozen records.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -19,6 +19,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -39,6 +40,11 @@ NAMING = {
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
     type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+    if TYPE_CHECKING:
+        # Every row class here is mapped to a `Table` (never a subquery or join), so narrow
+        # SQLAlchemy's declared `FromClause` and let `Row.__table__.insert()` etc. type-check.
+        __table__: ClassVar[Table]
 
 
 class RunRow(Base):

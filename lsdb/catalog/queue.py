@@ -30,15 +30,15 @@ from lsdb.catalog.records import NewCheckpoint, NewResult, NewRun, ResultRecord
 from lsdb.errors import BadInput, JobLost, NotFound
 
 if TYPE_CHECKING:
-    from lsdb.catalog.store import Catalog
+    from contextlib import AbstractContextManager
 
 ACTIVE = ("queued", "running", "waiting")
 _FRESH = {"attempt": 0, "worker_id": None, "lease_expires": None, "finished_at": None, "cancel_requested": False,
           "progress": 0.0, "progress_message": None, "error_type": None, "error_message": None, "error_traceback": None}
 FINAL = ("succeeded", "failed", "cancelled")
-J: Table = m.JobRow.__table__  # type: ignore[assignment]
-E: Table = m.JobEventRow.__table__  # type: ignore[assignment]
-W: Table = m.WorkerRow.__table__  # type: ignore[assignment]
+J: Table = m.JobRow.__table__
+E: Table = m.JobEventRow.__table__
+W: Table = m.WorkerRow.__table__
 
 
 @dataclass(frozen=True)
@@ -146,8 +146,16 @@ def _lost(fence: Fence) -> JobLost:
 class QueueMixin:
     """Enqueue, claim, renew, complete, fail, cancel, release and reap jobs; register workers."""
 
+    if TYPE_CHECKING:  # provided by `Catalog` and `ResultsMixin`, with which this class is mixed
+        def _write(self) -> AbstractContextManager[Connection]: ...
+        def _read(self) -> AbstractContextManager[Connection]: ...
+        def _add_result_in(self, conn: Connection, new: NewResult,
+                           produced: Sequence[tuple[NewRun, NewCheckpoint]] = (),
+                           replace: bool = False) -> tuple[int, bool]: ...
+        def _result_records(self, conn: Connection, where: list[Any]) -> list[ResultRecord]: ...
+
     # -- enqueue --------------------------------------------------------------------------
-    def add_job(self: Catalog, new: NewJob, tiles: Sequence[NewJob] = (),
+    def add_job(self, new: NewJob, tiles: Sequence[NewJob] = (),
                 dedupe: bool = True) -> tuple[JobRecord, bool]:
         """Enqueue a job (and its tile jobs); (job, created). With `dedupe`, an active job with the
         same cache key is returned instead (PostgreSQL: under an advisory lock on the key)."""
@@ -166,7 +174,7 @@ class QueueMixin:
                 self._insert_job(conn, tile, now, "queued", job_id, f"tile {i + 1} of {len(tiles)} of job {job_id}")
             return self._job(conn, job_id), True
 
-    def _insert_job(self: Catalog, conn: Connection, new: NewJob, now: int, status: str, parent: int | None,
+    def _insert_job(self, conn: Connection, new: NewJob, now: int, status: str, parent: int | None,
                     message: str) -> int:
         job_id = conn.execute(J.insert().values(
             analysis=new.analysis, payload=new.payload, cache_key=new.cache_key, queue=new.queue,
@@ -177,7 +185,7 @@ class QueueMixin:
         return int(job_id)
 
     # -- claim and lease ------------------------------------------------------------------------
-    def claim_job(self: Catalog, worker_id: str, queues: Sequence[str], resources: Sequence[str],
+    def claim_job(self, worker_id: str, queues: Sequence[str], resources: Sequence[str],
                   lease_s: float) -> JobRecord | None:
         """Claim the most urgent runnable job these queues and resources allow, or None."""
         with self._write() as conn:
@@ -195,7 +203,7 @@ class QueueMixin:
             _event(conn, row.id, row.started_at, "claimed", worker_id, f"attempt {row.attempt} of {row.max_attempts}")
             return JobRecord(**row._mapping)
 
-    def heartbeat(self: Catalog, worker_id: str, fence: Fence | None, lease_s: float, progress: float = 0.0,
+    def heartbeat(self, worker_id: str, fence: Fence | None, lease_s: float, progress: float = 0.0,
                   message: str | None = None) -> Heartbeat:
         """Renew the worker's heartbeat and, when it runs a job, the job's lease and progress."""
         with self._write() as conn:
@@ -213,7 +221,7 @@ class QueueMixin:
 
     # -- finishing (all fenced) -------------------------------------------------------------------
     def complete_job_with_result(
-        self: Catalog, fence: Fence, new: NewResult, produced: Sequence[tuple[NewRun, NewCheckpoint]] = (),
+        self, fence: Fence, new: NewResult, produced: Sequence[tuple[NewRun, NewCheckpoint]] = (),
         replace: bool = False,
     ) -> tuple[ResultRecord, bool]:
         """`add_result` and the job's success in one transaction, only while `fence` holds."""
@@ -223,12 +231,12 @@ class QueueMixin:
             self._finish(conn, fence, "succeeded", result_id=result_id)
             return self._result_records(conn, [r.c.id == result_id])[0], created
 
-    def complete_job(self: Catalog, fence: Fence, result_id: int) -> None:
+    def complete_job(self, fence: Fence, result_id: int) -> None:
         """Mark the job succeeded with an existing result (found in the cache)."""
         with self._write() as conn:
             self._finish(conn, fence, "succeeded", result_id=result_id, message="result was cached")
 
-    def fail_job(self: Catalog, fence: Fence, error_type: str, message: str, traceback: str | None = None,
+    def fail_job(self, fence: Fence, error_type: str, message: str, traceback: str | None = None,
                  retry: bool = True, backoff_s: float = 1.0) -> JobRecord:
         """Record an attempt's failure: requeued after ``backoff_s * 2**(attempt-1)`` while
         attempts remain (and `retry`), else failed with the error."""
@@ -251,11 +259,11 @@ class QueueMixin:
                 self._finish(conn, fence, "failed", error=error, message=f"{error_type}: {_short(message)}")
             return self._job(conn, fence.job_id)
 
-    def finish_cancelled(self: Catalog, fence: Fence, message: str = "cancelled while running") -> None:
+    def finish_cancelled(self, fence: Fence, message: str = "cancelled while running") -> None:
         with self._write() as conn:
             self._finish(conn, fence, "cancelled", message=message)
 
-    def release_job(self: Catalog, fence: Fence, message: str = "released by its worker") -> None:
+    def release_job(self, fence: Fence, message: str = "released by its worker") -> None:
         """Put a running job back in the queue without counting the attempt (worker shutdown)."""
         with self._write() as conn:
             now = db_now_ms(conn)
@@ -266,7 +274,7 @@ class QueueMixin:
                 raise _lost(fence)
             _event(conn, fence.job_id, now, "released", fence.worker_id, message)
 
-    def _finish(self: Catalog, conn: Connection, fence: Fence, status: str, *, result_id: int | None = None,
+    def _finish(self, conn: Connection, fence: Fence, status: str, *, result_id: int | None = None,
                 error: dict[str, Any] | None = None, message: str | None = None) -> None:
         values: dict[str, Any] = {"status": status, "finished_at": _now(conn), "lease_expires": None, **(error or {})}
         if status == "succeeded":
@@ -284,7 +292,7 @@ class QueueMixin:
         if row.parent_id is not None:
             self._tile_finished(conn, row.parent_id, fence.job_id, status, row.finished_at)
 
-    def _tile_finished(self: Catalog, conn: Connection, parent_id: int, child_id: int, status: str, now: int) -> None:
+    def _tile_finished(self, conn: Connection, parent_id: int, child_id: int, status: str, now: int) -> None:
         """A tile reached a final state: requeue its parent after the last success, fail it on a loss."""
         lock = select(J.c.status).where(J.c.id == parent_id)
         if conn.dialect.name == "postgresql":
@@ -303,7 +311,7 @@ class QueueMixin:
         _event(conn, parent_id, now, "failed", None, message)
         self._cancel_children(conn, parent_id, now, f"a sibling tile {status}")
 
-    def _cancel_children(self: Catalog, conn: Connection, parent_id: int, now: int, reason: str) -> None:
+    def _cancel_children(self, conn: Connection, parent_id: int, now: int, reason: str) -> None:
         queued = conn.execute(update(J).where(J.c.parent_id == parent_id, J.c.status == "queued")
                               .values(status="cancelled", finished_at=now).returning(J.c.id)).scalars().all()
         for child in queued:
@@ -312,7 +320,7 @@ class QueueMixin:
                      .values(cancel_requested=True))
 
     # -- reaper -----------------------------------------------------------------------------------
-    def reap_expired(self: Catalog, limit: int = 100) -> list[int]:
+    def reap_expired(self, limit: int = 100) -> list[int]:
         """Requeue running jobs whose lease expired (the attempt counts; none left: failed).
         Returns the reaped ids. A cheap read first, so idle workers do not take the write lock."""
         with self._read() as conn:
@@ -344,7 +352,7 @@ class QueueMixin:
             return reaped
 
     # -- cancel and retry (by hand) ------------------------------------------------------------
-    def cancel_job(self: Catalog, job_id: int) -> JobRecord:
+    def cancel_job(self, job_id: int) -> JobRecord:
         """Cancel a job: at once when queued or waiting (with its tiles), cooperatively when running."""
         with self._write() as conn:
             now = db_now_ms(conn)
@@ -362,7 +370,7 @@ class QueueMixin:
                 _event(conn, job_id, now, "cancel_requested", None, f"worker {job.worker_id} will stop it")
             return self._job(conn, job_id)
 
-    def retry_job(self: Catalog, job_id: int) -> JobRecord:
+    def retry_job(self, job_id: int) -> JobRecord:
         """Requeue a failed or cancelled job with fresh attempts (a fan-out parent: its lost tiles too)."""
         with self._write() as conn:
             now = db_now_ms(conn)
@@ -381,18 +389,18 @@ class QueueMixin:
             return self._job(conn, job_id)
 
     # -- reading ------------------------------------------------------------------------------------
-    def _job(self: Catalog, conn: Connection, job_id: int) -> JobRecord:
+    def _job(self, conn: Connection, job_id: int) -> JobRecord:
         row = conn.execute(select(J).where(J.c.id == job_id)).first()
         if row is None:
             raise NotFound(f"job {job_id} not found; see `lsdb jobs list`")
         return JobRecord(**row._mapping)
 
-    def get_job(self: Catalog, job_id: int) -> JobRecord:
+    def get_job(self, job_id: int) -> JobRecord:
         """One job; `NotFound` otherwise."""
         with self._read() as conn:
             return self._job(conn, job_id)
 
-    def list_jobs(self: Catalog, status: Sequence[str] | str | None = None, queue: str | None = None,
+    def list_jobs(self, status: Sequence[str] | str | None = None, queue: str | None = None,
                   limit: int | None = None, parent_id: int | None = None) -> list[JobRecord]:
         """Jobs oldest first (with `limit`: the newest `limit` of them)."""
         q = select(J).order_by(J.c.id.desc())
@@ -407,14 +415,14 @@ class QueueMixin:
         with self._read() as conn:
             return [JobRecord(**row._mapping) for row in reversed(conn.execute(q).all())]
 
-    def list_job_events(self: Catalog, job_id: int) -> list[JobEventRecord]:
+    def list_job_events(self, job_id: int) -> list[JobEventRecord]:
         with self._read() as conn:
             self._job(conn, job_id)
             rows = conn.execute(select(E).where(E.c.job_id == job_id).order_by(E.c.id)).all()
         return [JobEventRecord(**row._mapping) for row in rows]
 
     # -- workers ----------------------------------------------------------------------------------
-    def register_worker(self: Catalog, worker_id: str, host: str, pid: int, device: str,
+    def register_worker(self, worker_id: str, host: str, pid: int, device: str,
                         queues: Sequence[str]) -> WorkerRecord:
         with self._write() as conn:
             now = db_now_ms(conn)
@@ -422,12 +430,12 @@ class QueueMixin:
                                            status="idle", current_job=None, started_at=now, heartbeat=now))
             return WorkerRecord(**conn.execute(select(W).where(W.c.id == worker_id)).one()._mapping)
 
-    def set_worker_status(self: Catalog, worker_id: str, status: str) -> None:
+    def set_worker_status(self, worker_id: str, status: str) -> None:
         with self._write() as conn:
             now = db_now_ms(conn)
             conn.execute(update(W).where(W.c.id == worker_id).values(status=status, current_job=None, heartbeat=now))
 
-    def list_workers(self: Catalog) -> list[WorkerRecord]:
+    def list_workers(self) -> list[WorkerRecord]:
         with self._read() as conn:
             return [WorkerRecord(**row._mapping) for row in conn.execute(select(W).order_by(W.c.started_at, W.c.id))]
 

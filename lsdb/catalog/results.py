@@ -14,18 +14,26 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, delete, select
 
 from lsdb.catalog import models as m
-from lsdb.catalog.records import NewCheckpoint, NewResult, NewRun, ResultInputRecord, ResultRecord
+from lsdb.catalog.records import NewCheckpoint, NewResult, NewRun, ResultInputRecord, ResultRecord, RunRecord
 from lsdb.errors import NotFound
 
 if TYPE_CHECKING:
-    from lsdb.catalog.store import Catalog
+    from contextlib import AbstractContextManager
 
 HDF5_MEDIA_TYPE = "application/x-hdf5"
 
 
 class ResultsMixin:
+    if TYPE_CHECKING:  # provided by `Catalog`, which this class is mixed into
+        def _write(self) -> AbstractContextManager[Connection]: ...
+        def _read(self) -> AbstractContextManager[Connection]: ...
+        def _insert(self, conn: Connection, table: Any) -> Any: ...
+        def _add_blob(self, conn: Connection, digest: str, size: int, media_type: str, path: str) -> None: ...
+        def _ensure_run(self, conn: Connection, new: NewRun) -> tuple[int, bool]: ...
+        def get_run(self, ref: int | str, project: str | None = None) -> RunRecord: ...
+
     def add_result(
-        self: Catalog,
+        self,
         new: NewResult,
         produced: Sequence[tuple[NewRun, NewCheckpoint]] = (),
         replace: bool = False,
@@ -38,7 +46,7 @@ class ResultsMixin:
         return record, created
 
     def _add_result_in(
-        self: Catalog,
+        self,
         conn: Connection,
         new: NewResult,
         produced: Sequence[tuple[NewRun, NewCheckpoint]] = (),
@@ -115,7 +123,7 @@ class ResultsMixin:
         return result_id, True
 
     def _add_produced_checkpoint(
-        self: Catalog, conn: Connection, run: NewRun, ckpt: NewCheckpoint, result_id: int
+        self, conn: Connection, run: NewRun, ckpt: NewCheckpoint, result_id: int
     ) -> None:
         from lsdb.catalog.store import CHECKPOINT_MEDIA_TYPE, now_ms
 
@@ -139,13 +147,13 @@ class ResultsMixin:
         )
         conn.execute(stmt.on_conflict_do_nothing(index_elements=["run_id", "tensor_digest"]))
 
-    def find_result(self: Catalog, cache_key: str) -> ResultRecord | None:
+    def find_result(self, cache_key: str) -> ResultRecord | None:
         r = m.ResultRow.__table__
         with self._read() as conn:
             rows = self._result_records(conn, [r.c.cache_key == cache_key])
         return rows[0] if rows else None
 
-    def get_result(self: Catalog, result_id: int) -> ResultRecord:
+    def get_result(self, result_id: int) -> ResultRecord:
         r = m.ResultRow.__table__
         with self._read() as conn:
             rows = self._result_records(conn, [r.c.id == result_id])
@@ -154,7 +162,7 @@ class ResultsMixin:
         return rows[0]
 
     def list_results(
-        self: Catalog, run: str | int | None = None, analysis: str | None = None, project: str | None = None
+        self, run: str | int | None = None, analysis: str | None = None, project: str | None = None
     ) -> list[ResultRecord]:
         """Results, newest last; `run` keeps those with an input checkpoint of that run."""
         r = m.ResultRow.__table__
@@ -170,7 +178,7 @@ class ResultsMixin:
         with self._read() as conn:
             return self._result_records(conn, where)
 
-    def _result_records(self: Catalog, conn: Connection, where: list[Any]) -> list[ResultRecord]:
+    def _result_records(self, conn: Connection, where: list[Any]) -> list[ResultRecord]:
         r = m.ResultRow.__table__
         rows = conn.execute(select(r).where(*where).order_by(r.c.id)).all()
         if not rows:

@@ -13,7 +13,7 @@ import contextlib
 import json
 import math
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Text, delete, func, select, type_coerce, update
@@ -73,10 +73,12 @@ class Catalog(ResultsMixin, QueueMixin):
 
     def _insert(self, conn: Connection, table: Any) -> Any:
         if conn.dialect.name == "postgresql":  # imported here: the dialect module is slow to import
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
-        return insert(table)
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            return pg_insert(table)
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table)
 
     def db_now_ms(self) -> int:
         with self._read() as conn:
@@ -105,7 +107,7 @@ class Catalog(ResultsMixin, QueueMixin):
         )
         run_id = conn.execute(stmt).scalar_one_or_none()
         created = run_id is not None
-        if not created:
+        if run_id is None:
             row = conn.execute(
                 select(t.c.id, t.c.model_spec, t.c.dataset_spec, t.c.loss).where(
                     t.c.project == new.project, t.c.name == new.name
@@ -190,12 +192,12 @@ class Catalog(ResultsMixin, QueueMixin):
                 q = q.where(t.c.project == project)
             return self._run_records(conn, conn.execute(q).all())
 
-    def _run_records(self, conn: Connection, rows: list[Any]) -> list[RunRecord]:
+    def _run_records(self, conn: Connection, rows: Sequence[Any]) -> list[RunRecord]:
         if not rows:
             return []
         ids = [r.id for r in rows]
         c = m.CheckpointRow.__table__
-        counts = dict(
+        counts: dict[int, int] = dict(
             conn.execute(select(c.c.run_id, func.count()).where(c.c.run_id.in_(ids)).group_by(c.c.run_id)).all()
         )
         params: dict[int, dict[str, Any]] = {i: {} for i in ids}
@@ -333,7 +335,8 @@ class Catalog(ResultsMixin, QueueMixin):
         rows = conn.execute(q).all()
         # meta is decoded by hand: most rows hold JSON null, and json.loads per row dominates big listings
         return [
-            CheckpointRecord(*row[:14], _meta(row[14]), row[15])
+            # one starred tuple: mypy cannot count `*row[:14]` followed by more positional arguments
+            CheckpointRecord(*(*row[:14], _meta(row[14]), row[15]))
             for row in rows
         ]
 
@@ -414,7 +417,7 @@ class Catalog(ResultsMixin, QueueMixin):
             return []
         b = m.BlobRow.__table__
         with self._write() as conn:
-            live = set(
+            live: set[str | None] = set(
                 conn.execute(
                     select(m.CheckpointRow.blob_digest).where(m.CheckpointRow.blob_digest.in_(digests))
                 ).scalars()

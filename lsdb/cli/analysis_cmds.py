@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from lsdb.cli.render import Format, render, render_mapping
@@ -161,7 +163,7 @@ def plugins(format: Format = typer.Option(Format.table, "--format")) -> None:
     """Loaded plugins: version, hooks, analyses and any load error."""
     from lsdb.plugins import plugin_infos
 
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "plugin": p.name,
             "version": p.version,

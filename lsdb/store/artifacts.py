@@ -13,7 +13,7 @@ import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import h5py
 import numpy as np
@@ -37,10 +37,10 @@ def _as_array(name: str, value: np.ndarray | torch.Tensor) -> np.ndarray:
     if type(value).__module__.startswith("torch"):
         import torch
 
-        value = value.detach().cpu()
-        if value.dtype == torch.bfloat16:  # HDF5 has no bfloat16; float32 holds it exactly
-            value = value.float()
-        value = value.numpy()
+        tensor = cast("torch.Tensor", value).detach().cpu()
+        if tensor.dtype == torch.bfloat16:  # HDF5 has no bfloat16; float32 holds it exactly
+            tensor = tensor.float()
+        value = tensor.numpy()
     array = np.asarray(value)
     if array.dtype.kind not in _ARRAY_KINDS:
         raise BadInput(f"array {name!r} has dtype {array.dtype}; artifacts hold numeric arrays only")
