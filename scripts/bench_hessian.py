@@ -17,7 +17,10 @@ initialization (seed 0) and after 10 epochs of SGD (lr 0.1, momentum 0.9, batch 
    (x, y in [-1, 1]) through the trained checkpoint, tol 1e-2. To keep the run short only
    ``--rows`` rows are computed (a tile, ``rows=[0, R]``: 21·R points) and times are
    extrapolated to the 441 points linearly. Compared: warm starts in snake order (the
-   default), independent cold starts of the same Lanczos at every point, and Li et al.'s
+   default), independent cold starts of the same Lanczos at every point (with the same
+   stopping rule, which lets a cold start stop before the most negative eigenvalue has
+   emerged; and with the two cheapest settings found that get every point right: at least 12
+   steps, or tol 3e-3), and Li et al.'s
    own recipe (their ``hess_eigvals.py``: two ``scipy.sparse.linalg.eigsh`` runs per point,
    implicitly restarted Lanczos with ``tol=1e-2``, the second shifted by 0.51 λmax to find
    λmin). Accuracy: the largest error against the same points at tol 1e-4 (cold starts).
@@ -207,27 +210,31 @@ def bench_eigenmap(state: dict[str, torch.Tensor], rows: int) -> None:
     _, ref = run(tol=1e-4, warm_start=False, min_iter=2, max_iter=400)
     scale = np.abs(ref.arrays["lambda_max"])
     rows_out = {}
+    def errors(lmax: np.ndarray, lmin: np.ndarray) -> tuple[float, float, int]:
+        e1, e2 = np.abs(lmax - ref.arrays["lambda_max"]) / scale, np.abs(lmin - ref.arrays["lambda_min"]) / scale
+        return float(e1.max()), float(e2.max()), int(((e1 > 1e-2) | (e2 > 1e-2)).sum())
+
     for name, params in [("lsdb eigenmap, warm starts (default)", {}),
-                         ("lsdb Lanczos, cold start per point", {"warm_start": False}),
-                         ("lsdb Lanczos, cold, min_iter 2", {"warm_start": False, "min_iter": 2})]:
+                         ("cold start per point, same rule", {"warm_start": False}),
+                         ("cold, min_iter 12", {"warm_start": False, "min_iter": 12}),
+                         ("cold, tol 3e-3", {"warm_start": False, "tol": 3e-3})]:
         seconds, out = run(**params)
-        err_max = float(np.max(np.abs(out.arrays["lambda_max"] - ref.arrays["lambda_max"]) / scale))
-        err_min = float(np.max(np.abs(out.arrays["lambda_min"] - ref.arrays["lambda_min"]) / scale))
-        rows_out[name] = (seconds, out.scalars["hvp_count"], err_max, err_min)
+        found = errors(out.arrays["lambda_max"], out.arrays["lambda_min"])
+        rows_out[name] = (seconds, out.scalars["hvp_count"], *found)
     t0 = time.perf_counter()
     lmax, lmin, hvps = li_et_al_eigsh(state, rows, 1e-2)
     seconds = time.perf_counter() - t0
-    rows_out["Li et al.: 2 x scipy eigsh per point"] = (
-        seconds, hvps, float(np.max(np.abs(lmax - ref.arrays["lambda_max"]) / scale)),
-        float(np.max(np.abs(lmin - ref.arrays["lambda_min"]) / scale)))
+    rows_out["Li et al.: 2 x scipy eigsh per point"] = (seconds, hvps, *errors(lmax, lmin))
     points = 21 * rows
     print(f"\nEigenmap, 21 x 21 plane, tol 1e-2: {points} points computed (rows 0..{rows - 1}), x {441 / points:.1f} "
-          "to extrapolate. Errors against tol 1e-4, relative to λmax.")
-    print(f"{'method':38s} {'s (441 pts)':>11s} {'HVPs/pt':>8s} {'err λmax':>9s} {'err λmin':>9s} "
+          "to extrapolate. Errors against tol 1e-4, relative to λmax; 'wrong': points off by more than the "
+          "tolerance (1e-2 λmax).")
+    print(f"{'method':38s} {'s (441 pts)':>11s} {'HVPs/pt':>8s} {'err λmax':>9s} {'err λmin':>9s} {'wrong':>6s} "
           f"{'warm speed-up':>14s}")
     warm = rows_out["lsdb eigenmap, warm starts (default)"][0]
-    for name, (sec, hv, e1, e2) in rows_out.items():
-        print(f"{name:38s} {sec * 441 / points:11.1f} {hv / points:8.1f} {e1:9.1e} {e2:9.1e} {sec / warm:13.2f}x")
+    for name, (sec, hv, e1, e2, bad) in rows_out.items():
+        print(f"{name:38s} {sec * 441 / points:11.1f} {hv / points:8.1f} {e1:9.1e} {e2:9.1e} {bad:6d} "
+              f"{sec / warm:13.2f}x")
 
 
 def main() -> None:

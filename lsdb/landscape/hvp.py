@@ -16,6 +16,11 @@ Neural Computation 6(1)) and cost a small constant number of forward passes each
   graph is kept between products (each one recomputes the forward pass), so memory stays at
   one batch's.
 
+``kernel="auto"`` (the default) computes reverse-mode products of plain ``nn.Sequential``
+stacks of Linear layers and elementwise activations (the `mlp` zoo model) with the R-operator
+written out by hand (`sequential_hvp`): the same numbers to rounding, 20–30 % faster than the
+double backward. ``kernel="autograd"`` always differentiates autograd's graph.
+
 The data are processed in batches whose products are summed (the loss is the mean over all
 examples, so H = Σ_b H_b). With the reverse method the graphs of all batches are kept when
 they fit `memory_budget` (measured on a probe batch); otherwise each product rebuilds them.
@@ -43,8 +48,11 @@ from torch import Tensor, nn
 from torch.func import functional_call
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from lsdb.landscape import sequential_hvp
+
 Loss = Literal["cross_entropy", "mse"]
 Method = Literal["reverse", "forward"]
+Kernel = Literal["auto", "autograd", "sequential"]
 BatchNormMode = Literal["eval", "batch"]
 
 #: Graph memory (bytes) the reverse method may keep between products unless told otherwise.
@@ -79,7 +87,8 @@ class HessianOperator:
     the examples per pass (default: as many as `memory_budget` allows). `cache_graphs` keeps the
     reverse-mode graphs between products (None: when they fit `memory_budget`). `batched`
     multiplies several vectors in one vmapped pass in `matmat` (None: only on CUDA; on a CPU
-    one vector at a time measured faster per vector). `hvp_count` counts vector products.
+    one vector at a time measured faster per vector). `kernel`: see the module docstring
+    (``"sequential"`` refuses a model it cannot handle). `hvp_count` counts vector products.
     """
 
     def __init__(
@@ -100,11 +109,14 @@ class HessianOperator:
         cache_graphs: bool | None = None,
         memory_budget: int = DEFAULT_MEMORY_BUDGET,
         batched: bool | None = None,
+        kernel: Kernel = "auto",
     ) -> None:
         if loss not in ("cross_entropy", "mse"):
             raise ValueError(f"loss must be 'cross_entropy' or 'mse', got {loss!r}")
         if method not in ("reverse", "forward"):
             raise ValueError(f"method must be 'reverse' or 'forward', got {method!r}")
+        if kernel not in ("auto", "autograd", "sequential"):
+            raise ValueError(f"kernel must be 'auto', 'autograd' or 'sequential', got {kernel!r}")
         if bn not in ("eval", "batch"):
             raise ValueError(f"bn must be 'eval' or 'batch', got {bn!r}")
         if len(x) != len(y) or len(x) == 0:
@@ -143,6 +155,13 @@ class HessianOperator:
         self.cache_graphs = method == "reverse" and (fits if cache_graphs is None else cache_graphs)
         self._graphs: list[Tensor] = []
         self._leaf: Tensor | None = None
+        self._sequential: sequential_hvp.SequentialHessian | None = None
+        wanted = kernel == "sequential" or (kernel == "auto" and self.cache_graphs)
+        if wanted and method == "reverse" and sequential_hvp.supports(self.module):
+            self._sequential = sequential_hvp.SequentialHessian(self.module, loss, self._norm)  # type: ignore[arg-type]
+        elif kernel == "sequential":
+            raise ValueError("kernel='sequential' needs method='reverse' and a plain nn.Sequential of Linear layers "
+                             "and elementwise activations")
         self.loss: float = math.nan
         self.gradient: Tensor | None = None
         self.set_point(flat_parameters(self.module) if theta is None else theta)
@@ -154,6 +173,13 @@ class HessianOperator:
             raise ValueError(f"theta must be a vector of {self.n} parameters, got shape {tuple(theta.shape)}")
         self.theta = theta.detach().to(self.device, self.dtype).clone()
         self._graphs, self._leaf = [], None
+        if self._sequential is not None:
+            try:
+                self.loss, self.gradient = self._sequential.prepare(self.unflatten(self.theta), self._batches())
+                self.gradient_count += 1
+                return
+            except ValueError:  # e.g. a Linear layer on 3-d inputs: autograd from now on
+                self._sequential = None
         leaf = self.theta.clone().requires_grad_(True)
         total, grad = 0.0, torch.zeros_like(self.theta)
         for xb, yb in self._batches():
@@ -171,6 +197,15 @@ class HessianOperator:
     # -- products -------------------------------------------------------------------------
     def matvec(self, v: Tensor) -> Tensor:
         """H v for one flat vector v (returned in the operator's dtype, on its device)."""
+        if self._sequential is not None and v.shape == (self.n,):
+            self.hvp_count += 1
+            return self._sequential.hvp(self.unflatten(v.detach().to(self.device, self.dtype)))
+        if self.cache_graphs and len(self._graphs) == 1 and v.shape == (self.n,):
+            assert self._leaf is not None  # the common case, without matmat's bookkeeping
+            u = v.detach().to(self.device, self.dtype)
+            (hv,) = torch.autograd.grad(self._graphs[0], self._leaf, u, retain_graph=True)
+            self.hvp_count += 1
+            return hv
         return self.matmat(v.reshape(1, -1))[0]
 
     def matmat(self, vectors: Tensor) -> Tensor:
@@ -178,6 +213,9 @@ class HessianOperator:
         if vectors.dim() != 2 or vectors.shape[1] != self.n:
             raise ValueError(f"vectors must be (m, {self.n}), got {tuple(vectors.shape)}")
         vs = vectors.detach().to(self.device, self.dtype)
+        if self._sequential is not None:
+            self.hvp_count += len(vs)
+            return torch.stack([self._sequential.hvp(self.unflatten(v)) for v in vs])
         if self.batched and len(vs) > 1:
             out = self._products(vs)
         else:
