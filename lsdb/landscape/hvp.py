@@ -147,7 +147,9 @@ class HessianOperator:
         self.batched = self.device.type == "cuda" if batched is None else batched
         self.hvp_count = 0
         self.gradient_count = 0
-        per_example = self._graph_bytes_per_example()
+        simple = method == "reverse" and kernel != "autograd" and sequential_hvp.supports(self.module)
+        per_example = (sequential_hvp.cache_bytes_per_example(self.module, self.x[:1]) if simple
+                       else self._graph_bytes_per_example())
         if batch_size is None:
             batch_size = max(1, min(self.n_examples, memory_budget // max(per_example, 1)))
         self.batch_size = batch_size
@@ -157,7 +159,7 @@ class HessianOperator:
         self._leaf: Tensor | None = None
         self._sequential: sequential_hvp.SequentialHessian | None = None
         wanted = kernel == "sequential" or (kernel == "auto" and self.cache_graphs)
-        if wanted and method == "reverse" and sequential_hvp.supports(self.module):
+        if wanted and simple:
             self._sequential = sequential_hvp.SequentialHessian(self.module, loss, self._norm)  # type: ignore[arg-type]
         elif kernel == "sequential":
             raise ValueError("kernel='sequential' needs method='reverse' and a plain nn.Sequential of Linear layers "

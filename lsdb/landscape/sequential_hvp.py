@@ -56,6 +56,18 @@ def supports(module: nn.Module) -> bool:
     return has_linear and [n for n, _ in module.named_parameters()] == expected and not list(module.buffers())
 
 
+def cache_bytes_per_example(module: nn.Sequential, probe: Tensor) -> int:
+    """Bytes `SequentialHessian` keeps per example: each layer's output up to three times (the
+    activation or Linear input, f' and δ; f'' too for smooth activations), from one example."""
+    total, h = probe[0].numel(), probe[:1]
+    with torch.no_grad():
+        for layer in module:
+            h = layer(h)
+            copies = 4 if isinstance(layer, SMOOTH) else 3
+            total += copies * h[0].numel()
+    return int(total * probe.element_size()) + 1
+
+
 @dataclass
 class _Cache:
     """What one data batch needs for products at the current point."""
@@ -78,6 +90,8 @@ class SequentialHessian:
             raise ValueError(f"loss must be 'cross_entropy' or 'mse', got {loss!r}")
         self.layers = list(module.named_children())
         self.loss, self.norm = loss, norm
+        self._has_params_before = [any(isinstance(m, nn.Linear) for _, m in self.layers[:i])
+                                   for i in range(len(self.layers))]
         self._caches: list[_Cache] = []
         self._params: dict[str, Tensor] = {}
 
@@ -95,10 +109,14 @@ class SequentialHessian:
 
     def hvp(self, vector: dict[str, Tensor]) -> Tensor:
         """H v, flat in the parameters' order, for v given as name -> tensor (views are fine)."""
-        out = {k: torch.zeros_like(v) for k, v in self._params.items()}
+        total: Tensor | None = None
         for cache in self._caches:
+            out: dict[str, Tensor] = {}
             self._hvp_batch(cache, vector, out)
-        return torch.cat([out[k].reshape(-1) for k in self._params])
+            flat = torch.cat([out[k].reshape(-1) for k in self._params])
+            total = flat if total is None else total.add_(flat)
+        assert total is not None
+        return total
 
     # -- one batch --------------------------------------------------------------------------
     def _prepare_batch(self, xb: Tensor, yb: Tensor, grads: dict[str, Tensor]) -> tuple[_Cache, float]:
@@ -179,12 +197,12 @@ class SequentialHessian:
                 continue
             elif isinstance(layer, nn.Flatten):
                 r = layer(r)
-            elif (f1 := c.d1[i]) is not None:
-                r = r * f1
+            elif (f1 := c.d1[i]) is not None:  # in place unless f'' needs R{z} later
+                r = r * f1 if c.d2[i] is not None else r.mul_(f1)
         assert r is not None
         if self.loss == "cross_entropy":
             assert c.probs is not None
-            rd = (r - (c.probs * r).sum(1, keepdim=True)).mul_(c.probs).div_(self.norm)
+            rd = r.sub_((c.probs * r).sum(1, keepdim=True)).mul_(c.probs).div_(self.norm)
         else:
             rd = r * (2.0 / self.norm)
         for i in range(n_layers - 1, -1, -1):
@@ -195,9 +213,9 @@ class SequentialHessian:
                 gw = rd.T @ a_in
                 if ra is not None:
                     gw.addmm_(delta.T, ra)
-                out[f"{name}.weight"] += gw
-                if f"{name}.bias" in out:
-                    out[f"{name}.bias"] += rd.sum(0)
+                out[f"{name}.weight"] = gw
+                if layer.bias is not None:
+                    out[f"{name}.bias"] = rd.sum(0)
                 if not self._needs_input_delta(i):
                     return
                 rd = rd @ p[f"{name}.weight"]
@@ -206,13 +224,12 @@ class SequentialHessian:
                 rd = rd.reshape(c.shapes[i])
             elif (f1 := c.d1[i]) is not None:
                 d2, rz = c.d2[i], r_in[i]
-                new = rd * f1
+                rd = rd.mul_(f1)  # a fresh tensor: the products above have been taken
                 if d2 is not None and rz is not None:
                     delta_out = c.deltas[i]
                     assert delta_out is not None
-                    new += d2 * delta_out * rz
-                rd = new
+                    rd += d2 * delta_out * rz
 
     def _needs_input_delta(self, index: int) -> bool:
         """Whether a Linear layer at `index` has parameters before it (else its input's δ is not needed)."""
-        return any(isinstance(layer, nn.Linear) for _, layer in self.layers[:index])
+        return self._has_params_before[index]
