@@ -56,12 +56,12 @@ def supports(module: nn.Module) -> bool:
     return has_linear and [n for n, _ in module.named_parameters()] == expected and not list(module.buffers())
 
 
-def cache_bytes_per_example(module: nn.Sequential, probe: Tensor) -> int:
+def cache_bytes_per_example(module: nn.Module, probe: Tensor) -> int:
     """Bytes `SequentialHessian` keeps per example: each layer's output up to three times (the
     activation or Linear input, f' and δ; f'' too for smooth activations), from one example."""
     total, h = probe[0].numel(), probe[:1]
     with torch.no_grad():
-        for layer in module:
+        for layer in module.children():
             h = layer(h)
             copies = 4 if isinstance(layer, SMOOTH) else 3
             total += copies * h[0].numel()
