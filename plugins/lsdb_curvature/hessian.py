@@ -20,7 +20,8 @@ constants) unless ``bn=batch``. Eigenvectors are stored as rows in the parameter
 (`ParamLayout.from_module(model)`'s parameter part, the ``named_parameters()`` order), unit
 norm, sign fixed so that the largest-magnitude entry is positive. With ``eigen_checkpoints=J``
 the points θ + s·u_j (j ≤ J) are also stored as checkpoints, so that ``surface`` with
-``directions=checkpoints`` draws the loss along the top eigenvectors.
+``directions=checkpoints`` draws the loss along the top eigenvectors; ``surface`` with
+``directions=hessian`` computes them itself (the same Lanczos, on the surface's split).
 """
 
 from __future__ import annotations
