@@ -62,10 +62,10 @@ def checkpoints(
     format: Format = typer.Option(Format.table, "--format"),
 ) -> None:
     """List checkpoints (a run's trajectory is its checkpoints by step)."""
-    records = state(ctx).catalog().list_checkpoints(run, project, limit)
     if format is Format.json:
-        render([r.to_dict() for r in records], format)
+        render(state(ctx).catalog().list_checkpoint_dicts(run, project, limit), format)
         return
+    records = state(ctx).catalog().list_checkpoints(run, project, limit)
     rows = [
         {
             "id": r.id,

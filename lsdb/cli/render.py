@@ -38,7 +38,7 @@ def _finite(value: Any) -> Any:
 def to_json(data: Any, indent: int | None = None) -> str:
     """Strict JSON: NaN and infinities become null (they are not JSON)."""
     try:
-        return json.dumps(data, default=str, allow_nan=False, indent=indent)
+        return json.dumps(data, default=str, allow_nan=False, indent=indent, check_circular=False)
     except ValueError:
         return json.dumps(_finite(data), default=str, allow_nan=False, indent=indent)
 
