@@ -136,7 +136,7 @@ def _run_schemas(catalog: Catalog, run: NewRun) -> set[str]:
 
 def add_tensors(
     catalog: Catalog,
-    run: NewRun,
+    run: NewRun | int,
     tensors: dict[str, Any],
     *,
     step: int | None = None,
@@ -146,7 +146,8 @@ def add_tensors(
     meta: dict[str, Any] | None = None,
     produced_by: int | None = None,
 ) -> tuple[CheckpointRecord, bool]:
-    """Store a state dict as a checkpoint of `run`: publish its blob, then commit its rows.
+    """Store a state dict as a checkpoint of `run` (a new or existing run, or an existing run's id):
+    publish its blob, then commit its rows.
 
     The one path by which weights enter the catalog (ingest, training, the record API and
     analyses that make checkpoints all use it). Returns (record, created).

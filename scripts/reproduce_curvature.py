@@ -4,7 +4,7 @@ the full Hessian's |λmin/λmax| is near zero; in chaotic regions it is not.
 Li et al. ("Visualizing the Loss Landscape of Neural Nets", NeurIPS 2018) ask whether the
 apparent convexity of a 2D filter-normalized surface is real: they map the ratio of the most
 negative to the largest eigenvalue of the full Hessian over the same plane. This script does
-it for three digits models, entirely through lsdb's CLI (``lsdb train``, ``lsdb run ... --inline``,
+it for four digits models, entirely through lsdb's CLI (``lsdb train``, ``lsdb run ... --inline``,
 ``lsdb plot``, ``lsdb results export``):
 
 * ``mlp``: ``mlp:widths=[128,128]`` on ``digits`` (10 epochs), a 21 x 21 plane, all 1,437 examples;
@@ -13,7 +13,8 @@ it for three digits models, entirely through lsdb's CLI (``lsdb train``, ``lsdb 
   11 x 11 plane, a fixed subset of ``--subset`` training examples (the same examples for the
   surface and the eigenmap). Depth 20 rather than 14: on 8 x 8 digits the 14-layer network
   without skips still looks convex at 83 % of the interior points of its surface (20 layers:
-  65 %, 32 layers: 37 %, but only 91 % train accuracy after 15 epochs).
+  65 %, 32 layers: 37 %, but only 91 % train accuracy after 15 epochs);
+* ``resnet32-noskip``: the same without skips at ``--deep-depth`` 32, the chaotic one.
 
 Each model gets a ``surface`` (random filter-normalized directions, biases and BatchNorm
 ignored, x, y in [-1, 1]) and an ``eigenmap`` of the same plane (same seed, same directions).
@@ -119,7 +120,8 @@ def main() -> None:
     parser.add_argument("--subset", type=int, default=64, help="examples for the ResNets' surfaces and eigenmaps")
     parser.add_argument("--grid", type=int, default=11, help="grid points per axis for the ResNets")
     parser.add_argument("--mlp-grid", type=int, default=21)
-    parser.add_argument("--only", default="mlp,skip,noskip", help="which of mlp, skip, noskip")
+    parser.add_argument("--deep-depth", type=int, default=32, help="depth of the deeper no-skip ResNet ('deep')")
+    parser.add_argument("--only", default="mlp,skip,noskip,deep", help="which of mlp, skip, noskip, deep")
     args = parser.parse_args()
     start = time.perf_counter()
     if args.out is None:
@@ -141,6 +143,8 @@ def main() -> None:
                  args.resnet_lr, args.grid, args.subset),
         "noskip": (f"resnet{depth}-noskip", f"resnet:depth={depth},skip=false", "digits:image=true",
                    args.resnet_epochs, args.resnet_lr, args.grid, args.subset),
+        "deep": (f"resnet{args.deep_depth}-noskip", f"resnet:depth={args.deep_depth},skip=false", "digits:image=true",
+                 args.resnet_epochs, args.resnet_lr, args.grid, args.subset),
     }
     summary: dict[str, Any] = {}
     for key in args.only.split(","):

@@ -232,14 +232,15 @@ class Catalog(ResultsMixin, QueueMixin):
         ]
 
     # -- checkpoints ----------------------------------------------------------------------
-    def add_checkpoint(self, run: NewRun, ckpt: NewCheckpoint) -> tuple[CheckpointRecord, bool]:
+    def add_checkpoint(self, run: NewRun | int, ckpt: NewCheckpoint) -> tuple[CheckpointRecord, bool]:
         """Record a checkpoint whose blob is already published; (record, created).
 
-        Get-or-create the run, the blob row and the checkpoint row in one transaction. The
-        same weights in the same run are the same checkpoint: the existing one comes back.
+        Get-or-create the run (or take an existing run's id), the blob row and the checkpoint row
+        in one transaction. The same weights in the same run are the same checkpoint: the
+        existing one comes back.
         """
         with self._write() as conn:
-            run_id, _ = self._ensure_run(conn, run)
+            run_id = run if isinstance(run, int) else self._ensure_run(conn, run)[0]
             self._add_blob(conn, ckpt.blob_digest, ckpt.blob_size, CHECKPOINT_MEDIA_TYPE, ckpt.blob_path)
             c = m.CheckpointRow.__table__
             stmt = (

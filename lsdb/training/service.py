@@ -145,7 +145,8 @@ def _train(
         def write() -> CheckpointRecord:
             digest = catalog.objects.put_bytes(encode_resume_state(snapshot, cfg)).digest
             record, _ = add_tensors(
-                catalog, writer.run, model_copy, step=state.step, epoch=state.epochs_done, meta={"resume_state": digest}
+                catalog, writer.run_id, model_copy, step=state.step, epoch=state.epochs_done,
+                meta={"resume_state": digest},
             )
             return record
 

@@ -31,6 +31,17 @@ def test_add_checkpoint_creates_run_and_dedupes(any_catalog) -> None:  # type: i
     assert len(any_catalog.list_blobs()) == 1
 
 
+def test_add_checkpoint_to_a_run_given_by_id_and_the_json_listing(any_catalog) -> None:  # type: ignore[no-untyped-def]
+    first, _ = any_catalog.add_checkpoint(NewRun("by-id", "p"), _ckpt("9" * 64, step=1))
+    second, created = any_catalog.add_checkpoint(first.run_id, _ckpt("8" * 64, step=2))
+    assert created and (second.run, second.project, second.run_id) == ("by-id", "p", first.run_id)
+    again, created2 = any_catalog.add_checkpoint(first.run_id, _ckpt("8" * 64, step=3))
+    assert not created2 and again.id == second.id
+    records = any_catalog.list_checkpoints()
+    assert any_catalog.list_checkpoint_dicts() == [r.to_dict() for r in records]
+    assert any_catalog.list_checkpoint_dicts("by-id", "p", limit=1) == [first.to_dict()]
+
+
 def test_same_weights_in_two_runs_share_one_blob(any_catalog) -> None:  # type: ignore[no-untyped-def]
     any_catalog.add_checkpoint(NewRun("r1"), _ckpt("b" * 64))
     any_catalog.add_checkpoint(NewRun("r2"), _ckpt("b" * 64))
