@@ -150,32 +150,52 @@ def add_tensors(
     publish its blob, then commit its rows.
 
     The one path by which weights enter the catalog (ingest, training, the record API and
-    analyses that make checkpoints all use it). Returns (record, created).
+    analyses that make checkpoints all use it; training commits the rows of `publish_tensors`
+    in batches). Returns (record, created).
     """
-    # one pass: the canonical safetensors bytes are hashed as they are written, and their
-    # digest *is* the tensor digest (DESIGN.md §2), so the weights are hashed exactly once
-    blob = catalog.objects.put_chunks(canonical_chunks(tensors))
-    record, created = catalog.add_checkpoint(
-        run,
-        NewCheckpoint(
-            tensor_digest=blob.digest,
-            schema_digest=schema_digest(tensors),
-            n_params=n_params(tensors),
-            n_tensors=len(tensors),
-            blob_digest=blob.digest,
-            blob_size=blob.size,
-            blob_path=blob.relpath,
-            step=step,
-            epoch=epoch,
-            label=label,
-            source_path=source_path,
-            meta=meta,
-            produced_by=produced_by,
-        ),
-    )
+    new = publish_tensors(catalog, tensors, step=step, epoch=epoch, label=label, source_path=source_path,
+                          meta=meta, produced_by=produced_by)
+    record, created = catalog.add_checkpoint(run, new)
     if created:
         _announce(record)
     return record, created
+
+
+def publish_tensors(
+    catalog: Catalog,
+    tensors: dict[str, Any],
+    *,
+    step: int | None = None,
+    epoch: float | None = None,
+    label: str | None = None,
+    source_path: str | None = None,
+    meta: dict[str, Any] | None = None,
+    produced_by: int | None = None,
+) -> NewCheckpoint:
+    """Publish a state dict's canonical blob (durably) and describe the checkpoint row to commit."""
+    # one pass: the canonical safetensors bytes are hashed as they are written, and their
+    # digest *is* the tensor digest (DESIGN.md §2), so the weights are hashed exactly once
+    blob = catalog.objects.put_chunks(canonical_chunks(tensors))
+    return NewCheckpoint(
+        tensor_digest=blob.digest,
+        schema_digest=schema_digest(tensors),
+        n_params=n_params(tensors),
+        n_tensors=len(tensors),
+        blob_digest=blob.digest,
+        blob_size=blob.size,
+        blob_path=blob.relpath,
+        step=step,
+        epoch=epoch,
+        label=label,
+        source_path=source_path,
+        meta=meta,
+        produced_by=produced_by,
+    )
+
+
+def announce(record: CheckpointRecord) -> None:
+    """Fire `checkpoint_ingested` for a new checkpoint committed outside `add_tensors`."""
+    _announce(record)
 
 
 def _announce(record: CheckpointRecord) -> None:

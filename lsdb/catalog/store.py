@@ -241,35 +241,44 @@ class Catalog(ResultsMixin, QueueMixin):
         """
         with self._write() as conn:
             run_id = run if isinstance(run, int) else self._ensure_run(conn, run)[0]
-            self._add_blob(conn, ckpt.blob_digest, ckpt.blob_size, CHECKPOINT_MEDIA_TYPE, ckpt.blob_path)
-            c = m.CheckpointRow.__table__
-            stmt = (
-                self._insert(conn, c)
-                .values(
-                    run_id=run_id,
-                    step=ckpt.step,
-                    epoch=ckpt.epoch,
-                    label=ckpt.label,
-                    tensor_digest=ckpt.tensor_digest,
-                    schema_digest=ckpt.schema_digest,
-                    n_params=ckpt.n_params,
-                    n_tensors=ckpt.n_tensors,
-                    blob_digest=ckpt.blob_digest,
-                    source_path=ckpt.source_path,
-                    produced_by=ckpt.produced_by,
-                    meta=ckpt.meta,
-                    created_at=now_ms(),
-                )
-                .on_conflict_do_nothing(index_elements=["run_id", "tensor_digest"])
-                .returning(c.c.id)
+            return self._add_checkpoint_in(conn, run_id, ckpt)
+
+    def add_checkpoints(self, run_id: int, ckpts: Sequence[NewCheckpoint]) -> list[tuple[CheckpointRecord, bool]]:
+        """`add_checkpoint` for several checkpoints of an existing run, in one transaction (all or none)."""
+        with self._write() as conn:
+            return [self._add_checkpoint_in(conn, run_id, ckpt) for ckpt in ckpts]
+
+    def _add_checkpoint_in(self, conn: Connection, run_id: int, ckpt: NewCheckpoint) -> tuple[CheckpointRecord, bool]:
+        """The blob row and the checkpoint row in the caller's transaction; (record, created)."""
+        self._add_blob(conn, ckpt.blob_digest, ckpt.blob_size, CHECKPOINT_MEDIA_TYPE, ckpt.blob_path)
+        c = m.CheckpointRow.__table__
+        stmt = (
+            self._insert(conn, c)
+            .values(
+                run_id=run_id,
+                step=ckpt.step,
+                epoch=ckpt.epoch,
+                label=ckpt.label,
+                tensor_digest=ckpt.tensor_digest,
+                schema_digest=ckpt.schema_digest,
+                n_params=ckpt.n_params,
+                n_tensors=ckpt.n_tensors,
+                blob_digest=ckpt.blob_digest,
+                source_path=ckpt.source_path,
+                produced_by=ckpt.produced_by,
+                meta=ckpt.meta,
+                created_at=now_ms(),
             )
-            new_id = conn.execute(stmt).scalar_one_or_none()
-            created = new_id is not None
-            if not created:
-                new_id = conn.execute(
-                    select(c.c.id).where(c.c.run_id == run_id, c.c.tensor_digest == ckpt.tensor_digest)
-                ).scalar_one()
-            record = self._checkpoint_records(conn, [c.c.id == new_id])[0]
+            .on_conflict_do_nothing(index_elements=["run_id", "tensor_digest"])
+            .returning(c.c.id)
+        )
+        new_id = conn.execute(stmt).scalar_one_or_none()
+        created = new_id is not None
+        if not created:
+            new_id = conn.execute(
+                select(c.c.id).where(c.c.run_id == run_id, c.c.tensor_digest == ckpt.tensor_digest)
+            ).scalar_one()
+        record = self._checkpoint_records(conn, [c.c.id == new_id])[0]
         return record, created
 
     def _add_blob(self, conn: Connection, digest: str, size: int, media_type: str, path: str) -> None:

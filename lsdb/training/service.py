@@ -132,7 +132,7 @@ def _train(
     should_stop: Callable[[], bool] | None,
 ) -> TrainSummary:
     """Run the loop with callbacks that hand snapshots and metrics to the writer."""
-    from lsdb.ingest import add_tensors
+    from lsdb.ingest import publish_tensors
     from lsdb.landscape.training import train
 
     catalog = writer.catalog
@@ -142,13 +142,10 @@ def _train(
         model_copy = copy_tensors(state.model or {})
         snapshot = replace(state, model=None, optimizer=copy_optimizer(state.optimizer))
 
-        def write() -> CheckpointRecord:
+        def write() -> None:
             digest = catalog.objects.put_bytes(encode_resume_state(snapshot, cfg)).digest
-            record, _ = add_tensors(
-                catalog, writer.run_id, model_copy, step=state.step, epoch=state.epochs_done,
-                meta={"resume_state": digest},
-            )
-            return record
+            writer.stage(publish_tensors(catalog, model_copy, step=state.step, epoch=state.epochs_done,
+                                         meta={"resume_state": digest}))
 
         writer.put(write)
 
