@@ -25,7 +25,7 @@ look convex and over those that do not, the median within and beyond distance 0.
 centre (the basin around the trained point, and its outskirts), and writes ``docs/figures/eigenmap_<model>.png``
 (the ratio map with the surface's contours on top) and a JSON summary.
 
-It takes about 8 minutes on a shared 2-core CPU (one torch thread per command).
+It takes about 11 minutes on a shared 2-core CPU (one torch thread per command).
 
     .venv/bin/python scripts/reproduce_curvature.py [--out DIR] [--figures docs/figures] [--resnet-depth 20]
 """
