@@ -6,7 +6,9 @@ optimizer and number of epochs. Variants, interleaved, each the median of ``--re
 * ``plain``: the loop anyone writes (shuffle, forward, loss, backward, step), no evaluation;
 * ``plain+eval``: the same plus the full train/test evaluation per epoch that the service does;
 * ``service/never``: `train_run` saving only the initial and final checkpoints (``save_every=0``);
-* ``service/epoch``: `train_run` saving a checkpoint (and its resume state) after every epoch;
+* ``service/epoch``: `train_run` saving a checkpoint after every epoch (the training state to
+  resume from is kept with the first and last ones and every 10 s: `RESUME_STATE_EVERY_S`; rows
+  are committed once a second);
 * ``service/epoch-sync``: the same with the catalog writes on the training thread.
 
 Service times are end to end: run creation, catalog writes and the final flush included. Each

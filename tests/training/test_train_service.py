@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lsdb.errors import BadInput
-from lsdb.training import train_run
+from lsdb.training import service, train_run
 
 from .conftest import SMALL_MLP, assert_same_tensors, final_tensors
 
@@ -30,7 +30,8 @@ def test_records_checkpoints_metrics_params_and_completes(any_catalog) -> None: 
     assert run.params["optimizer"] == "sgd" and run.params["weight_decay"] == 0
     ckpts = catalog.list_checkpoints("r")
     assert [(c.step, c.epoch) for c in ckpts] == [(0, 0.0), (23, 1.0), (46, 2.0)]
-    assert all(c.meta and "resume_state" in c.meta for c in ckpts)
+    # first and last keep the training state; in between only when the last kept one is 10 s old
+    assert [bool(c.meta and "resume_state" in c.meta) for c in ckpts] == [True, False, True]
     for key in ("train_loss", "train_acc", "test_loss", "test_acc"):
         assert [m.step for m in catalog.list_metrics(run.id, key)] == [0, 23, 46]
     assert run.metrics["test_acc"] == pytest.approx(result.summary.metrics["test_acc"])
@@ -52,6 +53,34 @@ def test_resume_continues_to_the_same_weights_as_one_run(catalog) -> None:  # ty
     assert_same_tensors(final_tensors(catalog, "straight"), final_tensors(catalog, "split"))
     steps = [m.step for m in catalog.list_metrics(result.run.id, "train_loss")]
     assert steps == [0, 23, 46, 69, 92]
+
+
+def test_every_checkpoint_keeps_its_state_when_the_interval_allows(catalog, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(service, "RESUME_STATE_EVERY_S", 0.0)
+    make_run(catalog, "all", epochs=2)
+    assert all(c.meta and "resume_state" in c.meta for c in catalog.list_checkpoints("all"))
+
+
+def test_resume_falls_back_to_the_latest_kept_state_and_rejoins_the_same_trajectory(catalog) -> None:  # type: ignore[no-untyped-def]
+    """As after a crash between two kept states: the checkpoints after the latest kept state are
+    recomputed bit for bit, found to exist (same weights, same run) and not duplicated."""
+    from sqlalchemy import update
+
+    from lsdb.catalog.models import CheckpointRow
+
+    make_run(catalog, "straight", epochs=3)
+    make_run(catalog, "crashed", epochs=2)
+    run_id = catalog.get_run("crashed").id
+    with catalog.engine.begin() as conn:  # the last kept state never made it: only step 0 keeps one
+        conn.execute(update(CheckpointRow).where(CheckpointRow.run_id == run_id, CheckpointRow.step == 46)
+                     .values(meta=None))
+    before = {c.step: c.id for c in catalog.list_checkpoints("crashed")}
+    result = train_run(catalog, "crashed", config={"epochs": 3}, resume=True)
+    assert result.resumed_from == 0
+    after = catalog.list_checkpoints("crashed")
+    assert [c.step for c in after] == [0, 23, 46, 69]
+    assert {c.step: c.id for c in after if c.step in before} == before  # the same rows, not duplicates
+    assert_same_tensors(final_tensors(catalog, "straight"), final_tensors(catalog, "crashed"))
 
 
 def test_an_interrupted_run_is_incomplete_and_resumes_exactly(catalog) -> None:  # type: ignore[no-untyped-def]
