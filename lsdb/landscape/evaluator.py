@@ -18,8 +18,10 @@ Points are processed in chunks sized to a memory budget, with ``torch.inference_
   ``torch.vmap`` cannot batch falls back to per point. The choice is static (never
   load-dependent), so results are reproducible.
 
-When only coefficients vary, the first layer's output is reused across points (see
-`first_layer`). BatchNorm follows `bn`: ``"eval"`` uses the stored running statistics;
+On a CPU, per-point evaluation of convolutional models runs in channels-last memory format
+(inputs and convolution weights; `FlatModel.use_channels_last`): 1.6x faster for the digits CNN,
+whose max-pooling is 10x faster so. When only coefficients vary, the first layer's output is
+reused across points (see `first_layer`). BatchNorm follows `bn`: ``"eval"`` uses the stored running statistics;
 ``"recompute"`` recomputes them at every point from ``train_x`` (see `batchnorm`).
 
 Loss: ``"cross_entropy"`` is the mean over examples of −log softmax(z)_y;
@@ -138,6 +140,12 @@ class Evaluator:
             raise ValueError(f"cross_entropy needs (N, C) logits; the model returns {tuple(out.shape)}")
         self.first_layer = FirstLayerCache.find(self.model.module, probe) if reuse_first_layer is not False else None
         self.strategy = strategy if strategy != "auto" else self._auto_strategy()
+        if self.strategy == "per_point" and self.device.type == "cpu" and self.x.dim() == 4 and any(
+                isinstance(m, nn.Conv2d) for m in self.model.module.modules()):
+            self.model.use_channels_last()  # see `FlatModel.use_channels_last`
+            self.x = self.x.contiguous(memory_format=torch.channels_last)
+            if self.train_x is not None:
+                self.train_x = self.train_x.contiguous(memory_format=torch.channels_last)
 
     @property
     def layout(self) -> ParamLayout:
