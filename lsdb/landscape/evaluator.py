@@ -19,8 +19,8 @@ Points are processed in chunks sized to a memory budget, with ``torch.inference_
   load-dependent), so results are reproducible.
 
 On a CPU, per-point evaluation of convolutional models runs in channels-last memory format
-(inputs and convolution weights; `FlatModel.use_channels_last`): 1.6x faster for the digits CNN,
-whose max-pooling is 10x faster so. When only coefficients vary, the first layer's output is
+(inputs and convolution weights; `FlatModel.use_channels_last`): 1.6x faster for the digits CNN
+(its max-pooling alone 10x). When only coefficients vary, the first layer's output is
 reused across points (see `first_layer`). BatchNorm follows `bn`: ``"eval"`` uses the stored running statistics;
 ``"recompute"`` recomputes them at every point from ``train_x`` (see `batchnorm`).
 
