@@ -176,11 +176,15 @@ class Evaluator:
         return self._run(len(points), points.shape[1], load, batch, None, None, progress, should_cancel)
 
     def along(self, directions: Tensor, coefficients: Tensor, theta0: Tensor | None = None, *,
-              progress: Progress | None = None, should_cancel: CancelCheck | None = None) -> Evaluation:
+              progress: Progress | None = None, should_cancel: CancelCheck | None = None,
+              group: int | None = None) -> Evaluation:
         """Evaluate at θ0 + Σ_j c_kj d_j for coefficients (K, J) and directions (J, W).
 
         θ0 defaults to the model's own point. Directions narrower than θ0 (parameters only)
-        leave the buffers at θ0's.
+        leave the buffers at θ0's. `group`: the points come in runs of this many (the lines of a
+        grid); chunks of points never straddle two runs and split every full run the same way, so
+        a run's results do not depend on which other runs are evaluated with it: a grid evaluated
+        in bands of lines equals the whole grid bit for bit, whatever the strategy.
         """
         dirs = _as_matrix(directions, "directions").to(self.device, self.dtype)
         coefs = _as_matrix(coefficients, "coefficients").to(torch.float64)
@@ -208,7 +212,8 @@ class Evaluator:
             with torch.inference_mode():
                 cache.precompute(self.x, self.layout, base, dirs)
         try:
-            return self._run(len(coefs), base.shape[0], load, batch, cache, (rows, coefs_dev), progress, should_cancel)
+            return self._run(len(coefs), base.shape[0], load, batch, cache, (rows, coefs_dev), progress, should_cancel,
+                             group)
         finally:
             if cache is not None:
                 cache.release()
@@ -266,23 +271,20 @@ class Evaluator:
 
     def _run(self, n_points: int, width: int, load: Callable[[int], None], batch: Callable[[int, int], Tensor],
              cache: FirstLayerCache | None, coefs: tuple[list[list[float]], Tensor] | None,
-             progress: Progress | None, should_cancel: CancelCheck | None) -> Evaluation:
-        chunk, per_pass = self._chunking(n_points, width)
+             progress: Progress | None, should_cancel: CancelCheck | None, group: int | None = None) -> Evaluation:
+        chunk, per_pass = self._chunking(min(n_points, group or n_points), width)
         population = self.n_total if self.indices is not None else None
         totals = LossTotals(n_points, self.y, self.loss, self.outputs, population, self.dtype)
         with torch.inference_mode(), self._autocast():
-            done = 0
-            while done < n_points:
+            for done, stop in _spans(n_points, chunk, group):
                 if should_cancel is not None and should_cancel():
                     raise Cancelled(f"cancelled after {done} of {n_points} points")
-                stop = min(done + chunk, n_points)
                 if self.strategy == "per_point":
                     self._run_per_point(done, stop, per_pass, load, cache, coefs, totals)
                 else:
                     self._run_batched(batch(done, stop), done, stop, per_pass, cache, coefs, totals)
-                done = stop
                 if progress is not None:
-                    progress(done, n_points)
+                    progress(stop, n_points)
         return totals.result(self.strategy, cache is not None)
 
     def _run_per_point(self, k0: int, k1: int, per_pass: int, load: Callable[[int], None],
@@ -342,6 +344,15 @@ class Evaluator:
         if self.autocast is None:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.autocast)
+
+
+def _spans(n_points: int, chunk: int, group: int | None) -> Iterator[tuple[int, int]]:
+    """[start, stop) of the chunks: every `chunk` points, restarting at each run of `group` points."""
+    size = group or n_points
+    for g0 in range(0, n_points, max(size, 1)):
+        g1 = min(g0 + size, n_points)
+        for start in range(g0, g1, chunk):
+            yield start, min(start + chunk, g1)
 
 
 def _row_slices(n: int, per_pass: int) -> Iterator[slice]:

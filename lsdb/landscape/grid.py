@@ -67,12 +67,24 @@ def evaluate_grid(
     if directions.dim() != 2 or directions.shape[0] != (1 if y is None else 2):
         raise ValueError(f"a {'1D' if y is None else '2D'} grid needs {1 if y is None else 2} directions, "
                          f"got shape {tuple(directions.shape)}")
-    result = evaluator.along(directions, grid_coefficients(x, y), theta0, progress=progress,
-                             should_cancel=should_cancel)
-    shape = (len(x),) if y is None else (len(x), len(y))
+    if y is None:
+        result = evaluator.along(directions, grid_coefficients(x), theta0, progress=progress,
+                                 should_cancel=should_cancel)
+        shape: tuple[int, ...] = (len(x),)
 
-    def grid(t: Tensor | None) -> Tensor | None:
-        return None if t is None else t.reshape(*shape, *t.shape[1:])
+        def grid(t: Tensor | None) -> Tensor | None:
+            return None if t is None else t.reshape(*shape, *t.shape[1:])
+    else:
+        # evaluated line by line of constant y (the bands a surface is tiled into), each line
+        # chunked the same way: a band of lines gives the same numbers as the whole grid
+        by_line = grid_coefficients(y, x).flip(1)  # y-major: point j * len(x) + i is (xs[i], ys[j])
+        result = evaluator.along(directions, by_line, theta0, progress=progress, should_cancel=should_cancel,
+                                 group=len(x))
 
-    return GridEvaluation(x, y, result.loss.reshape(shape), grid(result.accuracy), result.n_examples,
+        def grid(t: Tensor | None) -> Tensor | None:
+            return None if t is None else t.reshape(len(y), len(x), *t.shape[1:]).transpose(0, 1).contiguous()
+
+    loss = grid(result.loss)
+    assert loss is not None
+    return GridEvaluation(x, y, loss, grid(result.accuracy), result.n_examples,
                           grid(result.stderr), grid(result.outputs))

@@ -57,3 +57,23 @@ def test_one_dimensional_grid_has_one_value_per_step(digits: Dataset) -> None:
     line = evaluate_grid(Evaluator(model, x, y, outputs="probs"), d, grid_axis(-2, 2, 9))
     assert line.loss.shape == (9,) and line.ys is None
     assert line.outputs is not None and line.outputs.shape == (9, 40, 10)
+
+
+def test_bands_of_lines_equal_the_whole_grid_bit_for_bit_with_every_strategy(digits: Dataset) -> None:
+    """What makes a fanned-out surface equal the inline one: line-aligned chunks of points."""
+    x, y = digits.test
+    model = make_model("mlp:widths=[32,32]", digits).float()
+    layout = ParamLayout.from_module(model)
+    theta = layout.flatten(model)
+    dirs = torch.stack([normalize_direction(random_direction(layout, seed=s), theta, layout) for s in (2, 3)])
+    xs, ys = grid_axis(-1, 1, 13), grid_axis(-1, 1, 9)
+    for strategy, budget in (("batched", 3_000_000), ("batched", 50_000_000), ("per_point", 50_000_000)):
+        ev = Evaluator(model, x, y, strategy=strategy, memory_budget=budget, outputs="probs")  # type: ignore[arg-type]
+        whole = evaluate_grid(ev, dirs, xs, ys)
+        bands = [evaluate_grid(ev, dirs, xs, ys[a:b]) for a, b in ((0, 2), (2, 7), (7, 9))]
+        assert torch.equal(torch.cat([b.loss for b in bands], dim=1), whole.loss), (strategy, budget)
+        assert torch.equal(torch.cat([b.accuracy for b in bands], dim=1), whole.accuracy)  # type: ignore[misc]
+        assert torch.equal(torch.cat([b.outputs for b in bands], dim=1), whole.outputs)  # type: ignore[misc]
+        # and the layout is (x, y): the point (xs[i], ys[j]) is at [i, j]
+        point = theta + xs[4].item() * dirs[0] + ys[6].item() * dirs[1]
+        assert torch.allclose(ev.at_points(point.unsqueeze(0)).loss[0], whole.loss[4, 6], rtol=1e-5)
