@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+from lsdb_surfaces.renderers import plane_axis_labels
 from matplotlib.figure import Figure
 
 from lsdb.analyses import ResultView
@@ -65,13 +66,7 @@ def render_hessian(view: ResultView) -> Figure:
 
 
 def _axis_labels(view: ResultView) -> tuple[str, str]:
-    mode = view.params.get("directions", "random")
-    if mode == "random":
-        norm = view.params.get("norm", "filter")
-        return f"x (random, {norm}-normalized)", f"y (random, {norm}-normalized)"
-    if mode == "pca":
-        return "1st PC", "2nd PC"
-    return "x (towards others[0])", "y (towards others[1])"
+    return plane_axis_labels(view)  # the plane is surface's: the same labels
 
 
 def _render_map(view: ResultView, name: str, label: str, cmap: str, vmin: float | None = None) -> Figure:

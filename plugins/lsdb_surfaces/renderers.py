@@ -50,7 +50,8 @@ def render_interpolate(view: ResultView) -> Figure:
     )
 
 
-def _surface_labels(view: ResultView) -> tuple[str, str]:
+def plane_axis_labels(view: ResultView) -> tuple[str, str]:
+    """Axis labels for a plane built by `surface`'s directions (also used by `eigenmap`)."""
     mode = view.params.get("directions", "random")
     if mode == "pca":
         ratios = view.arrays.get("explained_variance_ratio", np.zeros(0))
@@ -70,7 +71,7 @@ def _surface_labels(view: ResultView) -> tuple[str, str]:
 
 def _render_surface(view: ResultView, kind: str) -> Figure:
     a = view.arrays
-    xlabel, ylabel = _surface_labels(view)
+    xlabel, ylabel = plane_axis_labels(view)
     split = str(view.params.get("split", "train"))
     if "y" not in a:
         return curves_figure(

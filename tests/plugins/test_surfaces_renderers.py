@@ -130,3 +130,16 @@ def test_trajectory_figure_draws_the_path_over_contours(tmp_path: Path) -> None:
     assert len(render_trajectory_filled(view).axes) == 2
     save_figure(fig, tmp_path / "t.svg")
     assert b"<svg" in (tmp_path / "t.svg").read_bytes()
+
+
+def test_a_plane_of_hessian_eigenvectors_is_labelled_with_their_eigenvalues() -> None:
+    from lsdb_surfaces.renderers import plane_axis_labels
+
+    state = digits_trajectory()[-1][1]
+    for which, names in (("top", ("λ1", "λ2")), ("extremes", ("λmax", "λmin"))):
+        params = SurfaceParams(directions="hessian", eigenvectors=which, xnum=3, ynum=3)
+        view = as_view(SURFACE.run(make_context(), {"center": [make_checkpoint(state)]}, params), "surface", params)
+        xlabel, ylabel = plane_axis_labels(view)
+        values = view.arrays["eigenvalues"]
+        assert xlabel == f"x (Hessian eigenvector, {names[0]} = {values[0]:.3g})"
+        assert ylabel == f"y (Hessian eigenvector, {names[1]} = {values[1]:.3g})"
