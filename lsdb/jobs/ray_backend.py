@@ -75,7 +75,9 @@ def start_ray_workers(
     device = "cuda:0" if gpus_per_worker > 0 else "cpu"
     command = [sys.executable, "-m", "lsdb.cli.app", "--db", settings.database_url, "--store",
                str(settings.store_root), "worker", "--device", device, *worker_args]
-    remote: Any = ray.remote(num_gpus=gpus_per_worker, num_cpus=1, max_concurrency=2)(WorkerActor)
+    # Ray's stubs omit the actor option max_concurrency (run and stop must be callable at once)
+    remote: Any = ray.remote(num_gpus=gpus_per_worker, num_cpus=1, max_concurrency=2)(  # type: ignore[call-overload]
+        WorkerActor)
     actors = [remote.remote(command) for _ in range(count)]
     log.info("placed %d lsdb worker(s) on Ray, %g GPU(s) each", count, gpus_per_worker)
     runs = [a.run.remote() for a in actors]
