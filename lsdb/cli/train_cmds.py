@@ -94,7 +94,10 @@ def train(
         "w·loss(random), to find minima that generalize badly (Huang et al. 2019; default 0).",
     ),
     device: str = typer.Option("auto", "--device", help="cpu, cuda, cuda:N or auto."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run from its last checkpoint."),
+    resume: bool = typer.Option(
+        False, "--resume",
+        help="Continue the run from its latest saved training state (the last checkpoint after Ctrl-C or a normal "
+        "end; after a crash, at most 10 s earlier)."),
     tag: list[str] = typer.Option(None, "--tag", help="k=v, repeatable."),
     format: Format = typer.Option(Format.table, "--format"),
 ) -> None:
