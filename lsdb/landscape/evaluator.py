@@ -142,10 +142,21 @@ class Evaluator:
         self.strategy = strategy if strategy != "auto" else self._auto_strategy()
         if self.strategy == "per_point" and self.device.type == "cpu" and self.x.dim() == 4 and any(
                 isinstance(m, nn.Conv2d) for m in self.model.module.modules()):
-            self.model.use_channels_last()  # see `FlatModel.use_channels_last`
-            self.x = self.x.contiguous(memory_format=torch.channels_last)
-            if self.train_x is not None:
-                self.train_x = self.train_x.contiguous(memory_format=torch.channels_last)
+            self._use_channels_last(probe)
+
+    def _use_channels_last(self, probe: Tensor) -> None:
+        """Channels-last inputs and convolution weights (`FlatModel.use_channels_last`), unless the model
+        cannot take them (e.g. a ``.view`` of a channels-last activation): then it stays as it was."""
+        self.model.use_channels_last()
+        try:
+            with torch.inference_mode():
+                self.model.module(probe.contiguous(memory_format=torch.channels_last))
+        except RuntimeError:
+            self.model.drop_channels_last()
+            return
+        self.x = self.x.contiguous(memory_format=torch.channels_last)
+        if self.train_x is not None:
+            self.train_x = self.train_x.contiguous(memory_format=torch.channels_last)
 
     @property
     def layout(self) -> ParamLayout:

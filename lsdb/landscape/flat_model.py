@@ -56,6 +56,19 @@ class FlatModel:
                 self._mirrors.append((view, mirror))
             _set_tensor(self.module, name, rebound[target], buffer=False)
 
+    def drop_channels_last(self) -> None:
+        """Undo `use_channels_last`: the module's weights are views into `flat` again."""
+        if not self._mirrors:
+            return
+        views = self.layout.unflatten(self.flat)
+        rebound: dict[str, nn.Parameter] = {}
+        for name, target in self._aliases:
+            if views[target].dim() == 4:
+                if target not in rebound:
+                    rebound[target] = nn.Parameter(views[target], requires_grad=False)
+                _set_tensor(self.module, name, rebound[target], buffer=False)
+        self._mirrors = []
+
     def _sync(self) -> None:
         for view, mirror in self._mirrors:
             mirror.copy_(view)

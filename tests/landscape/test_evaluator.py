@@ -252,3 +252,35 @@ def test_evaluate_is_a_one_shot_evaluator(digits: Dataset) -> None:
     torch.testing.assert_close(along.loss, at.loss, rtol=1e-5, atol=0)
     with pytest.raises(ValueError, match="either"):
         evaluate(model, x, y, directions=dirs)
+
+
+class _ViewNet(torch.nn.Module):
+    """A conv net that flattens with ``.view``, which a channels-last activation cannot take."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(1, 4, 3, padding=1)
+        self.conv2 = torch.nn.Conv2d(4, 4, 3, padding=1)
+        self.fc = torch.nn.Linear(4 * 8 * 8, 10)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc(torch.relu(self.conv2(torch.relu(self.conv1(x)))).view(len(x), -1))
+
+
+def test_conv_nets_run_channels_last_on_a_cpu_unless_they_cannot(digits_image: Dataset) -> None:
+    x, y = digits_image.test
+    cnn = make_model("simple_cnn:channels=[4,8]", digits_image).float()
+    fast = Evaluator(cnn, x, y, strategy="per_point")
+    assert fast.x.is_contiguous(memory_format=torch.channels_last) and fast.model._mirrors
+    plain = Evaluator(cnn, x, y, strategy="batched")  # batched passes keep the default format
+    assert not plain.model._mirrors
+    _, dirs, _ = plane(cnn, "filter", 0.0)
+    coefs = torch.tensor([[0.0, 0.0], [0.3, -0.2], [-0.5, 0.4]])
+    torch.testing.assert_close(fast.along(dirs, coefs).loss, plain.along(dirs, coefs).loss, rtol=1e-5, atol=0)
+    torch.manual_seed(0)
+    net = _ViewNet()
+    viewing = Evaluator(net, x, y, strategy="per_point")
+    assert not viewing.model._mirrors and viewing.x.is_contiguous()
+    with torch.no_grad():
+        expected = torch.nn.functional.cross_entropy(net(x), y).item()
+    assert viewing.at_points(viewing.theta0.unsqueeze(0)).loss[0].item() == pytest.approx(expected, rel=1e-6)
