@@ -87,6 +87,12 @@ def train(
     ),
     save_unit: str = typer.Option(None, "--save-unit", help="steps or epochs (default epochs)."),
     loss: str = typer.Option(None, "--loss", help="cross_entropy (default) or mse."),
+    lr_schedule: str = typer.Option(
+        None,
+        "--lr-schedule",
+        help="constant (default), cosine[:final=0], linear[:final=0], step:milestones=[30,60],gamma=0.1 (epochs) "
+        "or garipov[:final=0.01] (Garipov et al. 2018: flat, then linear to final from 50 % to 90 %).",
+    ),
     random_labels: float = typer.Option(
         None,
         "--random-labels",
@@ -117,6 +123,7 @@ def train(
         "seed": seed,
         "loss": loss,
         "random_label_weight": random_labels,
+        "schedule": lr_schedule,
     }
     config = {k: v for k, v in given.items() if v is not None}
     config.update(parse_save_every(save_every, save_unit))

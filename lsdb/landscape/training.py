@@ -36,7 +36,8 @@ LOSSES = ("cross_entropy", "mse")
 MAX_PENDING_LOSSES = 1024
 """Losses kept unchecked at most (long epochs without progress reports): one sync per this many steps."""
 
-HYPERPARAMETERS = ("lr", "batch_size", "optimizer", "momentum", "weight_decay", "epochs", "seed", "random_label_weight")
+HYPERPARAMETERS = ("lr", "batch_size", "optimizer", "momentum", "weight_decay", "epochs", "seed", "random_label_weight",
+                   "schedule")
 """The `TrainConfig` fields that define a trajectory (recorded as run params, fixed when resuming)."""
 
 EpochCallback = Callable[[dict[str, float], int, int], None]
@@ -60,8 +61,10 @@ class TrainConfig:
 
     `save_every` counts `save_unit`s (``"steps"`` or ``"epochs"``) between snapshots; 0 saves only
     the initial and the final state. `momentum` applies to SGD only. `lr_schedule(step)` (0-based
-    step about to be taken) overrides `lr` when given. `random_label_weight` w > 0 adds w times the
-    loss on a random-labelled copy of the batch (cross-entropy only; see `random_labels`).
+    step about to be taken) overrides `lr` when given; `schedule` names the schedule it implements
+    (a spec of `lsdb.training.schedules`, recorded with the run; the service builds the function).
+    `random_label_weight` w > 0 adds w times the loss on a random-labelled copy of the batch
+    (cross-entropy only; see `random_labels`).
     """
 
     optimizer: str = "sgd"
@@ -75,6 +78,7 @@ class TrainConfig:
     save_unit: str = "epochs"
     loss: str = "cross_entropy"
     lr_schedule: Callable[[int], float] | None = field(default=None, compare=False)
+    schedule: str = "constant"
     random_label_weight: float = 0.0
     eval_batch_size: int = 1024
     save_initial: bool = True
@@ -108,11 +112,13 @@ class TrainConfig:
 
     def hyperparameters(self) -> dict[str, Any]:
         """The settings that define the trajectory (what a run records as its params); `random_label_weight`
-        only when it is used, so that ordinary runs record what they always did."""
+        and `schedule` only when they are used, so that ordinary runs record what they always did."""
         return {
             f.name: getattr(self, f.name)
             for f in fields(self)
-            if f.name in HYPERPARAMETERS and (f.name != "random_label_weight" or self.random_label_weight)
+            if f.name in HYPERPARAMETERS
+            and (f.name != "random_label_weight" or self.random_label_weight)
+            and (f.name != "schedule" or self.schedule != "constant")
         }
 
 

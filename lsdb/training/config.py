@@ -47,6 +47,10 @@ def make_config(config: TrainConfig | Mapping[str, Any] | None = None, base: Tra
         config = replace(base or TrainConfig(), **changes)
     try:
         config.check()
+        if config.schedule != "constant":
+            from lsdb.training.schedules import canonical_schedule
+
+            config = replace(config, schedule=canonical_schedule(config.schedule))
     except ValueError as exc:
         raise BadInput(str(exc)) from None
     return config

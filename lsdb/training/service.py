@@ -105,6 +105,10 @@ def train_run(
     writer = CatalogWriter(catalog, NewRun(name, project), run.id, background_writes)
     n_batches = -(-len(data.train[0]) // cfg.batch_size)
     total = cfg.epochs * n_batches
+    if cfg.schedule != "constant" and cfg.lr_schedule is None:
+        from lsdb.training.schedules import lr_at
+
+        cfg = replace(cfg, lr_schedule=lr_at(cfg.schedule, cfg.lr, total, n_batches))
     ok = False
     try:
         summary = _train(net, data, cfg, dev, writer, run.id, logged, total, start, progress, should_stop)

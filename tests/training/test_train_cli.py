@@ -85,6 +85,12 @@ def test_resume_of_a_missing_run_is_one_clear_line(cli) -> None:  # type: ignore
             "unknown optimizer 'lbfgs'; available: sgd, adam",
         ),
         (["--model", "mlp", "--dataset", "digits", "--save-every", "often"], "--save-every 'often' is not a count"),
+        (
+            ["--model", "mlp", "--dataset", "digits", "--lr-schedule", "cosinus"],
+            "unknown lr schedule 'cosinus'; available: constant, cosine, garipov, linear, step",
+        ),
+        (["--model", "mlp", "--dataset", "digits", "--lr-schedule", "cosine:final=2"], "must be in [0, 1], got 2"),
+        (["--model", "mlp", "--dataset", "digits", "--lr-schedule", "step:gamma=x"], "argument 'gamma' must be float"),
     ],
 )
 def test_bad_specs_and_options_are_one_line_errors(cli, catalog, args: list[str], message: str) -> None:  # type: ignore[no-untyped-def]
