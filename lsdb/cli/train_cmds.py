@@ -87,6 +87,10 @@ def train(
     ),
     save_unit: str = typer.Option(None, "--save-unit", help="steps or epochs (default epochs)."),
     loss: str = typer.Option(None, "--loss", help="cross_entropy (default) or mse."),
+    eval_every: int = typer.Option(
+        None, "--eval-every",
+        help="Evaluate the full train and test splits every N epochs and after the last (default 1; 0: only at "
+        "the start and the end)."),
     lr_schedule: str = typer.Option(
         None,
         "--lr-schedule",
@@ -124,6 +128,7 @@ def train(
         "loss": loss,
         "random_label_weight": random_labels,
         "schedule": lr_schedule,
+        "eval_every": eval_every,
     }
     config = {k: v for k, v in given.items() if v is not None}
     config.update(parse_save_every(save_every, save_unit))

@@ -64,7 +64,9 @@ class TrainConfig:
     step about to be taken) overrides `lr` when given; `schedule` names the schedule it implements
     (a spec of `lsdb.training.schedules`, recorded with the run; the service builds the function).
     `random_label_weight` w > 0 adds w times the loss on a random-labelled copy of the batch
-    (cross-entropy only; see `random_labels`).
+    (cross-entropy only; see `random_labels`). The full splits are evaluated at the start, every
+    `eval_every` epochs and after the last (0: start and end only); evaluation never changes the
+    trajectory.
     """
 
     optimizer: str = "sgd"
@@ -83,6 +85,7 @@ class TrainConfig:
     eval_batch_size: int = 1024
     save_initial: bool = True
     log_every: int = 10
+    eval_every: int = 1
 
     def check(self) -> None:
         """Raise `ValueError` with a one-line message naming the first invalid setting."""
@@ -103,6 +106,8 @@ class TrainConfig:
                 raise ValueError(f"{name.replace('_', ' ')} must be at least 1, got {getattr(self, name)}")
         if self.epochs < 0:
             raise ValueError(f"epochs must be >= 0, got {self.epochs}")
+        if self.eval_every < 0:
+            raise ValueError(f"eval every must be >= 0 (0: at the start and the end only), got {self.eval_every}")
         if self.save_every < 0:
             raise ValueError(f"save every must be >= 0 (0: initial and final state only), got {self.save_every}")
         if not (math.isfinite(self.random_label_weight) and self.random_label_weight >= 0):
@@ -383,9 +388,10 @@ def train(
                     snapshot(batch)
             losses.drain()
             epoch, batch = epoch + 1, 0
-            metrics = evaluate()
-            if on_epoch is not None:
-                on_epoch(metrics, epoch, step)
+            if (config.eval_every and epoch % config.eval_every == 0) or epoch == config.epochs:
+                metrics = evaluate()
+                if on_epoch is not None:
+                    on_epoch(metrics, epoch, step)
             if every and ((by_steps and step % every == 0) or (not by_steps and epoch % every == 0)):
                 snapshot(0)
         snapshot(0)

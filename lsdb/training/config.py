@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from lsdb.landscape.training import TrainConfig
 
 #: Settings a resumed run may change; every other hyperparameter must stay what the run used.
-RESUMABLE_CHANGES = ("epochs", "save_every", "save_unit", "eval_batch_size", "log_every")
+RESUMABLE_CHANGES = ("epochs", "save_every", "save_unit", "eval_batch_size", "log_every", "eval_every")
 
 
 def resolve_device(name: str = "auto") -> str:

@@ -165,3 +165,16 @@ def test_gc_keeps_the_resume_state_of_checkpoints(catalog) -> None:  # type: ign
     make_run(catalog, "r", epochs=1)
     gc(catalog, older_than_s=0)
     train_run(catalog, "r", config={"epochs": 2}, resume=True)
+
+
+def test_eval_every_thins_the_metrics_and_never_changes_the_trajectory(catalog) -> None:  # type: ignore[no-untyped-def]
+    make_run(catalog, "every", epochs=4)
+    make_run(catalog, "second", epochs=4, eval_every=2)
+    make_run(catalog, "ends", epochs=4, eval_every=0)
+    for name, steps in (("every", [0, 23, 46, 69, 92]), ("second", [0, 46, 92]), ("ends", [0, 92])):
+        run = catalog.get_run(name)
+        assert [m.step for m in catalog.list_metrics(run.id, "test_loss")] == steps, name
+        assert_same_tensors(final_tensors(catalog, "every"), final_tensors(catalog, name))
+    assert catalog.get_run("ends").metrics["test_loss"] == pytest.approx(catalog.get_run("every").metrics["test_loss"])
+    with pytest.raises(BadInput, match="eval every must be >= 0"):
+        make_run(catalog, "bad", epochs=1, eval_every=-1)
