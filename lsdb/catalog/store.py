@@ -324,6 +324,29 @@ class Catalog(ResultsMixin, QueueMixin):
             rows = conn.execute(self._checkpoint_query(where, limit)).all()
         return [dict(zip(keys, (*row[:14], _meta(row[14]), row[15]), strict=True)) for row in rows]
 
+    def list_checkpoint_rows(
+        self, run: str | int | None = None, project: str | None = None, limit: int | None = None
+    ) -> list[tuple[Any, ...]]:
+        """`list_checkpoints` as plain tuples in `CheckpointRecord`'s field order, `meta` as JSON text
+        (``"null"`` when there is none): the fastest form, for printing 10^5 rows as JSON. On SQLite the
+        rows come straight from the driver's cursor (SQLAlchemy's row objects cost as much as the query)."""
+        c = m.CheckpointRow.__table__
+        where = []
+        if run is not None:
+            where.append(c.c.run_id == self.get_run(run, project).id)
+        elif project is not None:
+            where.append(m.RunRow.__table__.c.project == project)
+        query = self._checkpoint_query(where, limit)
+        with self._read() as conn:
+            if conn.dialect.name == "sqlite":
+                compiled = query.compile(dialect=conn.dialect)
+                params = [compiled.params[k] for k in compiled.positiontup or ()]
+                driver = conn.connection.driver_connection
+                assert driver is not None
+                rows: list[tuple[Any, ...]] = driver.execute(str(compiled), params).fetchall()
+                return [r if r[14] is not None else (*r[:14], "null", r[15]) for r in rows]
+            return [(*r[:14], json.dumps(r[14]), r[15]) for r in conn.execute(query).all()]
+
     def schema_digests(self, run_id: int) -> set[str]:
         c = m.CheckpointRow.__table__
         with self._read() as conn:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import typer
 
-from lsdb.cli.render import Format, fmt_time, render, render_mapping
+from lsdb.cli.render import Format, checkpoints_json, fmt_time, render, render_mapping
 from lsdb.cli.state import state
 
 show_app = typer.Typer(help="Show one object in detail.", no_args_is_help=True)
@@ -63,7 +64,7 @@ def checkpoints(
 ) -> None:
     """List checkpoints (a run's trajectory is its checkpoints by step)."""
     if format is Format.json:
-        render(state(ctx).catalog().list_checkpoint_dicts(run, project, limit), format)
+        sys.stdout.write(checkpoints_json(state(ctx).catalog().list_checkpoint_rows(run, project, limit)) + "\n")
         return
     records = state(ctx).catalog().list_checkpoints(run, project, limit)
     rows = [

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+
 import pytest
 
 from lsdb.catalog import NewCheckpoint, NewRun
@@ -37,9 +40,19 @@ def test_add_checkpoint_to_a_run_given_by_id_and_the_json_listing(any_catalog) -
     assert created and (second.run, second.project, second.run_id) == ("by-id", "p", first.run_id)
     again, created2 = any_catalog.add_checkpoint(first.run_id, _ckpt("8" * 64, step=3))
     assert not created2 and again.id == second.id
+    odd = dataclasses.replace(_ckpt("7" * 64, step=None), label='say "ünïcode"\n', source_path="C:\\x",
+                              meta={"resume_state": "ab", "nested": {"x": [1.5, None, True]}, "s": "é"})
+    any_catalog.add_checkpoint(NewRun("other", "p2"), dataclasses.replace(odd, epoch=2.3333333333333335))
     records = any_catalog.list_checkpoints()
     assert any_catalog.list_checkpoint_dicts() == [r.to_dict() for r in records]
     assert any_catalog.list_checkpoint_dicts("by-id", "p", limit=1) == [first.to_dict()]
+    # the fast JSON of `lsdb checkpoints --format json` parses to the records' dicts
+    from lsdb.cli.render import checkpoints_json
+
+    assert json.loads(checkpoints_json(any_catalog.list_checkpoint_rows())) == [r.to_dict() for r in records]
+    assert json.loads(checkpoints_json(any_catalog.list_checkpoint_rows("by-id", "p", limit=1))) == [first.to_dict()]
+    epochs = json.loads(checkpoints_json(any_catalog.list_checkpoint_rows(project="p2")))
+    assert epochs[0]["epoch"] == 2.3333333333333335
 
 
 def test_same_weights_in_two_runs_share_one_blob(any_catalog) -> None:  # type: ignore[no-untyped-def]
