@@ -190,12 +190,18 @@ def main() -> None:
     parser.add_argument("--cnn-steps", type=int, default=11)
     parser.add_argument("--resnet-steps", type=int, default=3)
     parser.add_argument("--resnet-examples", type=int, default=128)
+    parser.add_argument("--default-malloc", action="store_true",
+                        help="leave glibc's thresholds as they are (lsdb's own processes raise them: lsdb.allocator)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    from lsdb.allocator import keep_freed_memory
+
+    kept = False if args.default_malloc else keep_freed_memory()  # every method runs in this one process
     only = set(args.only.split(","))
     from lsdb.models import build_model
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.2f}")
+    print(f"freed memory kept for reuse (lsdb.allocator, as in lsdb's CLI and workers): {kept}")
     x, y = digits()
     if "mlp" in only:
         bench("digits MLP 64-128-128-10", build_model("mlp:widths=[128,128]", (64,), 10, seed=0), x, y,

@@ -243,9 +243,15 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=3, help="eigenmap rows computed (of 21)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--only", default="top,eigenmap")
+    parser.add_argument("--default-malloc", action="store_true",
+                        help="leave glibc's thresholds as they are (lsdb's own processes raise them: lsdb.allocator)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    from lsdb.allocator import keep_freed_memory
+
+    kept = False if args.default_malloc else keep_freed_memory()  # every method runs in this one process
     print(f"torch {torch.__version__}, {args.threads} thread(s), load average {os.getloadavg()[0]:.1f}")
+    print(f"freed memory kept for reuse (lsdb.allocator, as in lsdb's CLI and workers): {kept}")
     data = load_dataset(DATASET)
     x, y = data.train
     print(f"digits train: {len(x)} examples; model {MODEL['name']} {MODEL['kwargs']}")

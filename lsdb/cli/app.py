@@ -64,8 +64,10 @@ def _add_plugin_commands() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: `LsdbError`s become one line on stderr and a non-zero exit."""
+    from lsdb.allocator import keep_freed_memory
     from lsdb.errors import LsdbError
 
+    keep_freed_memory()  # see lsdb.allocator: big tensors are reused instead of faulted in again
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     if _wants_plugin_commands(args):

@@ -36,6 +36,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from lsdb.allocator import child_env
 from lsdb.catalog.queue import Fence
 from lsdb.errors import BadInput, JobLost
 from lsdb.jobs.queue import retry_transient
@@ -165,7 +166,7 @@ class ChildExecutor:
             return
         cmd = [sys.executable, "-m", "lsdb.jobs.executor", "--db", self.database_url, "--store",
                str(self.store_root), "--parent-pid", str(os.getpid())]
-        env = dict(os.environ)
+        env = child_env(dict(os.environ))  # lsdb.allocator: from the child's first allocation
         if self.threads:
             cmd += ["--threads", str(self.threads)]
             env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(self.threads)

@@ -42,7 +42,7 @@ from torch.func import functional_call
 
 from lsdb.landscape.batchnorm import batchnorm_layers, prepare_for_recompute, recompute_batched, recompute_in_place
 from lsdb.landscape.first_layer import FirstLayerCache
-from lsdb.landscape.flat_model import FlatModel
+from lsdb.landscape.flat_model import FlatModel, channels_last
 from lsdb.landscape.losses import Evaluation, LossTotals
 from lsdb.landscape.params import ParamLayout
 
@@ -150,13 +150,13 @@ class Evaluator:
         self.model.use_channels_last()
         try:
             with torch.inference_mode():
-                self.model.module(probe.contiguous(memory_format=torch.channels_last))
+                self.model.module(channels_last(probe))
         except RuntimeError:
             self.model.drop_channels_last()
             return
-        self.x = self.x.contiguous(memory_format=torch.channels_last)
+        self.x = channels_last(self.x)
         if self.train_x is not None:
-            self.train_x = self.train_x.contiguous(memory_format=torch.channels_last)
+            self.train_x = channels_last(self.train_x)
 
     @property
     def layout(self) -> ParamLayout:

@@ -51,7 +51,7 @@ class FlatModel:
             if view.dim() != 4:
                 continue
             if target not in rebound:
-                mirror = view.contiguous(memory_format=torch.channels_last)
+                mirror = channels_last(view)
                 rebound[target] = nn.Parameter(mirror, requires_grad=False)
                 self._mirrors.append((view, mirror))
             _set_tensor(self.module, name, rebound[target], buffer=False)
@@ -98,6 +98,13 @@ class FlatModel:
         batched = self.layout.unflatten(points)
         shared = {n: v for n, v in self.layout.unflatten(self.base).items() if n not in batched}
         return batched, shared
+
+
+def channels_last(t: Tensor) -> Tensor:
+    """A channels-last copy of a 4-d tensor, with channels-last strides even when a dimension of size 1
+    makes the layouts ambiguous (``.contiguous(memory_format=...)`` would then return `t` as it is, and
+    a 1-channel convolution would keep producing the default layout)."""
+    return torch.empty_like(t, memory_format=torch.channels_last).copy_(t)
 
 
 def _set_tensor(root: nn.Module, name: str, tensor: Tensor, buffer: bool) -> None:
