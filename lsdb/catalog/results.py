@@ -8,13 +8,22 @@ files are published. Two identical requests racing end with one result: the lose
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, delete, select
 
 from lsdb.catalog import models as m
-from lsdb.catalog.records import NewCheckpoint, NewResult, NewRun, ResultInputRecord, ResultRecord, RunRecord
+from lsdb.catalog.records import (
+    CheckpointRecord,
+    NewCheckpoint,
+    NewResult,
+    NewRun,
+    ResultInputRecord,
+    ResultRecord,
+    RunRecord,
+)
 from lsdb.errors import NotFound
 
 if TYPE_CHECKING:
@@ -30,6 +39,8 @@ class ResultsMixin:
         def _insert(self, conn: Connection, table: Any) -> Any: ...
         def _add_blob(self, conn: Connection, digest: str, size: int, media_type: str, path: str) -> None: ...
         def _ensure_run(self, conn: Connection, new: NewRun) -> tuple[int, bool]: ...
+        def _add_checkpoint_in(self, conn: Connection, run_id: int,
+                               ckpt: NewCheckpoint) -> tuple[CheckpointRecord, bool]: ...
         def get_run(self, ref: int | str, project: str | None = None) -> RunRecord: ...
 
     def add_result(
@@ -125,27 +136,8 @@ class ResultsMixin:
     def _add_produced_checkpoint(
         self, conn: Connection, run: NewRun, ckpt: NewCheckpoint, result_id: int
     ) -> None:
-        from lsdb.catalog.store import CHECKPOINT_MEDIA_TYPE, now_ms
-
         run_id, _ = self._ensure_run(conn, run)
-        self._add_blob(conn, ckpt.blob_digest, ckpt.blob_size, CHECKPOINT_MEDIA_TYPE, ckpt.blob_path)
-        c = m.CheckpointRow.__table__
-        stmt = self._insert(conn, c).values(
-            run_id=run_id,
-            step=ckpt.step,
-            epoch=ckpt.epoch,
-            label=ckpt.label,
-            tensor_digest=ckpt.tensor_digest,
-            schema_digest=ckpt.schema_digest,
-            n_params=ckpt.n_params,
-            n_tensors=ckpt.n_tensors,
-            blob_digest=ckpt.blob_digest,
-            source_path=None,
-            produced_by=result_id,
-            meta=ckpt.meta,
-            created_at=now_ms(),
-        )
-        conn.execute(stmt.on_conflict_do_nothing(index_elements=["run_id", "tensor_digest"]))
+        self._add_checkpoint_in(conn, run_id, dataclasses.replace(ckpt, source_path=None, produced_by=result_id))
 
     def find_result(self, cache_key: str) -> ResultRecord | None:
         r = m.ResultRow.__table__

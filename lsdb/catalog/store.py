@@ -10,7 +10,6 @@ crash leaves at most an orphan file (removed by `lsdb gc`), never a row without 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import math
 import time
@@ -299,30 +298,9 @@ class Catalog(ResultsMixin, QueueMixin):
         self, run: str | int | None = None, project: str | None = None, limit: int | None = None
     ) -> list[CheckpointRecord]:
         """Checkpoints ordered by run, then step (a run's trajectory), then id."""
-        c = m.CheckpointRow.__table__
-        where = []
-        if run is not None:
-            where.append(c.c.run_id == self.get_run(run, project).id)
-        elif project is not None:
-            where.append(m.RunRow.__table__.c.project == project)
+        where = self._checkpoint_where(run, project)
         with self._read() as conn:
             return self._checkpoint_records(conn, where, limit=limit)
-
-    def list_checkpoint_dicts(
-        self, run: str | int | None = None, project: str | None = None, limit: int | None = None
-    ) -> list[dict[str, Any]]:
-        """`list_checkpoints` as plain dicts (``CheckpointRecord.to_dict()``'s keys), built straight from
-        the rows: for listings of 10^5 checkpoints, where building records costs as much as the query."""
-        c = m.CheckpointRow.__table__
-        where = []
-        if run is not None:
-            where.append(c.c.run_id == self.get_run(run, project).id)
-        elif project is not None:
-            where.append(m.RunRow.__table__.c.project == project)
-        keys = _CHECKPOINT_FIELDS
-        with self._read() as conn:
-            rows = conn.execute(self._checkpoint_query(where, limit)).all()
-        return [dict(zip(keys, (*row[:14], _meta(row[14]), row[15]), strict=True)) for row in rows]
 
     def list_checkpoint_rows(
         self, run: str | int | None = None, project: str | None = None, limit: int | None = None
@@ -330,13 +308,7 @@ class Catalog(ResultsMixin, QueueMixin):
         """`list_checkpoints` as plain tuples in `CheckpointRecord`'s field order, `meta` as JSON text
         (``"null"`` when there is none): the fastest form, for printing 10^5 rows as JSON. On SQLite the
         rows come straight from the driver's cursor (SQLAlchemy's row objects cost as much as the query)."""
-        c = m.CheckpointRow.__table__
-        where = []
-        if run is not None:
-            where.append(c.c.run_id == self.get_run(run, project).id)
-        elif project is not None:
-            where.append(m.RunRow.__table__.c.project == project)
-        query = self._checkpoint_query(where, limit)
+        query = self._checkpoint_query(self._checkpoint_where(run, project), limit)
         with self._read() as conn:
             if conn.dialect.name == "sqlite":
                 compiled = query.compile(dialect=conn.dialect)
@@ -362,6 +334,14 @@ class Catalog(ResultsMixin, QueueMixin):
             CheckpointRecord(*(*row[:14], _meta(row[14]), row[15]))
             for row in rows
         ]
+
+    def _checkpoint_where(self, run: str | int | None, project: str | None) -> list[Any]:
+        """The filter of a listing: one run (by id or name), or every run of a project, or all."""
+        if run is not None:
+            return [m.CheckpointRow.__table__.c.run_id == self.get_run(run, project).id]
+        if project is not None:
+            return [m.RunRow.__table__.c.project == project]
+        return []
 
     @staticmethod
     def _checkpoint_query(where: list[Any], limit: int | None) -> Any:
@@ -491,9 +471,6 @@ class Catalog(ResultsMixin, QueueMixin):
             if dead:
                 conn.execute(delete(b).where(b.c.digest.in_(dead)))
         return dead
-
-
-_CHECKPOINT_FIELDS = tuple(f.name for f in dataclasses.fields(CheckpointRecord))
 
 
 def _meta(raw: Any) -> dict[str, Any] | None:
