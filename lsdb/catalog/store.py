@@ -10,7 +10,6 @@ crash leaves at most an orphan file (removed by `lsdb gc`), never a row without 
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -20,23 +19,24 @@ from sqlalchemy import Connection, Engine, Text, delete, func, select, type_coer
 from sqlalchemy.exc import OperationalError
 
 from lsdb.catalog import models as m
+from lsdb.catalog.checkpoints import CHECKPOINT_MEDIA_TYPE, CheckpointsMixin, decode_meta
 from lsdb.catalog.engine import WRITE, db_now_ms, describe_connect_error, make_engine
 from lsdb.catalog.migrate import ensure_current
 from lsdb.catalog.queue import QueueMixin
-from lsdb.catalog.records import BlobRecord, CheckpointRecord, MetricRecord, NewCheckpoint, NewRun, RunRecord
+from lsdb.catalog.records import BlobRecord, MetricRecord, NewRun, RunRecord
 from lsdb.catalog.results import ResultsMixin
 from lsdb.config import Settings
 from lsdb.errors import BadInput, LsdbError, NotFound
 from lsdb.store import ObjectStore
 
-CHECKPOINT_MEDIA_TYPE = "application/vnd.safetensors"
+__all__ = ["CHECKPOINT_MEDIA_TYPE", "Catalog", "now_ms"]
 
 
 def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class Catalog(ResultsMixin, QueueMixin):
+class Catalog(CheckpointsMixin, ResultsMixin, QueueMixin):
     """The catalog database plus its content-addressed object store."""
 
     def __init__(self, settings: Settings, *, engine: Engine | None = None, check_schema: bool = True) -> None:
@@ -230,150 +230,13 @@ class Catalog(ResultsMixin, QueueMixin):
             for r in rows
         ]
 
-    # -- checkpoints ----------------------------------------------------------------------
-    def add_checkpoint(self, run: NewRun | int, ckpt: NewCheckpoint) -> tuple[CheckpointRecord, bool]:
-        """Record a checkpoint whose blob is already published; (record, created).
-
-        Get-or-create the run (or take an existing run's id), the blob row and the checkpoint row
-        in one transaction. The same weights in the same run are the same checkpoint: the
-        existing one comes back.
-        """
-        with self._write() as conn:
-            run_id = run if isinstance(run, int) else self._ensure_run(conn, run)[0]
-            return self._add_checkpoint_in(conn, run_id, ckpt)
-
-    def add_checkpoints(self, run_id: int, ckpts: Sequence[NewCheckpoint]) -> list[tuple[CheckpointRecord, bool]]:
-        """`add_checkpoint` for several checkpoints of an existing run, in one transaction (all or none)."""
-        with self._write() as conn:
-            return [self._add_checkpoint_in(conn, run_id, ckpt) for ckpt in ckpts]
-
-    def _add_checkpoint_in(self, conn: Connection, run_id: int, ckpt: NewCheckpoint) -> tuple[CheckpointRecord, bool]:
-        """The blob row and the checkpoint row in the caller's transaction; (record, created)."""
-        self._add_blob(conn, ckpt.blob_digest, ckpt.blob_size, CHECKPOINT_MEDIA_TYPE, ckpt.blob_path)
-        c = m.CheckpointRow.__table__
-        stmt = (
-            self._insert(conn, c)
-            .values(
-                run_id=run_id,
-                step=ckpt.step,
-                epoch=ckpt.epoch,
-                label=ckpt.label,
-                tensor_digest=ckpt.tensor_digest,
-                schema_digest=ckpt.schema_digest,
-                n_params=ckpt.n_params,
-                n_tensors=ckpt.n_tensors,
-                blob_digest=ckpt.blob_digest,
-                source_path=ckpt.source_path,
-                produced_by=ckpt.produced_by,
-                meta=ckpt.meta,
-                created_at=now_ms(),
-            )
-            .on_conflict_do_nothing(index_elements=["run_id", "tensor_digest"])
-            .returning(c.c.id)
-        )
-        new_id = conn.execute(stmt).scalar_one_or_none()
-        created = new_id is not None
-        if not created:
-            new_id = conn.execute(
-                select(c.c.id).where(c.c.run_id == run_id, c.c.tensor_digest == ckpt.tensor_digest)
-            ).scalar_one()
-        record = self._checkpoint_records(conn, [c.c.id == new_id])[0]
-        return record, created
-
+    # -- blobs (rows) ---------------------------------------------------------------------
     def _add_blob(self, conn: Connection, digest: str, size: int, media_type: str, path: str) -> None:
         b = m.BlobRow.__table__
         stmt = self._insert(conn, b).values(
             digest=digest, size=size, media_type=media_type, path=path, created_at=now_ms()
         )
         conn.execute(stmt.on_conflict_do_nothing(index_elements=["digest"]))
-
-    def get_checkpoint(self, checkpoint_id: int) -> CheckpointRecord:
-        with self._read() as conn:
-            rows = self._checkpoint_records(conn, [m.CheckpointRow.__table__.c.id == checkpoint_id])
-        if not rows:
-            raise NotFound(f"checkpoint {checkpoint_id} not found; see `lsdb checkpoints`")
-        return rows[0]
-
-    def list_checkpoints(
-        self, run: str | int | None = None, project: str | None = None, limit: int | None = None
-    ) -> list[CheckpointRecord]:
-        """Checkpoints ordered by run, then step (a run's trajectory), then id."""
-        where = self._checkpoint_where(run, project)
-        with self._read() as conn:
-            return self._checkpoint_records(conn, where, limit=limit)
-
-    def list_checkpoint_rows(
-        self, run: str | int | None = None, project: str | None = None, limit: int | None = None
-    ) -> list[tuple[Any, ...]]:
-        """`list_checkpoints` as plain tuples in `CheckpointRecord`'s field order, `meta` as JSON text
-        (``"null"`` when there is none): the fastest form, for printing 10^5 rows as JSON. On SQLite the
-        rows come straight from the driver's cursor (SQLAlchemy's row objects cost as much as the query)."""
-        query = self._checkpoint_query(self._checkpoint_where(run, project), limit)
-        with self._read() as conn:
-            if conn.dialect.name == "sqlite":
-                compiled = query.compile(dialect=conn.dialect)
-                params = [compiled.params[k] for k in compiled.positiontup or ()]
-                driver = conn.connection.driver_connection
-                assert driver is not None
-                rows: list[tuple[Any, ...]] = driver.execute(str(compiled), params).fetchall()
-                return [r if r[14] is not None else (*r[:14], "null", r[15]) for r in rows]
-            return [(*r[:14], json.dumps(r[14]), r[15]) for r in conn.execute(query).all()]
-
-    def schema_digests(self, run_id: int) -> set[str]:
-        c = m.CheckpointRow.__table__
-        with self._read() as conn:
-            return set(conn.execute(select(c.c.schema_digest).where(c.c.run_id == run_id).distinct()).scalars())
-
-    def _checkpoint_records(
-        self, conn: Connection, where: list[Any], limit: int | None = None
-    ) -> list[CheckpointRecord]:
-        rows = conn.execute(self._checkpoint_query(where, limit)).all()
-        # meta is decoded by hand: most rows hold JSON null, and json.loads per row dominates big listings
-        return [
-            # one starred tuple: mypy cannot count `*row[:14]` followed by more positional arguments
-            CheckpointRecord(*(*row[:14], _meta(row[14]), row[15]))
-            for row in rows
-        ]
-
-    def _checkpoint_where(self, run: str | int | None, project: str | None) -> list[Any]:
-        """The filter of a listing: one run (by id or name), or every run of a project, or all."""
-        if run is not None:
-            return [m.CheckpointRow.__table__.c.run_id == self.get_run(run, project).id]
-        if project is not None:
-            return [m.RunRow.__table__.c.project == project]
-        return []
-
-    @staticmethod
-    def _checkpoint_query(where: list[Any], limit: int | None) -> Any:
-        """Checkpoint columns in `CheckpointRecord` order (meta as text), ordered by run then step."""
-        c = m.CheckpointRow.__table__
-        r = m.RunRow.__table__
-        q = (
-            select(
-                c.c.id,
-                c.c.run_id,
-                r.c.project,
-                r.c.name,
-                c.c.step,
-                c.c.epoch,
-                c.c.label,
-                c.c.tensor_digest,
-                c.c.schema_digest,
-                c.c.n_params,
-                c.c.n_tensors,
-                c.c.blob_digest,
-                c.c.source_path,
-                c.c.produced_by,
-                type_coerce(c.c.meta, Text),
-                c.c.created_at,
-            )
-            .join(r, r.c.id == c.c.run_id)
-            .where(*where)
-            .order_by(r.c.project, r.c.name, c.c.step, c.c.id)
-        )
-        if limit is not None:
-            q = q.limit(limit)
-        return q
 
     # -- metrics -------------------------------------------------------------------------
     def add_metrics(self, run_id: int, items: Iterable[tuple[str, int, float]]) -> None:
@@ -440,7 +303,7 @@ class Catalog(ResultsMixin, QueueMixin):
             # resume states of training runs are referenced from their checkpoint's meta
             c = m.CheckpointRow.__table__
             for raw in conn.execute(select(type_coerce(c.c.meta, Text)).where(c.c.meta.is_not(None))).scalars():
-                meta = _meta(raw)
+                meta = decode_meta(raw)
                 if isinstance(meta, dict) and isinstance(meta.get("resume_state"), str):
                     refs.add(meta["resume_state"])
         return refs
@@ -471,13 +334,6 @@ class Catalog(ResultsMixin, QueueMixin):
             if dead:
                 conn.execute(delete(b).where(b.c.digest.in_(dead)))
         return dead
-
-
-def _meta(raw: Any) -> dict[str, Any] | None:
-    """The meta column: text on SQLite (decoded here), already decoded by psycopg."""
-    if raw is None or raw == "null":
-        return None
-    return json.loads(raw) if isinstance(raw, str) else raw
 
 
 def _is_connection_error(exc: OperationalError) -> bool:
