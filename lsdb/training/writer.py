@@ -56,7 +56,7 @@ class CatalogWriter:
         if self.error is not None:
             raise self.error
         if self._thread is None:
-            self._record(job())
+            job()
         else:
             self._queue.put(job)
 
@@ -91,10 +91,6 @@ class CatalogWriter:
             if created:
                 announce(record)
 
-    def _record(self, value: Any) -> None:
-        if isinstance(value, CheckpointRecord):
-            self.saved.append(value)
-
     def _loop(self) -> None:
         while True:
             due = self._rows_flushed + ROWS_FLUSH_S - time.monotonic()
@@ -106,7 +102,7 @@ class CatalogWriter:
                 break
             if self.error is None:
                 try:
-                    self._record(job())
+                    job()
                 except BaseException as exc:  # handed to the training thread
                     self.error = exc
 
