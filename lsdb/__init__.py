@@ -1,15 +1,16 @@
 """lsdb: a loss-landscape database.
 
-Public API (importing `lsdb` is cheap; names load on first use)::
+The Python API (importing `lsdb` is cheap; names load on first use)::
 
     import lsdb
-    catalog = lsdb.open_catalog()                 # the same object the CLI uses
-    with lsdb.record(run="mine", model="mlp", dataset="digits") as rec:
-        rec.checkpoint(model, step=100, metrics={"loss": 0.1})
+    cat = lsdb.open_catalog("demo.sqlite")          # the same verbs the CLI has
+    cat.train("sb", model="mlp:widths=[64,64]", dataset="digits", epochs=5)
+    result = cat.run("surface", "sb:last", xnum=21, ynum=21)
+    fig = result.plot(kind="contour")
 
-For plugin authors: `lsdb.hookimpl`, `lsdb.AnalysisSpec`, `lsdb.Slot`, `lsdb.AnalysisOutput`,
-`lsdb.NewCheckpointOutput`, `lsdb.Context`, `lsdb.ResultView`; the math in `lsdb.landscape`;
-helpers for tests in `lsdb.testing`.
+`lsdb.Catalog` (what `open_catalog` returns), `lsdb.Result`, `lsdb.Job`; `lsdb.record(...)` for your
+own training loop. For plugin authors: `lsdb.plugin` (the whole contract), the math in
+`lsdb.landscape`, figures in `lsdb.plotting`, helpers for tests in `lsdb.testing`.
 """
 
 from __future__ import annotations
@@ -22,10 +23,13 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from lsdb.catalog import Catalog
     from lsdb.recorder import Recorder
+    from lsdb.service import Catalog
 
 _LAZY = {
+    "Catalog": ("lsdb.service", "Catalog"),
+    "Result": ("lsdb.service", "Result"),
+    "Job": ("lsdb.service", "Job"),
     "hookimpl": ("lsdb.hookspecs", "hookimpl"),
     "AnalysisSpec": ("lsdb.analyses.spec", "AnalysisSpec"),
     "Slot": ("lsdb.analyses.spec", "Slot"),
@@ -49,15 +53,15 @@ def __getattr__(name: str) -> Any:
 
 
 def open_catalog(url: str | None = None, store: str | os.PathLike[str] | None = None) -> Catalog:
-    """Open (creating at the current schema if new) the catalog at `url`.
+    """Open (creating at the current schema if new) the catalog at `url`: an `lsdb.Catalog`.
 
-    `url` defaults to ``LSDB_DATABASE_URL``, else ``$LSDB_HOME/catalog.sqlite``; `store`
-    to ``LSDB_STORE``, else a ``store`` folder beside the SQLite file.
+    `url` is a SQLite file path or a database URL; it defaults to ``LSDB_DATABASE_URL``, else
+    ``$LSDB_HOME/catalog.sqlite``. `store` defaults to ``LSDB_STORE``, else a ``store`` folder
+    beside the SQLite file.
     """
-    from lsdb.catalog import Catalog
-    from lsdb.config import Settings
+    from lsdb.service import open_catalog as _open
 
-    return Catalog(Settings.resolve(url, store))
+    return _open(url, store)
 
 
 def record(
@@ -78,7 +82,7 @@ def record(
     """
     from lsdb.recorder import record as _record
 
-    return _record(run, model, dataset, project, params, tags, catalog, loss)
+    return _record(run, model, dataset, project, params, tags, catalog._db if catalog is not None else None, loss)
 
 
 __all__ = ["__version__", "open_catalog", "record", *_LAZY]

@@ -139,9 +139,10 @@ def record(
 ) -> Iterator[Recorder]:
     """Record into run `project/run` (created if new; specs and loss validated first).
 
-    `catalog` defaults to `lsdb.open_catalog()` (closed again on exit). See the module docstring.
+    `catalog` defaults to the one `lsdb.open_catalog()` opens (closed again on exit). See the module docstring.
     """
-    from lsdb import open_catalog
+    from lsdb.catalog import Catalog as Database
+    from lsdb.config import Settings
     from lsdb.runs import make_new_run
 
     new_run = make_new_run(
@@ -155,7 +156,7 @@ def record(
         status="running",
     )
     own = catalog is None
-    cat = open_catalog() if catalog is None else catalog
+    cat = Database(Settings.resolve()) if catalog is None else catalog
     try:
         record = cat.add_run(new_run)
         cat.set_run_status(record.id, "running")

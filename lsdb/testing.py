@@ -47,6 +47,13 @@ def temp_catalog(folder: str | os.PathLike[str], plugins: Sequence[str] = ()) ->
         reset_plugins()
 
 
+def open_db(url: str, store: str | os.PathLike[str]) -> Catalog:
+    """The catalog's database and store without the `lsdb.Catalog` facade (tests of internals)."""
+    from lsdb.config import Settings
+
+    return Catalog(Settings.resolve(url, store))
+
+
 def add_model_checkpoint(
     catalog: Catalog, run: str, model: str, dataset: str, seed: int = 0, step: int | None = None
 ) -> CheckpointRecord:

@@ -111,7 +111,7 @@ def store_root(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def catalog(sqlite_url: str, store_root: Path):  # type: ignore[no-untyped-def]
-    from lsdb import open_catalog
+    from lsdb.testing import open_db as open_catalog
 
     cat = open_catalog(sqlite_url, store_root)
     yield cat
@@ -120,7 +120,7 @@ def catalog(sqlite_url: str, store_root: Path):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def any_catalog(db_url: str, store_root: Path):  # type: ignore[no-untyped-def]
-    from lsdb import open_catalog
+    from lsdb.testing import open_db as open_catalog
 
     cat = open_catalog(db_url, store_root)
     yield cat

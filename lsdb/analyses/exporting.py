@@ -1,30 +1,46 @@
-"""Getting results out: export to npz/csv/json, and plotting through registered renderers."""
+"""Getting results out of a `ResultView`: export to npz/csv/json, and figures from registered renderers.
+
+The view-level functions (`export_view`, `render`, `save_figure`) touch no database; the service
+layer hands them a view it loaded. `export_result`/`plot_result` are the same by result id.
+"""
 
 from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lsdb.catalog import Catalog
 from lsdb.errors import BadInput
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from lsdb.analyses.view import ResultView
+    from lsdb.catalog import Catalog
 
 EXPORT_FORMATS = ("npz", "csv", "json")
 PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 
 
 def export_result(catalog: Catalog, result_id: int, fmt: str, output: Path | None = None) -> Path:
-    """Write a result's arrays and scalars to `output` (npz: arrays + scalars; csv: one column
-    per 1-D array of the common length, or long form ``array,index...,value``; json: everything)."""
+    """`export_view` of a stored result."""
     from lsdb.analyses.runner import load_view
 
     if fmt not in EXPORT_FORMATS:
         raise BadInput(f"unknown export format '{fmt}'; available: {', '.join(EXPORT_FORMATS)}")
-    view = load_view(catalog, catalog.get_result(result_id))
-    path = Path(output or f"result-{result_id}.{fmt}")
+    return export_view(load_view(catalog, catalog.get_result(result_id)), fmt, output)
+
+
+def export_view(view: ResultView, fmt: str, output: Path | None = None) -> Path:
+    """Write a result's arrays and scalars to `output` (npz: arrays + scalars; csv: long form
+    ``array,index,value`` plus ``scalar:KEY`` rows; json: everything)."""
+    if fmt not in EXPORT_FORMATS:
+        raise BadInput(f"unknown export format '{fmt}'; available: {', '.join(EXPORT_FORMATS)}")
+    path = Path(output or f"result-{view.id}.{fmt}")
     if fmt == "npz":
         # Any values: the names come from data, so mypy cannot rule out one being `allow_pickle`
         arrays: dict[str, Any] = view.arrays
@@ -72,25 +88,40 @@ def _jsonable(arr: np.ndarray) -> object:
 
 
 def plot_result(catalog: Catalog, result_id: int, kind: str = "default", output: Path | None = None) -> Path:
-    """Render a result with its analysis' renderer `kind` and save it (png, svg or pdf)."""
+    """Render a stored result with its analysis' renderer `kind` and save it (png, svg or pdf)."""
     from lsdb.analyses.runner import load_view
     from lsdb.plugins import get_plugins
 
     result = catalog.get_result(result_id)
     renderers = get_plugins().renderers()
-    available = sorted(name for (analysis, name) in renderers if analysis == result.analysis)
-    if not available:
+    mine = {name: fn for (analysis, name), fn in renderers.items() if analysis == result.analysis}
+    path = check_plot_path(Path(output or f"result-{result_id}-{kind}.png"))
+    return save_figure(render(load_view(catalog, result), mine, kind), path)
+
+
+def render(view: ResultView, renderers: Mapping[str, Callable[[ResultView], Figure]], kind: str = "default") -> Figure:
+    """The figure renderer `kind` (one of the analysis' `renderers`, by name) draws of `view`."""
+    if not renderers:
         raise BadInput(
-            f"no renderer is registered for analysis '{result.analysis}'; export the data instead "
-            f"(`lsdb results export {result_id}`)"
+            f"no renderer is registered for analysis '{view.analysis}'; export the data instead "
+            f"(`lsdb results export {view.id}`)"
         )
-    if (result.analysis, kind) not in renderers:
-        raise BadInput(f"analysis '{result.analysis}' has no renderer '{kind}'; available: {', '.join(available)}")
-    path = Path(output or f"result-{result_id}-{kind}.png")
+    if kind not in renderers:
+        available = ", ".join(sorted(renderers))
+        raise BadInput(f"analysis '{view.analysis}' has no renderer '{kind}'; available: {available}")
+    return renderers[kind](view)
+
+
+def check_plot_path(path: Path) -> Path:
+    """`path` if its suffix is one matplotlib is asked to write here; `BadInput` otherwise."""
     if path.suffix.lower() not in PLOT_SUFFIXES:
         raise BadInput(f"{path}: plots are saved as {', '.join(PLOT_SUFFIXES)}")
-    view = load_view(catalog, result)
-    fig = renderers[(result.analysis, kind)](view)
+    return path
+
+
+def save_figure(fig: Figure, path: Path) -> Path:
+    """Save `fig` as png, svg or pdf (by the suffix), creating the folder."""
+    check_plot_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=150, bbox_inches="tight")
     return path

@@ -7,7 +7,8 @@ from typing import Any
 
 import typer
 
-from lsdb.cli.render import Format, checkpoints_json, fmt_time, render, render_mapping
+from lsdb.cli.render import Format, fmt_time, render, render_mapping
+from lsdb.service.listing import checkpoints_json
 from lsdb.cli.state import state
 
 show_app = typer.Typer(help="Show one object in detail.", no_args_is_help=True)

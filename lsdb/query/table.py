@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,10 +35,50 @@ NOT_AGGREGATED = ("run_id", "result_id")
 
 @dataclass(frozen=True)
 class CompareTable:
-    """What `compare` returns: column headers in display order and one dict per row."""
+    """What `compare` returns: column headers in display order and one dict per row.
+
+    ``to_records()`` gives plain dicts (one per row, every column present); ``to_pandas()`` a
+    DataFrame when pandas is installed (pandas is optional: lsdb never needs it).
+    """
 
     columns: list[str]
     rows: list[dict[str, Any]]
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """One dict per row with exactly the table's columns, in order."""
+        return [{c: row.get(c) for c in self.columns} for row in self.rows]
+
+    def to_pandas(self) -> Any:
+        """A `pandas.DataFrame` of `to_records()`; `BadInput` naming the install command without pandas."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise BadInput("to_pandas needs pandas: pip install pandas (or use .to_records())") from None
+        return pd.DataFrame.from_records(self.to_records(), columns=self.columns)
+
+    def column(self, name: str) -> list[Any]:
+        """The values of one column, row by row; `BadInput` naming the columns otherwise."""
+        if name not in self.columns:
+            raise BadInput(f"no column '{name}'; columns: {', '.join(self.columns)}")
+        return [row.get(name) for row in self.rows]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self.to_records())
+
+    def _repr_html_(self) -> str:
+        """A notebook's view: an HTML table (values escaped)."""
+        from html import escape
+
+        head = "".join(f"<th>{escape(c)}</th>" for c in self.columns)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{escape('' if r.get(c) is None else str(r.get(c)))}</td>" for c in self.columns)
+            + "</tr>"
+            for r in self.rows
+        )
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def split_list(value: str | Sequence[str] | None) -> list[str]:

@@ -34,7 +34,7 @@ def test_version_table_is_namespaced(sqlite_url: str) -> None:
 
 
 def test_new_catalog_is_created_at_head_on_first_use(tmp_path: Path) -> None:
-    from lsdb import open_catalog
+    from lsdb.testing import open_db as open_catalog
 
     cat = open_catalog(str(tmp_path / "new.sqlite"), tmp_path / "store")
     assert current_revision(cat.engine) == head_revision()
@@ -64,7 +64,7 @@ def test_downgrade_then_upgrade_round_trips(tmp_path: Path) -> None:
 
 
 def test_catalog_behind_head_is_refused_naming_upgrade(tmp_path: Path, sqlite_template: Path) -> None:
-    from lsdb import open_catalog
+    from lsdb.testing import open_db as open_catalog
 
     path = tmp_path / "old.sqlite"
     shutil.copy(sqlite_template, path)
@@ -79,7 +79,7 @@ def test_catalog_behind_head_is_refused_naming_upgrade(tmp_path: Path, sqlite_te
 
 def test_catalog_behind_head_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sqlite_template: Path) -> None:
     """Simulate an older catalog by pretending this lsdb's head is a later revision."""
-    from lsdb import open_catalog
+    from lsdb.testing import open_db as open_catalog
     from lsdb.catalog import migrate
 
     path = tmp_path / "c.sqlite"
@@ -93,7 +93,7 @@ def test_catalog_behind_head_message(tmp_path: Path, monkeypatch: pytest.MonkeyP
 def test_two_processes_creating_one_catalog_do_not_race(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'race.sqlite'}"
     code = (
-        "import sys; from lsdb import open_catalog; "
+        "import sys; from lsdb.testing import open_db as open_catalog; "
         f"c = open_catalog({url!r}, {str(tmp_path / 'store')!r}); print(len(c.list_runs()))"
     )
     procs = [

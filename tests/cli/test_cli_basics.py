@@ -87,4 +87,4 @@ def test_python_api_returns_the_cli_catalog(cli, catalog, tmp_path: Path) -> Non
     import lsdb
 
     same = lsdb.open_catalog(catalog.settings.database_url, catalog.settings.store_root)
-    assert [c.id for c in same.list_checkpoints("api")] == [c.id for c in catalog.list_checkpoints("api")]
+    assert [c.id for c in same.checkpoints("api")] == [c.id for c in catalog.list_checkpoints("api")]

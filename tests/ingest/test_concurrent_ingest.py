@@ -37,7 +37,7 @@ def test_two_processes_ingest_the_same_files(db_url: str, tmp_path: Path) -> Non
     outs = [p.communicate(timeout=180) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [o[1].decode()[-800:] for o in outs]
 
-    from lsdb import open_catalog
+    from lsdb.testing import open_db as open_catalog
 
     cat = open_catalog(db_url, store)
     assert len(cat.list_checkpoints("shared")) == distinct

@@ -205,7 +205,7 @@ def test_store_not_writable(sqlite_url: str, tmp_path: Path, make_checkpoint) ->
     r = Cli(sqlite_url, blocker)("ingest", make_checkpoint("a.pt"), "--run", "r")
     assert r.exit_code != 0
     assert "not writable" in r.stderr.strip().splitlines()[-1]
-    from lsdb import open_catalog
+    from lsdb.testing import open_db as open_catalog
 
     assert open_catalog(sqlite_url, tmp_path / "s2").list_runs() == []
 

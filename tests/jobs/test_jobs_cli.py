@@ -54,7 +54,7 @@ def test_jobs_list_show_cancel_retry_and_logs(any_cli: Any) -> None:
 
 
 def test_workers_lists_registered_workers(any_cli: Any, db_url: str, store_root: Any) -> None:
-    from lsdb import open_catalog
+    from lsdb.testing import open_db as open_catalog
 
     catalog = open_catalog(db_url, store_root)
     catalog.register_worker("w-1", "host", 42, "cpu", ["default", "big"])

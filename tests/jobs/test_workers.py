@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from lsdb import open_catalog
+from lsdb.testing import open_db as open_catalog
 from lsdb.jobs.queue import enqueue
 from tests.conftest import Cli
 from tests.jobs.conftest import Workers, probe, wait_until

@@ -1,0 +1,23 @@
+"""The service layer: lsdb's Python API (`Catalog`, `Result`, `Job`), which the CLI, the scripts
+and notebooks all call. Nothing above this layer reaches into the catalog, the queue or the runner."""
+
+from lsdb.service.catalog import Catalog, DoctorReport, WorkerStatus, catalog_revision, open_catalog, upgrade_catalog
+from lsdb.service.jobs import Job
+from lsdb.service.registry import add_plugin_commands, describe_analysis, get_analysis, list_analyses, list_plugins
+from lsdb.service.results import Result
+
+__all__ = [
+    "add_plugin_commands",
+    "describe_analysis",
+    "get_analysis",
+    "list_analyses",
+    "list_plugins",
+    "Catalog",
+    "DoctorReport",
+    "Job",
+    "Result",
+    "WorkerStatus",
+    "catalog_revision",
+    "open_catalog",
+    "upgrade_catalog",
+]
