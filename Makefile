@@ -29,7 +29,9 @@ test-fast: install
 
 lint: install
 	$(VENV)/bin/ruff check lsdb tests scripts plugins migrations
-	$(VENV)/bin/mypy lsdb --ignore-missing-imports
+	$(VENV)/bin/mypy lsdb scripts --ignore-missing-imports
+	# the architecture's layer contracts ([tool.importlinter] in pyproject.toml; docs/architecture.md)
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache demo-out

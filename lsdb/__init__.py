@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from lsdb._version import __version__
 
 if TYPE_CHECKING:
     from lsdb.recorder import Recorder
@@ -71,7 +71,7 @@ def record(
     project: str = "default",
     params: Mapping[str, Any] | None = None,
     tags: Mapping[str, str] | None = None,
-    catalog: Catalog | None = None,
+    catalog: Catalog | Any | None = None,
     loss: str | None = None,
 ) -> AbstractContextManager[Recorder]:
     """Record checkpoints and metrics from your own training loop into run `project/run`.
@@ -82,7 +82,8 @@ def record(
     """
     from lsdb.recorder import record as _record
 
-    return _record(run, model, dataset, project, params, tags, catalog._db if catalog is not None else None, loss)
+    db: Any = getattr(catalog, "_db", catalog)  # an lsdb.Catalog, or its database
+    return _record(run, model, dataset, project, params, tags, db, loss, getattr(catalog, "_registries", None))
 
 
 __all__ = ["__version__", "open_catalog", "record", *_LAZY]

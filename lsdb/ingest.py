@@ -14,11 +14,15 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from lsdb.catalog import Catalog, CheckpointRecord, NewCheckpoint, NewRun
 from lsdb.checkpoints import canonical_chunks, n_params, read_checkpoint, schema_digest
 from lsdb.errors import BadInput, LsdbError
+
+if TYPE_CHECKING:
+    from lsdb.checkpoints import CheckpointFormat
+    from lsdb.registry import Events, Registries
 
 Status = Literal["new", "existing", "failed"]
 _NUMBER = re.compile(r"(\d+)")
@@ -58,15 +62,16 @@ def _natural_key(path: Path) -> tuple[Any, ...]:
     return (num is None, num if num is not None else 0, str(path))
 
 
-def expand_paths(paths: Iterable[str | Path], recursive: bool = False) -> list[Path]:
+def expand_paths(paths: Iterable[str | Path], recursive: bool = False,
+                 formats: Iterable[CheckpointFormat] | None = None) -> list[Path]:
     """Files to ingest, in order: each directory's checkpoints sorted by the step in their names.
 
     Raises `BadInput` for a missing path or a directory without checkpoint files, before
-    anything is written.
+    anything is written. `formats` (default: the built-in ones) decide which suffixes count.
     """
-    from lsdb.plugins import checkpoint_formats
+    from lsdb.checkpoints import builtin_formats
 
-    suffixes = {s.lower() for fmt in checkpoint_formats() for s in fmt.suffixes}
+    suffixes = {s.lower() for fmt in (formats if formats is not None else builtin_formats()) for s in fmt.suffixes}
     files: list[Path] = []
     for raw in paths:
         path = Path(raw).expanduser()
@@ -98,13 +103,19 @@ def ingest(
     check: Callable[[dict[str, Any]], None] | None = None,
     on_file: Callable[[IngestOutcome], None] | None = None,
     on_start: Callable[[int], None] | None = None,
+    registries: Registries | None = None,
 ) -> IngestReport:
     """Ingest checkpoint files into `run` (created if new).
 
     `check(tensors)` may raise `BadInput` to refuse a file (e.g. tensors that do not fit the
-    run's model). `on_start(n_files)` and `on_file(outcome)` drive a progress bar.
+    run's model). `on_start(n_files)` and `on_file(outcome)` drive a progress bar. The
+    checkpoint formats and the `checkpoint_ingested` listeners come from `registries`.
     """
-    files = expand_paths(paths, recursive)
+    from lsdb.plugins import resolve
+
+    registries = resolve(registries)
+    formats = registries.formats.values()
+    files = expand_paths(paths, recursive, formats)
     if (step is not None or epoch is not None) and len(files) > 1:
         raise BadInput("--step/--epoch apply to a single file; a directory's steps come from file names or metadata")
     catalog.objects.check_writable()
@@ -114,7 +125,7 @@ def ingest(
     schemas = _run_schemas(catalog, run)
     for path in files:
         try:
-            outcome, schema = _ingest_one(catalog, path, run, step, epoch, check)
+            outcome, schema = _ingest_one(catalog, path, run, step, epoch, check, formats, registries.events)
             if schemas and schema not in schemas:
                 note = f"schema differs from the run's other checkpoints (schema {schema[:12]})"
                 outcome = IngestOutcome(
@@ -145,6 +156,7 @@ def add_tensors(
     source_path: str | None = None,
     meta: dict[str, Any] | None = None,
     produced_by: int | None = None,
+    events: Events | None = None,
 ) -> tuple[CheckpointRecord, bool]:
     """Store a state dict as a checkpoint of `run` (a new or existing run, or an existing run's id):
     publish its blob, then commit its rows.
@@ -157,7 +169,7 @@ def add_tensors(
                           meta=meta, produced_by=produced_by)
     record, created = catalog.add_checkpoint(run, new)
     if created:
-        _announce(record)
+        announce(record, events)
     return record, created
 
 
@@ -193,19 +205,11 @@ def publish_tensors(
     )
 
 
-def announce(record: CheckpointRecord) -> None:
-    """Fire `checkpoint_ingested` for a new checkpoint committed outside `add_tensors`."""
-    _announce(record)
+def announce(record: CheckpointRecord, events: Events | None = None) -> None:
+    """Fire `checkpoint_ingested` for a new checkpoint (a failing listener never undoes the ingest)."""
+    from lsdb.plugins import resolve
 
-
-def _announce(record: CheckpointRecord) -> None:
-    """Fire the `checkpoint_ingested` event; a failing listener never undoes the ingest."""
-    from lsdb.plugins import get_plugins
-
-    try:
-        get_plugins().pm.hook.checkpoint_ingested(checkpoint=record)
-    except Exception:  # noqa: BLE001
-        pass
+    (events if events is not None else resolve(None).events).checkpoint_ingested(record)
 
 
 def _ingest_one(
@@ -215,10 +219,10 @@ def _ingest_one(
     step: int | None,
     epoch: float | None,
     check: Callable[[dict[str, Any]], None] | None,
+    formats: Iterable[CheckpointFormat],
+    events: Events,
 ) -> tuple[IngestOutcome, str]:
-    from lsdb.plugins import checkpoint_formats
-
-    loaded = read_checkpoint(path, checkpoint_formats())
+    loaded = read_checkpoint(path, formats)
     if check is not None:
         try:
             check(loaded.tensors)
@@ -246,6 +250,7 @@ def _ingest_one(
         epoch=file_epoch,
         source_path=str(path.resolve()),
         meta=meta or None,
+        events=events,
     )
     schema = record.schema_digest
     if loaded.metrics and created:

@@ -1,31 +1,39 @@
-"""The plugin manager: lsdb's default plugins, then third-party ones from entry points.
+"""Loading plugins into `Registries`: lsdb's default plugins, then third-party ones from entry points.
 
-Loading is lazy (nothing happens at import) and happens once per process. lsdb's own
-models, datasets, checkpoint formats and analysis families are *default plugins* that use
-the same hooks as anyone else. A plugin that fails to import, registers a hook that does
-not exist (``check_pending``), or raises inside a registration hook is reported by
-`lsdb plugins` and skipped; with ``LSDB_STRICT_PLUGINS=1`` it is fatal instead.
+`load_registries` is the one loading step: it imports every plugin (default plugins first,
+then entry points of group ``lsdb``, then ``LSDB_EXTRA_PLUGINS``), calls each registration hook
+once, and returns one `lsdb.registry.Registries`. Nothing happens at import. A plugin that fails
+to import, implements a hook that does not exist (``check_pending``), or raises (or registers
+something invalid) inside a registration hook is reported by `lsdb plugins` and skipped; with
+``LSDB_STRICT_PLUGINS=1`` it is fatal instead.
+
+Entry points (the CLI, a worker's job process, `lsdb.open_catalog`) load the process' registries
+once with `default_registries` and hand them down.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
 import os
 import sys
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from lsdb import hookspecs
-from lsdb.errors import BadInput, PluginError
+from lsdb.errors import PluginError
+from lsdb.registry import Events, FactoryRegistry, PluginInfo, Registries, Registry, RendererRegistry, check_format
 
 if TYPE_CHECKING:
     from lsdb.analyses.spec import AnalysisSpec
+    from lsdb.checkpoints.formats import CheckpointFormat
+
+__all__ = ["PluginInfo", "PluginLoader", "default_registries", "load_registries", "reset_plugins", "resolve"]
 
 ENTRY_POINT_GROUP = "lsdb"
 #: lsdb's own plugins, loaded first, in this order: (plugin name, module).
@@ -38,43 +46,29 @@ DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
 )
 
 
-@dataclass
-class PluginInfo:
-    """What `lsdb plugins` shows for one plugin."""
-
-    name: str
-    module: str
-    version: str | None
-    source: str  # "default" | "entry point" | "env" (LSDB_EXTRA_PLUGINS)
-    hooks: list[str] = field(default_factory=list)
-    analyses: list[str] = field(default_factory=list)
-    error: str | None = None
-
-
 def strict() -> bool:
     return os.environ.get("LSDB_STRICT_PLUGINS", "") not in ("", "0", "false", "no")
 
 
-class Plugins:
-    """A loaded plugin manager plus the registries built from its hooks."""
+class PluginLoader:
+    """A pluggy manager, the plugins it loaded (`infos`), and the registration step."""
 
     def __init__(self) -> None:
         self.pm = pluggy.PluginManager("lsdb")
         self.pm.add_hookspecs(hookspecs)
         self.infos: dict[str, PluginInfo] = {}
-        self._analyses: dict[str, AnalysisSpec] | None = None
-        self._renderers: dict[tuple[str, str], Callable[..., Any]] | None = None
 
     # -- loading ------------------------------------------------------------------------
-    def load(self) -> None:
+    def load(self, extra: Sequence[str] = ()) -> None:
+        """Import the default plugins, the entry points and `extra` (plus ``LSDB_EXTRA_PLUGINS``) modules."""
         for name, module_name in DEFAULT_PLUGINS:
             self._load(name, module_name, None, "default", functools.partial(importlib.import_module, module_name))
         for ep in _entry_points():
             dist = getattr(ep, "dist", None)
-            version = dist.version if dist is not None else None
-            self._load(ep.name, ep.value, version, "entry point", ep.load)
+            self._load(ep.name, ep.value, dist.version if dist is not None else None, "entry point", ep.load)
         # plugins by module name, e.g. for tests or a quick local plugin: LSDB_EXTRA_PLUGINS=pkg.mod,other
-        for module_name in filter(None, (m.strip() for m in os.environ.get("LSDB_EXTRA_PLUGINS", "").split(","))):
+        env = [m.strip() for m in os.environ.get("LSDB_EXTRA_PLUGINS", "").split(",")]
+        for module_name in filter(None, [*env, *extra]):
             self._load(module_name, module_name, None, "env", functools.partial(importlib.import_module, module_name))
 
     def _load(self, name: str, module: str, version: str | None, source: str, loader: Callable[[], Any]) -> None:
@@ -86,8 +80,7 @@ class Plugins:
                 del self.infos[name]
                 return
             if version is None:
-                version = getattr(plugin, "__version__", None) or _module_version(module)
-                info.version = version
+                info.version = getattr(plugin, "__version__", None) or _module_version(module)
             self.pm.register(plugin, name=name)
             try:
                 self.pm.check_pending()
@@ -95,13 +88,16 @@ class Plugins:
                 self.pm.unregister(name=name)
                 raise PluginError(f"plugin {name}: {exc}") from None
             info.hooks = sorted(h.name for h in self.pm.get_hookcallers(plugin) or [] if not h.name.startswith("_"))
+            from lsdb.analyses.declare import attach_declared  # `lsdb.plugin.analysis`/`renderer` declarations
+
+            info.hooks = sorted({*info.hooks, *attach_declared(self, plugin, name)})
         except Exception as exc:  # noqa: BLE001 - a broken plugin must never take lsdb down
             info.error = f"{type(exc).__name__}: {exc}"
             if strict():
                 raise PluginError(f"plugin {name} failed to load: {info.error}") from exc
             sys.stderr.write(f"warning: plugin {name} skipped: {info.error} (see `lsdb plugins`)\n")
 
-    # -- registries ---------------------------------------------------------------------
+    # -- registration -------------------------------------------------------------------
     def call_registration(self, hook_name: str, register: Callable[..., None]) -> None:
         """Call one registration hook of every plugin, attributing what each registers."""
         caller = getattr(self.pm.hook, hook_name)
@@ -126,41 +122,41 @@ class Plugins:
             raise PluginError(message)
         sys.stderr.write(f"warning: {message}\n")
 
-    def analyses(self) -> dict[str, AnalysisSpec]:
-        if self._analyses is None:
-            from lsdb.analyses.spec import AnalysisSpec
+    def registries(self) -> Registries:
+        """Call every registration hook once and collect what was registered, validated."""
+        from lsdb.analyses.spec import AnalysisSpec
 
-            found: dict[str, AnalysisSpec] = {}
+        models: FactoryRegistry[Any] = FactoryRegistry("model", fixed_args=2)
+        datasets: FactoryRegistry[Any] = FactoryRegistry("dataset", fixed_args=0)
+        formats: Registry[CheckpointFormat] = Registry("checkpoint format", check_format)
+        analyses: Registry[AnalysisSpec] = Registry(
+            "analysis", lambda v: None if isinstance(v, AnalysisSpec) else f"is {v!r}, not an AnalysisSpec")
+        renderers = RendererRegistry()
 
-            def register(spec: AnalysisSpec, plugin: str = "") -> None:
-                if not isinstance(spec, AnalysisSpec):
-                    raise PluginError(f"plugin {plugin}: register_analyses expects an AnalysisSpec, got {spec!r}")
-                if spec.name in found:
-                    raise PluginError(
-                        f"plugin {plugin}: analysis '{spec.name}' is already registered by {found[spec.name].plugin}"
-                    )
-                import dataclasses
+        def add_analysis(spec: AnalysisSpec, plugin: str = "") -> None:
+            if not isinstance(spec, AnalysisSpec):
+                raise PluginError(f"plugin {plugin}: register_analyses expects an AnalysisSpec, got {spec!r}")
+            analyses.add(spec.name, dataclasses.replace(spec, plugin=plugin), plugin, spec.summary)
+            if plugin in self.infos:
+                self.infos[plugin].analyses.append(spec.name)
 
-                found[spec.name] = dataclasses.replace(spec, plugin=plugin)
-                if plugin in self.infos:
-                    self.infos[plugin].analyses.append(spec.name)
+        def add_format(fmt: CheckpointFormat, plugin: str = "") -> None:
+            formats.add(str(getattr(fmt, "name", repr(fmt))), fmt, plugin)
 
-            self.call_registration("register_analyses", register)
-            self._analyses = found
-        return self._analyses
+        self.call_registration("register_models", models.register)
+        self.call_registration("register_datasets", datasets.register)
+        self.call_registration("register_checkpoint_formats", add_format)
+        self.call_registration("register_analyses", add_analysis)
+        self.call_registration("register_renderers", renderers.register)
+        return Registries(models=models, datasets=datasets, formats=formats, analyses=analyses, renderers=renderers,
+                          events=Events(self.pm.hook), plugins=list(self.infos.values()), hook=self.pm.hook)
 
-    def renderers(self) -> dict[tuple[str, str], Callable[..., Any]]:
-        if self._renderers is None:
-            found: dict[tuple[str, str], Callable[..., Any]] = {}
 
-            def register(analysis: str, renderer: Callable[..., Any], name: str = "default", plugin: str = "") -> None:
-                if not callable(renderer):
-                    raise PluginError(f"plugin {plugin}: renderer {name!r} for '{analysis}' is not callable")
-                found[(analysis, name)] = renderer
-
-            self.call_registration("register_renderers", register)
-            self._renderers = found
-        return self._renderers
+def load_registries(extra: Sequence[str] = ()) -> Registries:
+    """Load every plugin (and the `extra` modules) and build the registries: lsdb's one loading step."""
+    loader = PluginLoader()
+    loader.load(extra)
+    return loader.registries()
 
 
 def _entry_points() -> list[metadata.EntryPoint]:
@@ -173,7 +169,7 @@ def _entry_points() -> list[metadata.EntryPoint]:
 def _module_version(module: str) -> str | None:
     top = module.split(".")[0].split(":")[0]
     if top == "lsdb" or top.startswith("lsdb_"):
-        from lsdb import __version__
+        from lsdb._version import __version__
 
         return __version__
     try:
@@ -183,55 +179,25 @@ def _module_version(module: str) -> str | None:
 
 
 _lock = threading.Lock()
-_plugins: Plugins | None = None
+_default: Registries | None = None
 
 
-def get_plugins() -> Plugins:
-    """The process-wide plugin manager, loaded on first use."""
-    global _plugins
+def default_registries() -> Registries:
+    """This process' registries, loaded on first use (what the entry points hand down)."""
+    global _default
     with _lock:
-        if _plugins is None:
-            plugins = Plugins()
-            plugins.load()
-            _plugins = plugins
-        return _plugins
+        if _default is None:
+            _default = load_registries()
+        return _default
+
+
+def resolve(registries: Registries | None) -> Registries:
+    """`registries`, or this process' when the caller passed none (internal functions called directly)."""
+    return registries if registries is not None else default_registries()
 
 
 def reset_plugins() -> None:
-    """Forget loaded plugins (tests; after installing a plugin in a running process)."""
-    global _plugins
+    """Forget this process' registries (tests; after installing a plugin in a running process)."""
+    global _default
     with _lock:
-        _plugins = None
-    from lsdb.data.registry import dataset_registry
-    from lsdb.models.registry import model_registry
-
-    model_registry.cache_clear()
-    dataset_registry.cache_clear()
-
-
-def get_analysis(name: str) -> AnalysisSpec:
-    analyses = get_plugins().analyses()
-    if name not in analyses:
-        raise BadInput(f"unknown analysis '{name}'; available: {', '.join(sorted(analyses)) or 'none'}")
-    return analyses[name]
-
-
-def plugin_infos() -> list[PluginInfo]:
-    plugins = get_plugins()
-    plugins.analyses()  # attribute analyses to their plugins
-    plugins.renderers()
-    return list(plugins.infos.values())
-
-
-def checkpoint_formats() -> list[Any]:
-    """Every registered checkpoint format (built-in ones first)."""
-    formats: list[Any] = []
-
-    def register(fmt: Any, plugin: str = "") -> None:
-        for attr in ("name", "suffixes", "read"):
-            if not hasattr(fmt, attr):
-                raise PluginError(f"plugin {plugin}: checkpoint format {fmt!r} has no '{attr}'")
-        formats.append(fmt)
-
-    get_plugins().call_registration("register_checkpoint_formats", register)
-    return formats
+        _default = None

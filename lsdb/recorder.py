@@ -31,6 +31,7 @@ from lsdb.errors import BadInput
 
 if TYPE_CHECKING:
     from lsdb.catalog import Catalog, CheckpointRecord, NewRun, RunRecord
+    from lsdb.registry import Registries
 
 FLUSH_ITEMS = 1000
 FLUSH_S = 5.0
@@ -39,8 +40,9 @@ FLUSH_S = 5.0
 class Recorder:
     """Records checkpoints and metrics into one run; made by `record`."""
 
-    def __init__(self, catalog: Catalog, run: RunRecord, new_run: NewRun) -> None:
+    def __init__(self, catalog: Catalog, run: RunRecord, new_run: NewRun, registries: Registries | None = None) -> None:
         self.catalog = catalog
+        self.registries = registries
         self.run = run
         self._new_run = new_run
         self._buffer: list[tuple[str, int, float]] = []
@@ -83,7 +85,9 @@ class Recorder:
         if metrics and step is None:
             raise BadInput("checkpoint metrics need a step: rec.checkpoint(model, step=..., metrics={...})")
         self._check_fits(tensors)
-        record, _ = add_tensors(self.catalog, self._new_run, tensors, step=step, epoch=epoch, label=label)
+        events = self.registries.events if self.registries is not None else None
+        record, _ = add_tensors(self.catalog, self._new_run, tensors, step=step, epoch=epoch, label=label,
+                                events=events)
         self.checkpoints.append(record)
         for key, value in (metrics or {}).items():
             self.log(key, value, step)  # type: ignore[arg-type]
@@ -106,7 +110,7 @@ class Recorder:
         if self._check is None:
             from lsdb.runs import state_dict_check
 
-            self._check = state_dict_check(spec[0], spec[1])
+            self._check = state_dict_check(spec[0], spec[1], self.registries)
         self._check(tensors)
         self._checked.add(shapes)
 
@@ -136,6 +140,7 @@ def record(
     tags: Mapping[str, str] | None = None,
     catalog: Catalog | None = None,
     loss: str | None = None,
+    registries: Registries | None = None,
 ) -> Iterator[Recorder]:
     """Record into run `project/run` (created if new; specs and loss validated first).
 
@@ -154,6 +159,7 @@ def record(
         params=dict(params or {}),
         tags=dict(tags or {}),
         status="running",
+        registries=registries,
     )
     own = catalog is None
     cat = Database(Settings.resolve()) if catalog is None else catalog
@@ -162,7 +168,7 @@ def record(
         cat.set_run_status(record.id, "running")
         from lsdb.catalog import NewRun
 
-        rec = Recorder(cat, record, NewRun(run, project))
+        rec = Recorder(cat, record, NewRun(run, project), registries)
         try:
             yield rec
         except BaseException:

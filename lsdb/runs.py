@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lsdb.catalog import NewRun
 from lsdb.errors import BadInput
+
+if TYPE_CHECKING:
+    from lsdb.registry import Registries
 
 LOSSES = ("cross_entropy", "mse")
 
@@ -19,22 +22,22 @@ def validate_loss(loss: str | None) -> str | None:
     return loss
 
 
-def model_spec_json(spec: str | dict[str, Any] | None) -> dict[str, Any] | None:
-    """Validate a model spec against the registry; its canonical JSON."""
+def model_spec_json(spec: str | dict[str, Any] | None, registries: Registries | None = None) -> dict[str, Any] | None:
+    """Validate a model spec against the model registry; its canonical JSON."""
     if spec is None:
         return None
-    from lsdb.models import model_registry
+    from lsdb.plugins import resolve
 
-    return model_registry().validate(spec).to_json()
+    return resolve(registries).models.validate(spec).to_json()
 
 
-def dataset_spec_json(spec: str | dict[str, Any] | None) -> dict[str, Any] | None:
-    """Validate a dataset spec against the registry; its canonical JSON."""
+def dataset_spec_json(spec: str | dict[str, Any] | None, registries: Registries | None = None) -> dict[str, Any] | None:
+    """Validate a dataset spec against the dataset registry; its canonical JSON."""
     if spec is None:
         return None
-    from lsdb.data import dataset_registry
+    from lsdb.plugins import resolve
 
-    return dataset_registry().validate(spec).to_json()
+    return resolve(registries).datasets.validate(spec).to_json()
 
 
 def make_new_run(
@@ -47,6 +50,7 @@ def make_new_run(
     params: dict[str, Any] | None = None,
     tags: dict[str, str] | None = None,
     status: str = "complete",
+    registries: Registries | None = None,
 ) -> NewRun:
     """A validated `NewRun`; numeric-looking ``--param`` values are stored as numbers."""
     if not name or "/" in name or ":" in name:
@@ -57,8 +61,8 @@ def make_new_run(
     return NewRun(
         name=name,
         project=project,
-        model_spec=model_spec_json(model),
-        dataset_spec=dataset_spec_json(dataset),
+        model_spec=model_spec_json(model, registries),
+        dataset_spec=dataset_spec_json(dataset, registries),
         loss=validate_loss(loss),
         params=typed,
         tags=dict(tags or {}),
@@ -78,13 +82,16 @@ def _number_or_text(value: Any) -> Any:
             return value
 
 
-def state_dict_check(model_spec: dict[str, Any], dataset_spec: dict[str, Any]) -> Callable[[dict[str, Any]], None]:
+def state_dict_check(model_spec: dict[str, Any], dataset_spec: dict[str, Any],
+                     registries: Registries | None = None) -> Callable[[dict[str, Any]], None]:
     """A check that refuses tensors that do not fit the run's model (first mismatch named)."""
     from lsdb.data import load_dataset
     from lsdb.models import build_model
+    from lsdb.plugins import resolve
 
-    data = load_dataset(dataset_spec)
-    model = build_model(model_spec, data.input_shape, data.num_classes)
+    reg = resolve(registries)
+    data = load_dataset(dataset_spec, reg.datasets)
+    model = build_model(model_spec, data.input_shape, data.num_classes, reg.models)
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
     def check(tensors: dict[str, Any]) -> None:

@@ -13,26 +13,22 @@ Grammar: ``TARGET[:KWARGS]`` where TARGET is a registered name or an import path
 Registered names never contain ``:`` or ``=``; a segment after the first ``:`` without ``=``
 is therefore a factory name, which makes the grammar unambiguous.
 
-A `Registry` maps names to factories and validates keyword arguments against the
-factory's signature before calling it, so a typo gets a one-line error naming the
+`lsdb.registry.FactoryRegistry` validates a spec's keyword arguments against the factory's
+signature (with `coerce_kwarg`) before calling it, so a typo gets a one-line error naming the
 accepted arguments instead of a deep ``TypeError``.
 """
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import json
 import re
 import types
 import typing
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any
 
-from lsdb.errors import BadInput, PluginError
-
-T = TypeVar("T")
+from lsdb.errors import BadInput
 
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
 _IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -54,10 +50,6 @@ class Spec:
             return self.name
         parts = ",".join(f"{k}={_format_value(v)}" for k, v in sorted(self.kwargs.items()))
         return f"{self.name}:{parts}"
-
-    @property
-    def is_import_path(self) -> bool:
-        return ":" in self.name
 
 
 def _jsonable(value: Any) -> Any:
@@ -163,16 +155,6 @@ def parse_spec(spec: str | dict[str, Any] | Spec, what: str = "spec") -> Spec:
     return Spec(head, parse_kwargs(rest, what) if sep else {})
 
 
-@dataclass(frozen=True)
-class Entry(Generic[T]):
-    """One registered factory with where it came from."""
-
-    name: str
-    factory: Callable[..., T]
-    doc: str
-    plugin: str
-
-
 def _annotation_types(annotation: Any) -> tuple[type, ...] | None:
     """The concrete types an annotation admits, or None when it cannot be checked."""
     if annotation is inspect.Parameter.empty or annotation is Any:
@@ -217,87 +199,3 @@ def coerce_kwarg(name: str, value: Any, annotation: Any, where: str) -> Any:
         return str(value)
     names = "/".join(t.__name__ for t in allowed)
     raise BadInput(f"{where}: argument '{name}' must be {names}, got {value!r}")
-
-
-class Registry(Generic[T]):
-    """Named factories of one kind (models, datasets, checkpoint formats, ...).
-
-    `register` is the callback handed to plugins' registration hooks; it rejects
-    duplicate names and non-callables with a `PluginError` that names the plugin.
-    """
-
-    def __init__(self, kind: str, fixed_args: int = 0) -> None:
-        self.kind = kind
-        self._fixed_args = fixed_args  # positional arguments the caller supplies
-        self._entries: dict[str, Entry[T]] = {}
-
-    def register(self, name: str, factory: Callable[..., T], *, doc: str | None = None, plugin: str = "lsdb") -> None:
-        if not isinstance(name, str) or not _NAME_RE.match(name):
-            raise PluginError(f"plugin {plugin}: invalid {self.kind} name {name!r}")
-        if not callable(factory):
-            raise PluginError(f"plugin {plugin}: {self.kind} '{name}' is not callable")
-        if name in self._entries:
-            other = self._entries[name].plugin
-            raise PluginError(f"plugin {plugin}: {self.kind} '{name}' is already registered by {other}")
-        text = doc if doc is not None else (inspect.getdoc(factory) or "").split("\n\n")[0]
-        self._entries[name] = Entry(name, factory, text, plugin)
-
-    def names(self) -> list[str]:
-        return sorted(self._entries)
-
-    def entries(self) -> list[Entry[T]]:
-        return [self._entries[n] for n in self.names()]
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._entries
-
-    def factory(self, name: str) -> Callable[..., T]:
-        """The factory for a registered name or an import path ``module:factory``."""
-        if name in self._entries:
-            return self._entries[name].factory
-        if ":" in name:
-            module_name, _, attr = name.partition(":")
-            try:
-                module = importlib.import_module(module_name)
-            except ImportError as exc:
-                raise BadInput(f"{self.kind} '{name}': cannot import module '{module_name}' ({exc})") from None
-            fn = getattr(module, attr, None)
-            if not callable(fn):
-                raise BadInput(f"{self.kind} '{name}': module '{module_name}' has no callable '{attr}'")
-            return fn
-        avail = ", ".join(self.names()) or "none"
-        raise BadInput(f"unknown {self.kind} '{name}'; available: {avail} (or module.path:factory)")
-
-    def accepted_kwargs(self, name: str) -> dict[str, inspect.Parameter]:
-        """The keyword arguments a factory accepts (after its fixed positional ones)."""
-        sig = inspect.signature(self.factory(name))
-        params = list(sig.parameters.values())[self._fixed_args :]
-        return {p.name: p for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-
-    def validate(self, spec: Spec | str | dict[str, Any]) -> Spec:
-        """Parse the spec and check its kwargs' names and types; return the typed spec."""
-        spec = parse_spec(spec, self.kind)
-        fn = self.factory(spec.name)
-        sig = inspect.signature(fn)
-        params = list(sig.parameters.values())[self._fixed_args :]
-        accepted = {p.name: p for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-        takes_any = any(p.kind is p.VAR_KEYWORD for p in params)
-        try:
-            hints = typing.get_type_hints(fn)
-        except Exception:
-            hints = {}
-        out: dict[str, Any] = {}
-        for key, value in spec.kwargs.items():
-            if key not in accepted:
-                if takes_any:
-                    out[key] = value
-                    continue
-                names = ", ".join(accepted) or "none"
-                raise BadInput(f"{self.kind} '{spec.name}': unknown argument '{key}'; accepted: {names}")
-            out[key] = coerce_kwarg(key, value, hints.get(key, accepted[key].annotation), f"{self.kind} '{spec.name}'")
-        return Spec(spec.name, out)
-
-    def build(self, spec: Spec | str | dict[str, Any], *args: Any) -> T:
-        """Validate the spec and call its factory with the fixed `args` and the kwargs."""
-        spec = self.validate(spec)
-        return self.factory(spec.name)(*args, **spec.kwargs)

@@ -36,6 +36,7 @@ import os
 import statistics
 import time
 from collections.abc import Callable
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -64,7 +65,7 @@ def layer_calls(model: nn.Module, x: Tensor) -> tuple[list[tuple[nn.Module, Tens
 
     def hook(module: nn.Module, args: tuple[Tensor, ...], out: Tensor) -> None:
         calls.append((module, args[0]))
-        fan_in = module.weight[0].numel() if isinstance(module, nn.Conv2d) else module.in_features  # type: ignore[union-attr]
+        fan_in = module.weight[0].numel() if isinstance(module, nn.Conv2d) else cast(nn.Linear, module).in_features
         flops[0] += 2.0 * out.numel() * fan_in
 
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]

@@ -42,6 +42,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -96,7 +97,7 @@ def pyhessian_top(model: nn.Module, x: torch.Tensor, y: torch.Tensor, k: int, to
                   seed: int) -> tuple[np.ndarray, int]:
     import pyhessian  # noqa: F401  (the package binds the name `hessian` to the class)
 
-    module = sys.modules["pyhessian.hessian"]
+    module: Any = sys.modules["pyhessian.hessian"]
     count = [0]
     original = module.hessian_vector_product
 
@@ -199,7 +200,7 @@ def bench_eigenmap(state: dict[str, torch.Tensor], rows: int) -> None:
     from lsdb_curvature.eigenmap import EigenmapParams, run_eigenmap
 
     ctx, ckpt = context(state)
-    base = {"rows": [0, rows], "xnum": 21, "ynum": 21}
+    base: dict[str, Any] = {"rows": [0, rows], "xnum": 21, "ynum": 21}
 
     def run(**params: Any) -> tuple[float, Any]:
         c, k = context(state)
@@ -214,10 +215,11 @@ def bench_eigenmap(state: dict[str, torch.Tensor], rows: int) -> None:
         e1, e2 = np.abs(lmax - ref.arrays["lambda_max"]) / scale, np.abs(lmin - ref.arrays["lambda_min"]) / scale
         return float(e1.max()), float(e2.max()), int(((e1 > 1e-2) | (e2 > 1e-2)).sum())
 
-    for name, params in [("lsdb eigenmap, warm starts (default)", {}),
-                         ("cold start per point, same rule", {"warm_start": False}),
-                         ("cold, min_iter 12", {"warm_start": False, "min_iter": 12}),
-                         ("cold, tol 3e-3", {"warm_start": False, "tol": 3e-3})]:
+    variants: list[tuple[str, dict[str, Any]]] = [("lsdb eigenmap, warm starts (default)", {}),
+                                                  ("cold start per point, same rule", {"warm_start": False}),
+                                                  ("cold, min_iter 12", {"warm_start": False, "min_iter": 12}),
+                                                  ("cold, tol 3e-3", {"warm_start": False, "tol": 3e-3})]
+    for name, params in variants:
         seconds, out = run(**params)
         found = errors(out.arrays["lambda_max"], out.arrays["lambda_min"])
         rows_out[name] = (seconds, out.scalars["hvp_count"], *found)
@@ -263,12 +265,11 @@ def main() -> None:
             exact = reference(model, x, y)
             print(f"\n== {label}: λ1..3 = {', '.join(f'{v:.6g}' for v in exact)}")
             for k in (1, 3):
-                methods = {
-                    "PyHessian eigenvalues() tol=1e-3": lambda s, m=model, k=k: pyhessian_top(m, x, y, k, 1e-3, s),
-                    "PyHessian eigenvalues() tol=1e-5": lambda s, m=model, k=k: pyhessian_top(m, x, y, k, 1e-5, s),
-                    "lsdb Lanczos tol=1e-4 (gradient)": lambda s, m=model, k=k: lsdb_top(m, x, y, k, 1e-4, s,
-                                                                                          "gradient"),
-                    "lsdb Lanczos tol=1e-4 (random)": lambda s, m=model, k=k: lsdb_top(m, x, y, k, 1e-4, s, "random"),
+                methods: dict[str, Callable[[int], tuple[np.ndarray, int]]] = {
+                    "PyHessian eigenvalues() tol=1e-3": partial(pyhessian_top, model, x, y, k, 1e-3),
+                    "PyHessian eigenvalues() tol=1e-5": partial(pyhessian_top, model, x, y, k, 1e-5),
+                    "lsdb Lanczos tol=1e-4 (gradient)": partial(lsdb_top, model, x, y, k, 1e-4, start="gradient"),
+                    "lsdb Lanczos tol=1e-4 (random)": partial(lsdb_top, model, x, y, k, 1e-4, start="random"),
                 }
                 table = time_methods(methods, exact, args.repeats)
                 report(f"top-{k} at {label}", table, "PyHessian eigenvalues() tol=1e-3")

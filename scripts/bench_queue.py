@@ -9,8 +9,9 @@ below: no inputs, one tiny array) enqueued on a held queue; W workers started an
 jobs are released at once and timed on the database's clock from the release to the last
 ``finished_at``. Reported: wall ms per job (the queue's throughput) and worker ms per job
 (wall x W / N: what each job costs a worker), next to the same jobs run inline in one process
-(`run_analysis`: the result-storing cost every job pays with or without a queue). The queue's
-own overhead is the difference.
+(`Catalog.run`: the result-storing cost every job pays with or without a queue). The queue's
+own overhead is the difference. Jobs are submitted and followed through `lsdb.Catalog`; the
+queue's hold and release and the database's clock use the database directly (the protocol under test).
 
 ``--fanout``: a 61x61 `bench_plane` (a stand-in for `surface`: the loss of a small MLP on
 1797 examples at each grid point) on one single-threaded worker, then fanned out into tiles
@@ -152,34 +153,49 @@ def _fresh_catalog(kind: str, pg_url: str | None, root: Path) -> tuple[str, Any]
     return pg_url.rsplit("/", 1)[0] + "/" + name, drop
 
 
+def _open(url: str, store: Path) -> tuple[Any, Any]:
+    """(the `lsdb.Catalog` facade, the database under it): submitting, following jobs and reading results go
+    through the facade; holding and releasing a queue, the database's clock and counting finished jobs are the
+    queue protocol this benchmark measures, with no verb of their own."""
+    from lsdb.testing import open_db
+
+    return lsdb.open_catalog(url, store), open_db(url, store)
+
+
+def _id(job: Any) -> int:
+    assert job.id is not None, f"{job} needed no job: its result was stored already"
+    return int(job.id)
+
+
+def _worker_cmd(url: str, store: Path, *options: str) -> list[str]:
+    return [sys.executable, "-m", "lsdb.cli.app", "--db", url, "--store", str(store), "worker", "--device", "cpu",
+            "--poll", "0.05", "--threads", "1", *options]
+
+
 def bench_workers(url: str, store: Path, n_jobs: int, n_workers: int, mode: str) -> dict[str, float]:
     from sqlalchemy import update
 
-    from lsdb.analyses.runner import AnalysisRequest
     from lsdb.catalog.queue import J
-    from lsdb.jobs.queue import enqueue
 
-    catalog = lsdb.open_catalog(url, store)
-    warm = [enqueue(catalog, AnalysisRequest("noop", params={"token": f"warm{i}", "sleep": 2.0})).job.id
-            for i in range(n_workers)]
-    ids = [enqueue(catalog, AnalysisRequest("noop", params={"token": f"t{i}"}), queue="held").job.id
-           for i in range(n_jobs)]
-    cmd = [sys.executable, "-m", "lsdb.cli.app", "--db", url, "--store", str(store), "worker", "--device", "cpu",
-           "--poll", "0.05", "--lease", "30", "--threads", "1"] + (["--inprocess"] if mode == "inprocess" else [])
+    catalog, db = _open(url, store)
+    warm = [_id(catalog.submit("noop", token=f"warm{i}", sleep=2.0)) for i in range(n_workers)]
+    ids = [_id(catalog.submit("noop", token=f"t{i}", queue="held")) for i in range(n_jobs)]
+    cmd = _worker_cmd(url, store, "--lease", "30", *(["--inprocess"] if mode == "inprocess" else []))
     procs = [subprocess.Popen(cmd, env=_env(), stderr=subprocess.DEVNULL) for _ in range(n_workers)]
     try:
-        _wait(lambda: all(catalog.get_job(i).status == "succeeded" for i in warm), 300)
-        with catalog.engine.begin() as conn:
+        _wait(lambda: all(catalog.job(i).status == "succeeded" for i in warm), 300)
+        with db.engine.begin() as conn:
             conn.execute(update(J).where(J.c.queue == "held").values(queue="default"))
-        start = catalog.db_now_ms()
-        _wait(lambda: _count_done(catalog) == n_jobs + n_workers, 600, 0.1)
-        end = max(catalog.get_job(i).finished_at or 0 for i in ids)
+        start = db.db_now_ms()
+        _wait(lambda: _count_done(db) == n_jobs + n_workers, 600, 0.1)
+        end = max(catalog.job(i).record.finished_at or 0 for i in ids)
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)
         for p in procs:
             p.wait(timeout=60)
         catalog.close()
+        db.close()
     wall_ms = end - start
     return {"wall_ms_per_job": wall_ms / n_jobs, "worker_ms_per_job": wall_ms * n_workers / n_jobs,
             "jobs_per_s": 1000 * n_jobs / wall_ms}
@@ -189,67 +205,59 @@ def bench_fanout(url: str, store: Path, tile_size: int) -> dict[str, Any]:
     """A 61x61 `bench_plane` on one single-threaded worker, then fanned out over two."""
     import numpy as np
 
-    from lsdb.analyses.runner import AnalysisRequest, load_view
-    from lsdb.jobs.queue import enqueue
-
-    catalog = lsdb.open_catalog(url, store)
-    cmd = [sys.executable, "-m", "lsdb.cli.app", "--db", url, "--store", str(store), "worker", "--device", "cpu",
-           "--poll", "0.05", "--threads", "1"]
+    catalog, db = _open(url, store)
     procs: list[subprocess.Popen[bytes]] = []
 
     def start_worker(token: str) -> None:
         """Start a worker and wait until it has run a warm-up job on a queue only it serves."""
-        warm = enqueue(catalog, AnalysisRequest("noop", params={"token": token}), queue=token).job.id
-        procs.append(subprocess.Popen(cmd + ["--queue", token, "--queue", "default"], env=_env(),
+        warm = _id(catalog.submit("noop", token=token, queue=token))
+        procs.append(subprocess.Popen(_worker_cmd(url, store, "--queue", token, "--queue", "default"), env=_env(),
                                       stderr=subprocess.DEVNULL))
-        _wait(lambda: catalog.get_job(warm).status == "succeeded", 300)
+        _wait(lambda: catalog.job(warm).status == "succeeded", 300)
 
     def timed(note: str, tiles: int) -> tuple[float, Any]:
-        request = AnalysisRequest("bench_plane", params={"seed_note": note})
-        start = catalog.db_now_ms()
-        job = enqueue(catalog, request, tile_size=tiles).job
-        _wait(lambda: catalog.get_job(job.id).status in ("succeeded", "failed"), 900, 0.1)
-        done = catalog.get_job(job.id)
-        assert done.status == "succeeded", done.error_message
-        return (done.finished_at - start) / 1000, load_view(catalog, catalog.get_result(done.result_id))
+        start = db.db_now_ms()
+        job_id = _id(catalog.submit("bench_plane", seed_note=note, tile_size=tiles))
+        _wait(lambda: catalog.job(job_id).status in ("succeeded", "failed"), 900, 0.1)
+        done = catalog.job(job_id)
+        assert done.status == "succeeded", done.record.error_message
+        return (done.record.finished_at - start) / 1000, done.result()
 
     try:
         start_worker("warm-1")
         one_s, one = timed("one worker", 0)
         start_worker("warm-2")
         two_s, two = timed("two workers", tile_size)
-        tiles = catalog.list_jobs(parent_id=catalog.get_result(two.id).job_id)
-        busy = sum(catalog.get_result(t.result_id).wall_seconds or 0 for t in tiles if t.result_id)
+        tiles = catalog.jobs(parent=two.record.job_id, limit=None)
+        busy = sum(catalog.result(t.result_id).wall_seconds or 0 for t in tiles if t.result_id)
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)
         for p in procs:
             p.wait(timeout=60)
         catalog.close()
+        db.close()
     return {"one_worker_s": round(one_s, 2), "two_workers_fanned_out_s": round(two_s, 2), "tiles": len(tiles),
             "workers_used": len({t.worker_id for t in tiles}), "tile_compute_s": round(busy, 2),
             "ratio": round(two_s / one_s, 3), "identical": bool(np.array_equal(one.arrays["loss"], two.arrays["loss"]))}
 
 
-def _count_done(catalog: Any) -> int:
+def _count_done(db: Any) -> int:
     from sqlalchemy import func, select
 
     from lsdb.catalog.queue import J
 
-    with catalog.engine.connect() as conn:
+    with db.engine.connect() as conn:
         return int(conn.execute(select(func.count()).where(J.c.status.in_(("succeeded", "failed")))).scalar_one())
 
 
 def bench_inline(url: str, store: Path, n_jobs: int) -> float:
     """ms per job for the same trivial requests run inline in this process (no queue)."""
-    from lsdb.analyses.runner import AnalysisRequest, run_analysis
-
-    catalog = lsdb.open_catalog(url, store)
-    start = time.perf_counter()
-    for i in range(n_jobs):
-        run_analysis(catalog, AnalysisRequest("noop", params={"token": f"inline{i}"}), device="cpu")
-    elapsed = time.perf_counter() - start
-    catalog.close()
+    with lsdb.open_catalog(url, store) as catalog:
+        start = time.perf_counter()
+        for i in range(n_jobs):
+            catalog.run("noop", token=f"inline{i}", device="cpu")
+        elapsed = time.perf_counter() - start
     return 1000 * elapsed / n_jobs
 
 

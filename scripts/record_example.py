@@ -47,7 +47,7 @@ def main() -> None:
     catalog = lsdb.open_catalog(args.db, args.store)
     params = {"lr": args.lr, "momentum": 0.9, "batch_size": 64, "epochs": args.epochs}
     step = 0
-    with lsdb.record(run=args.run, model=MODEL, dataset=DATASET, params=params, catalog=catalog) as rec:
+    with catalog.record(args.run, MODEL, DATASET, params=params) as rec:
         rec.checkpoint(model, step=0, epoch=0)
         for epoch in range(1, args.epochs + 1):
             for idx in torch.randperm(len(x), generator=generator).split(64):

@@ -4,8 +4,9 @@ the full Hessian's |λmin/λmax| is near zero; in chaotic regions it is not.
 Li et al. ("Visualizing the Loss Landscape of Neural Nets", NeurIPS 2018) ask whether the
 apparent convexity of a 2D filter-normalized surface is real: they map the ratio of the most
 negative to the largest eigenvalue of the full Hessian over the same plane. This script does
-it for four digits models, entirely through lsdb's CLI (``lsdb train``, ``lsdb run ... --inline``,
-``lsdb plot``, ``lsdb results export``):
+it for four digits models, entirely through lsdb's Python API (``lsdb.open_catalog``, then
+``Catalog.train``, ``Catalog.run``, ``Result.save_plot`` and ``Result.export``: what ``lsdb train``,
+``lsdb run ... --inline``, ``lsdb plot`` and ``lsdb results export`` call):
 
 * ``mlp``: ``mlp:widths=[128,128]`` on ``digits`` (10 epochs), a 21 x 21 plane, all 1,437 examples;
 * ``resnet20-skip`` / ``resnet20-noskip``: ``resnet:depth=20,skip=true|false`` (``--resnet-depth``)
@@ -25,9 +26,12 @@ look convex and over those that do not, the median within and beyond distance 0.
 centre (the basin around the trained point, and its outskirts), and writes ``docs/figures/eigenmap_<model>.png``
 (the ratio map with the surface's contours on top) and a JSON summary.
 
-It takes about 11 minutes on a shared 2-core CPU (one torch thread per command).
+It takes about 11 minutes on a shared 2-core CPU (one torch thread). ``--quick`` runs the same
+pipeline at toy size (two training epochs, 5 x 5 planes, ResNet depth 8, 16 examples) in seconds,
+with the figures in ``OUT/figures``; it exits non-zero if any step fails.
 
     .venv/bin/python scripts/reproduce_curvature.py [--out DIR] [--figures docs/figures] [--resnet-depth 20]
+    .venv/bin/python scripts/reproduce_curvature.py --quick [--out DIR]
 """
 
 from __future__ import annotations
@@ -36,8 +40,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -45,19 +47,9 @@ from typing import Any
 
 import numpy as np
 
-LSDB = [sys.executable, "-m", "lsdb.cli.app"]
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # on a shared 2-core CPU one thread is the fastest here
 
-
-def lsdb(env: dict[str, str], db: Path, *args: str) -> Any:
-    """Run one lsdb command; its JSON output parsed (or its text, when it prints no JSON)."""
-    cmd = [*LSDB, "--db", str(db), *args]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"failed: {' '.join(cmd)}\n{done.stderr.strip()}")
-    try:
-        return json.loads(done.stdout)
-    except json.JSONDecodeError:
-        return done.stdout
+import lsdb  # noqa: E402 - after the thread setting
 
 
 def looks_convex(loss: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
@@ -113,7 +105,10 @@ def summarize(surface: dict[str, np.ndarray], eigenmap: dict[str, np.ndarray]) -
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=None, help="catalog, store and exports (default: a temp folder)")
-    parser.add_argument("--figures", type=Path, default=Path("docs/figures"))
+    parser.add_argument("--figures", type=Path, default=None,
+                        help="where the figures go (default docs/figures; with --quick OUT/figures)")
+    parser.add_argument("--quick", action="store_true",
+                        help="the same pipeline at toy size (seconds): 2 epochs, 5 x 5 planes, depth 8, 16 examples")
     parser.add_argument("--resnet-depth", type=int, default=20)
     parser.add_argument("--resnet-epochs", type=int, default=15)
     parser.add_argument("--resnet-lr", type=float, default=0.05)
@@ -124,52 +119,59 @@ def main() -> None:
     parser.add_argument("--only", default="mlp,skip,noskip,deep", help="which of mlp, skip, noskip, deep")
     args = parser.parse_args()
     start = time.perf_counter()
+    import torch
+
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     if args.out is None:
         args.out = Path(tempfile.mkdtemp(prefix="lsdb-curvature-"))
     elif args.out.exists():
         shutil.rmtree(args.out)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.figures is None:
+        args.figures = args.out / "figures" if args.quick else Path("docs/figures")
     args.figures.mkdir(parents=True, exist_ok=True)
-    db = args.out / "catalog.sqlite"
-    env = dict(os.environ)
-    extra = [p for p in env.get("LSDB_EXTRA_PLUGINS", "").split(",") if p]
-    env["LSDB_EXTRA_PLUGINS"] = ",".join(dict.fromkeys([*extra, "lsdb_curvature.plugin"]))  # a no-op once default
-    env.setdefault("OMP_NUM_THREADS", "1")  # on a shared 2-core CPU one thread is the fastest here
-    lsdb(env, db, "init")
-    depth = args.resnet_depth
+    cat = lsdb.open_catalog(str(args.out / "catalog.sqlite"))
+    depth, deep = args.resnet_depth, args.deep_depth
+    mlp_model, mlp_epochs, mlp_grid = "mlp:widths=[128,128]", 10, args.mlp_grid
+    resnet_epochs, grid, subset = args.resnet_epochs, args.grid, args.subset
+    if args.quick:
+        depth, deep, mlp_model, mlp_epochs = 8, 8, "mlp:widths=[16,16]", 2
+        mlp_grid, resnet_epochs, grid, subset = 5, 1, 5, 16
     models = {  # key: (run, model, dataset, epochs, lr, grid, subset)
-        "mlp": ("mlp", "mlp:widths=[128,128]", "digits", 10, 0.1, args.mlp_grid, None),
-        "skip": (f"resnet{depth}-skip", f"resnet:depth={depth},skip=true", "digits:image=true", args.resnet_epochs,
-                 args.resnet_lr, args.grid, args.subset),
+        "mlp": ("mlp", mlp_model, "digits", mlp_epochs, 0.1, mlp_grid, None),
+        "skip": (f"resnet{depth}-skip", f"resnet:depth={depth},skip=true", "digits:image=true", resnet_epochs,
+                 args.resnet_lr, grid, subset),
         "noskip": (f"resnet{depth}-noskip", f"resnet:depth={depth},skip=false", "digits:image=true",
-                   args.resnet_epochs, args.resnet_lr, args.grid, args.subset),
-        "deep": (f"resnet{args.deep_depth}-noskip", f"resnet:depth={args.deep_depth},skip=false", "digits:image=true",
-                 args.resnet_epochs, args.resnet_lr, args.grid, args.subset),
+                   resnet_epochs, args.resnet_lr, grid, subset),
+        "deep": (f"resnet{deep}-noskip", f"resnet:depth={deep},skip=false", "digits:image=true",
+                 resnet_epochs, args.resnet_lr, grid, subset),
     }
     summary: dict[str, Any] = {}
-    for key in args.only.split(","):
-        name, model, dataset, epochs, lr, grid, subset = models[key]
-        t0 = time.perf_counter()
-        trained = lsdb(env, db, "train", "--run", name, "--model", model, "--dataset", dataset, "--epochs", str(epochs),
-                       "--lr", str(lr), "--save-every", "0", "--format", "json")
-        params = ["-p", f"xnum={grid}", "-p", f"ynum={grid}"] + (["-p", f"subset={subset}"] if subset else [])
-        surface = lsdb(env, db, "run", "surface", f"{name}:last", "--inline", *params, "--format", "json")
-        eigen = lsdb(env, db, "run", "eigenmap", f"{name}:last", "--inline", *params, "--format", "json")
-        arrays = {}
-        for kind, result in (("surface", surface), ("eigenmap", eigen)):
-            path = args.out / f"{name}-{kind}.npz"
-            lsdb(env, db, "results", "export", str(result["id"]), "--format", "npz", "-o", str(path))
-            arrays[kind] = dict(np.load(path))
-        figure = args.figures / f"eigenmap_{name.replace('-', '_')}.png"
-        lsdb(env, db, "plot", str(eigen["id"]), "-o", str(figure))
-        summary[name] = {
-            "model": model, "dataset": dataset, "epochs": epochs, "lr": lr, "grid": grid, "subset": subset,
-            "train_loss": trained.get("train_loss"), "train_acc": trained.get("train_acc"),
-            **summarize(arrays["surface"], arrays["eigenmap"]),
-            "surface_seconds": surface["wall_seconds"], "eigenmap_seconds": eigen["wall_seconds"],
-            "seconds": time.perf_counter() - t0, "figure": str(figure),
-        }
-        print(json.dumps({name: summary[name]}, indent=1), flush=True)
+    with cat:
+        for key in args.only.split(","):
+            name, model, dataset, epochs, lr, grid, subset = models[key]
+            if name in summary:  # --quick: "deep" is "noskip"
+                continue
+            t0 = time.perf_counter()
+            trained = cat.train(name, model, dataset, epochs=epochs, lr=lr, save_every=0)
+            params: dict[str, Any] = {"xnum": grid, "ynum": grid, **({"subset": subset} if subset else {})}
+            surface = cat.run("surface", f"{name}:last", **params)
+            eigen = cat.run("eigenmap", f"{name}:last", **params)
+            arrays = {}
+            for kind, result in (("surface", surface), ("eigenmap", eigen)):
+                result.export("npz", args.out / f"{name}-{kind}.npz")
+                arrays[kind] = result.arrays
+            figure = args.figures / f"eigenmap_{name.replace('-', '_')}.png"
+            eigen.save_plot(figure)
+            metrics = trained.summary.metrics
+            summary[name] = {
+                "model": model, "dataset": dataset, "epochs": epochs, "lr": lr, "grid": grid, "subset": subset,
+                "train_loss": metrics.get("train_loss"), "train_acc": metrics.get("train_acc"),
+                **summarize(arrays["surface"], arrays["eigenmap"]),
+                "surface_seconds": surface.wall_seconds, "eigenmap_seconds": eigen.wall_seconds,
+                "seconds": time.perf_counter() - t0, "figure": str(figure),
+            }
+            print(json.dumps({name: summary[name]}, indent=1), flush=True)
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1))
     print(f"\n{'model':16s} {'convex-looking':>15s} {'median ratio':>13s} {'non-convex':>11s} {'median ratio':>13s} "
           f"{'r<=0.5':>7s} {'r>0.5':>7s} {'all':>7s} {'ratio<0.05':>11s}")

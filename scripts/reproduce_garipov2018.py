@@ -1,11 +1,9 @@
 """Reproduce Garipov et al. 2018 ("Loss Surfaces, Mode Connectivity, and Fast Ensembling of DNNs") at CPU scale.
 
-Everything goes through lsdb's command line: networks are trained with ``lsdb train``, the analyses
-are queued with ``lsdb run`` and executed by an ``lsdb worker`` this script starts, figures come
-from ``lsdb plot`` and numbers from ``lsdb results show`` / ``lsdb runs``. Each command is echoed as
-the shell line it is. By default the commands run in this process through the CLI's entry point
-(``lsdb.cli.app.main``: same parsing, services and output, without paying Python's and torch's
-start-up for each of ~50 commands); ``--subprocess`` runs every one as a separate ``lsdb`` process.
+Everything goes through lsdb's Python API (`lsdb.open_catalog`): networks are trained with
+``Catalog.train``, the analyses are queued with ``Catalog.submit`` and executed by an ``lsdb worker``
+process this script starts, figures come from ``Result.save_plot`` and numbers from
+``Result.scalars``. Each call is echoed as it is made.
 
 1. **Mode connectivity** (the paper's §3, Fig. 1-2): two networks trained from different seeds, on
    digits with an MLP and with a small CNN; the straight line between them crosses a loss barrier,
@@ -17,7 +15,8 @@ start-up for each of ~50 commands); ``--subprocess`` runs every one as a separat
    FGE starts from that run's checkpoint at 80 % of B and spends the rest on its cycles.
 
     python scripts/reproduce_garipov2018.py             # 2-4 minutes on 2 (shared) CPU cores
-    python scripts/reproduce_garipov2018.py --quick     # about 1 minute: digits MLP, one seed, budget B
+    python scripts/reproduce_garipov2018.py --quick     # seconds: the same pipeline at toy size (digits MLP,
+                                                        # one seed, budget B of 10 epochs, coarse planes)
     python scripts/reproduce_garipov2018.py --figures docs/figures   # also refresh the documented figures
 
 Outputs go to ``--out`` (default: the system's temporary folder; a fresh catalog, ``summary.json``,
@@ -27,24 +26,22 @@ Outputs go to ``--out`` (default: the system's temporary folder; a fresh catalog
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
 import os
-import shlex
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # one thread per process: two processes share two cores
 
-PLUGIN = "lsdb_connectivity.plugin"
+import lsdb  # noqa: E402 - after the thread setting
+
 MLP, CNN = "mlp:widths=[64,64]", "simple_cnn:channels=[16,32,32]"
 DIGITS, DIGITS_IMAGE = "digits", "digits:image=true"
 SPIRALS = "synthetic:kind=spirals,n=3000,classes=3,noise=0.05"
@@ -66,111 +63,73 @@ class Scale:
     budget_epochs: int = 30  # B, for the spirals MLP
     fge_start_epoch: int = 24  # 80 % of B
     sse_cycle: int = 6  # epochs per snapshot-ensemble cycle (B/5)
+    save_every: int = 3  # epochs between the spirals runs' checkpoints (one of them at fge_start_epoch)
 
 
 FULL = Scale(cnn=True, independent_plane=True, seeds=3, budgets=(1, 2))
-QUICK = Scale(cnn=False, independent_plane=False, seeds=1, budgets=(1,), curve_epochs=20, plane_points=15)
+QUICK = Scale(cnn=False, independent_plane=False, seeds=1, budgets=(1,), mlp_epochs=5, curve_epochs=5,
+              plane_points=7, budget_epochs=10, fge_start_epoch=6, sse_cycle=2,
+              save_every=1)
 
 
-@dataclass
-class Lsdb:
-    """Runs `lsdb` commands against the catalog in `home`: in-process through the CLI entry point, or as
-    subprocesses. Every command is echoed as the shell line it is."""
+def echo(verb: str, *args: object, **kwargs: object) -> None:
+    shown = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()]
+    print(f">>> cat.{verb}({', '.join(shown)})", flush=True)
 
-    home: Path
-    in_process: bool = True
-    env: dict[str, str] = field(default_factory=dict)
-    executable: str = ""
 
-    def __post_init__(self) -> None:
-        self.env = {"LSDB_HOME": str(self.home), "OMP_NUM_THREADS": "1"}
-        from lsdb.plugins import DEFAULT_PLUGINS
-
-        if not any(module == PLUGIN for _, module in DEFAULT_PLUGINS):
-            self.env["LSDB_EXTRA_PLUGINS"] = PLUGIN
-        os.environ.update(self.env)
-        self.executable = shutil.which("lsdb", path=str(Path(sys.executable).parent)) or "lsdb"
-
-    def __call__(self, *args: str) -> str:
-        print("$ lsdb " + " ".join(shlex.quote(a) for a in args), flush=True)
-        if not self.in_process:
-            done = subprocess.run([self.executable, *args], capture_output=True, text=True, env={**os.environ})
-            if done.returncode:
-                raise SystemExit(f"lsdb {args[0]} failed: {done.stderr.strip()}")
-            return done.stdout
-        from lsdb.cli.app import main
-
-        out, err = io.StringIO(), io.StringIO()
-        code = 0
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                main(list(args))
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        if code:
-            raise SystemExit(f"lsdb {args[0]} failed: {err.getvalue().strip()}")
-        return out.getvalue()
-
-    def json(self, *args: str) -> Any:
-        return json.loads(self(*args, "--format", "json"))
-
-    def start_worker(self) -> subprocess.Popen[bytes]:
-        """An ``lsdb worker`` process serving the queue (jobs run inside it: one torch import for all)."""
-        args = ["worker", "--device", "cpu", "--inprocess", "--threads", "1", "--poll", "0.2", "--idle-exit", "900"]
-        print("$ lsdb " + " ".join(args) + " &", flush=True)
-        log = open(self.home / "worker.log", "wb")  # noqa: SIM115 - closed with the process
-        return subprocess.Popen([self.executable, *args], stdout=log, stderr=subprocess.STDOUT, env={**os.environ})
+def start_worker(cat: lsdb.Catalog, home: Path) -> subprocess.Popen[bytes]:
+    """An ``lsdb worker`` process serving the queue (jobs run inside it: one torch import for all)."""
+    args = ["worker", "--device", "cpu", "--inprocess", "--threads", "1", "--poll", "0.2", "--idle-exit", "900"]
+    print("$ lsdb " + " ".join(args) + " &", flush=True)
+    log = open(home / "worker.log", "wb")  # noqa: SIM115 - closed with the process
+    where = ["--db", cat.settings.database_url, "--store", str(cat.settings.store_root)]
+    return subprocess.Popen([sys.executable, "-m", "lsdb.cli.app", *where, *args], stdout=log,
+                            stderr=subprocess.STDOUT, env={**os.environ})
 
 
 class Experiment:
-    """Trains, queues, waits and collects: the bookkeeping around the commands."""
+    """Trains, queues, waits and collects: the bookkeeping around the catalog's verbs."""
 
-    def __init__(self, lsdb: Lsdb, scale: Scale) -> None:
-        self.lsdb, self.scale = lsdb, scale
-        self.jobs: dict[str, int] = {}  # name -> job id
+    def __init__(self, cat: lsdb.Catalog, home: Path, scale: Scale) -> None:
+        self.cat, self.home, self.scale = cat, home, scale
+        self.jobs: dict[str, lsdb.Job] = {}  # name -> job
         self.worker: subprocess.Popen[bytes] | None = None
 
-    def train(self, run: str, model: str, dataset: str, epochs: int, seed: int, save_every: int) -> dict[str, Any]:
-        return self.lsdb.json("train", "--run", run, "--model", model, "--dataset", dataset, "--epochs", str(epochs),
-                              "--lr", "0.05", "--momentum", "0.9", "--weight-decay", "5e-4", "--batch-size", "64",
-                              "--seed", str(seed), "--save-every", str(save_every), "--device", "cpu")
+    def train(self, run: str, model: str, dataset: str, epochs: int, seed: int, save_every: int) -> dict[str, float]:
+        config: dict[str, Any] = {"epochs": epochs, "lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4,
+                                  "batch_size": 64, "seed": seed, "save_every": save_every}
+        echo("train", run, model, dataset, device="cpu", **config)
+        return self.cat.train(run, model, dataset, device="cpu", **config).summary.metrics
 
     def queue(self, name: str, analysis: str, inputs: list[str], **params: Any) -> None:
-        args = ["run", analysis, *inputs]
-        for key, value in params.items():
-            args += ["-p", f"{key}={value}"]
-        (row,) = self.lsdb.json(*args, "--device", "cpu")
-        self.jobs[name] = int(row["job"])
+        echo("submit", analysis, *inputs, **params)
+        self.jobs[name] = self.cat.submit(analysis, *inputs, **params)
 
     def wait(self, names: list[str]) -> dict[str, int]:
         """Block until the named jobs succeeded; their result ids."""
-        wanted = {self.jobs[n]: n for n in names}
         while True:
-            rows = {r["id"]: r for r in json.loads(self._quiet("jobs", "list", "--limit", "1000", "--format", "json"))}
-            failed = [f"{wanted[i]}: {rows[i]['error_message']}" for i in wanted if rows[i]["status"] == "failed"]
+            jobs = {n: self.jobs[n].refresh() for n in names}
+            failed = [f"{n}: {j.record.error_message if j.record else ''}" for n, j in jobs.items()
+                      if j.status == "failed"]
             if failed:
                 raise SystemExit("jobs failed: " + "; ".join(failed))
-            if all(rows[i]["status"] == "succeeded" for i in wanted):
-                return {n: int(rows[i]["result_id"]) for i, n in wanted.items()}
+            if all(j.status == "succeeded" for j in jobs.values()):
+                return {n: j.result().id for n, j in jobs.items()}
             if self.worker is not None and self.worker.poll() is not None:
-                raise SystemExit(f"the worker exited ({self.worker.returncode}); see {self.lsdb.home / 'worker.log'}")
+                raise SystemExit(f"the worker exited ({self.worker.returncode}); see {self.home / 'worker.log'}")
             time.sleep(1.0)
-
-    def _quiet(self, *args: str) -> str:
-        with contextlib.redirect_stdout(io.StringIO()):
-            return self.lsdb(*args)
 
     def checkpoint(self, run: str, *, epoch: float | None = None, produced_by: int | None = None,
                    label: str | None = None) -> int:
-        for c in self.lsdb.json("checkpoints", "--run", run):
-            if produced_by is not None and c["produced_by"] == produced_by and c["label"] == label:
-                return int(c["id"])
-            if epoch is not None and c["produced_by"] is None and c["epoch"] == epoch:
-                return int(c["id"])
+        for c in self.cat.checkpoints(run):
+            if produced_by is not None and c.produced_by == produced_by and c.label == label:
+                return int(c.id)
+            if epoch is not None and c.produced_by is None and c.epoch == epoch:
+                return int(c.id)
         raise SystemExit(f"run {run} has no checkpoint at epoch {epoch} / labelled {label!r}")
 
     def scalars(self, result_id: int) -> dict[str, float]:
-        return self.lsdb.json("results", "show", str(result_id))["scalars"]
+        return self.cat.result(result_id).scalars
 
 
 def connectivity(exp: Experiment) -> list[str]:
@@ -223,9 +182,9 @@ def ensembling(exp: Experiment) -> tuple[list[str], dict[int, float]]:
         for k, run in enumerate(runs):
             if k == 1 and max(s.budgets) < 2:
                 break
-            summary = exp.train(run, SPIRALS_MLP, SPIRALS, s.budget_epochs, 2 * seed + k, 3)
+            metrics = exp.train(run, SPIRALS_MLP, SPIRALS, s.budget_epochs, 2 * seed + k, s.save_every)
             if k == 0:
-                single[seed] = 1.0 - float(summary["test_acc"])
+                single[seed] = 1.0 - float(metrics["test_acc"])
         start = exp.checkpoint(runs[0], epoch=float(s.fge_start_epoch))
         for budget in s.budgets:
             epochs = budget * s.budget_epochs
@@ -250,33 +209,35 @@ def mean_std(values: list[float]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="digits MLP only, one seed, budget B (< 3 minutes)")
+    parser.add_argument("--quick", action="store_true", help="the same pipeline at toy size (well under a minute)")
     parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "lsdb-garipov2018",
                         help="folder for the catalog, figures and summary (emptied first)")
     parser.add_argument("--figures", type=Path, default=None, help="also copy the figures here (docs/figures)")
-    parser.add_argument("--subprocess", action="store_true", help="run each lsdb command as its own process")
     args = parser.parse_args()
     scale = QUICK if args.quick else FULL
     started = time.perf_counter()
+    import torch
+
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     if args.out.exists():
         shutil.rmtree(args.out)
     args.out.mkdir(parents=True)
-    lsdb = Lsdb(args.out.resolve(), in_process=not args.subprocess)
-    exp = Experiment(lsdb, scale)
-    lsdb("init")
-    worker = lsdb.start_worker()
-    try:
-        exp.worker = worker
-        curve_jobs = connectivity(exp)
-        ensemble_jobs, single = ensembling(exp)
-        curves = exp.wait(curve_jobs)
-        plane_jobs = queue_planes(exp, curves)
-        results = {**curves, **exp.wait(ensemble_jobs + plane_jobs)}
-    finally:
-        worker.terminate()
-        worker.wait(timeout=60)
-    summary = collect(exp, results, single)
-    figures = plot(lsdb, results, args.out / "figures", scale)
+    home = args.out.resolve()
+    with lsdb.open_catalog(str(home / "catalog.sqlite")) as cat:
+        exp = Experiment(cat, home, scale)
+        worker = start_worker(cat, home)
+        try:
+            exp.worker = worker
+            curve_jobs = connectivity(exp)
+            ensemble_jobs, single = ensembling(exp)
+            curves = exp.wait(curve_jobs)
+            plane_jobs = queue_planes(exp, curves)
+            results = {**curves, **exp.wait(ensemble_jobs + plane_jobs)}
+        finally:
+            worker.terminate()
+            worker.wait(timeout=60)
+        summary = collect(exp, results, single)
+        figures = plot(cat, results, args.out / "figures", scale)
     if args.figures is not None:
         args.figures.mkdir(parents=True, exist_ok=True)
         for path in figures:
@@ -335,7 +296,7 @@ def tables(summary: dict[str, Any], scale: Scale) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(lsdb: Lsdb, results: dict[str, int], folder: Path, scale: Scale) -> list[Path]:
+def plot(cat: lsdb.Catalog, results: dict[str, int], folder: Path, scale: Scale) -> list[Path]:
     """The documented figures: every curve and plane, and seed 0's FGE and SSE at the largest budget."""
     top = f"{max(scale.budgets)}B-0"
     names = {name: name for name in results if name.startswith(("digits-", "plane-"))}
@@ -344,7 +305,8 @@ def plot(lsdb: Lsdb, results: dict[str, int], folder: Path, scale: Scale) -> lis
     paths = []
     for name, stem in names.items():
         path = folder / f"garipov_{stem.replace('-', '_')}.png"
-        lsdb("plot", str(results[name]), "-o", str(path))
+        echo("plot", results[name], path=str(path))
+        cat.plot(results[name], path=path)
         paths.append(path)
     return paths
 

@@ -2,24 +2,29 @@
 
 The context hides the catalog and the store: it hands out the device, a seeded generator,
 the model (built from the run's model spec), the data (the run's dataset, or the one the
-request overrides), each input's weights, a progress callback and a cancel check.
+request overrides), each input's weights, a progress callback and a cancel check; and what
+every analysis family needs on top of them: the flat layout of the model (`layout`), a
+checkpoint as a point in it (`point`), an `Evaluator` for the run's data (`evaluator`) and
+progress spans for the evaluator's callbacks (`span`). `single` and `by_step` pick inputs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from lsdb.landscape import Cancelled  # one exception for "stop now", raised by the math and by ctx
 
-__all__ = ["Cancelled", "Context", "InputCheckpoint", "load_state_strict"]
+__all__ = ["Cancelled", "Context", "InputCheckpoint", "by_step", "load_state_strict", "single"]
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
     from lsdb.data import Dataset
+    from lsdb.landscape import Evaluator, ParamLayout
+    from lsdb.registry import Registries
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,8 @@ class Context:
     loss: str
     progress_callback: Callable[[float, str], None] | None = None
     cancel_check: Callable[[], bool] | None = None
+    #: the loaded plugins' registries (models and datasets by spec); the built-ins alone when None
+    registries: Registries | None = field(default=None, repr=False)
     _dataset: Dataset | None = field(default=None, repr=False)
     _data_cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict, repr=False)
 
@@ -78,10 +85,10 @@ class Context:
 
         if self._dataset is None:
             if self.dataset_spec is None:
-                raise BadInput("the input's run has no dataset spec; pass -p dataset=SPEC or ingest with --dataset")
+                raise BadInput("the input's run has no dataset spec; pass --dataset SPEC or ingest with --dataset")
             from lsdb.data import load_dataset
 
-            self._dataset = load_dataset(self.dataset_spec)
+            self._dataset = load_dataset(self.dataset_spec, self.registries.datasets if self.registries else None)
         return self._dataset
 
     def data(self, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
@@ -104,10 +111,60 @@ class Context:
 
         data = self.dataset
         # cast first, then load: a float64 state keeps its precision in a float64 model
-        model = build_model(self.model_spec, data.input_shape, data.num_classes).to(self.device, self.dtype)
+        models = self.registries.models if self.registries else None
+        model = build_model(self.model_spec, data.input_shape, data.num_classes, models).to(self.device, self.dtype)
         if state is not None:
             load_state_strict(model, state)
         return model.eval()
+
+    def layout(self, model: nn.Module) -> ParamLayout:
+        """The flat layout of `model`: parameters, then floating-point buffers (BatchNorm running
+        statistics). The layout an `Evaluator` uses for its points."""
+        from lsdb.landscape import ParamLayout
+
+        return ParamLayout.from_module(model, buffers=True)
+
+    def point(self, layout: ParamLayout, checkpoint: InputCheckpoint) -> torch.Tensor:
+        """The checkpoint's weights as one flat vector in `layout`, on the device and dtype; a
+        one-line `BadInput` when it does not fit the model."""
+        from lsdb.errors import BadInput
+
+        try:
+            return layout.flatten(checkpoint.state(), dtype=self.dtype, device=self.device)
+        except (KeyError, ValueError) as exc:
+            raise BadInput(f"checkpoint {checkpoint.name} does not fit the model: {exc}") from None
+
+    def evaluator(
+        self, model: nn.Module, split: str = "train", bn: str = "eval", subset: int | None = None
+    ) -> Evaluator:
+        """An `Evaluator` of `model` on a split of the run's data, with the run's loss, device,
+        dtype and seed; ``bn="recompute"`` re-estimates BatchNorm statistics on the train inputs
+        at every point (Garipov et al. 2018); `subset` evaluates a fixed seeded random subset."""
+        from lsdb.landscape import Evaluator
+
+        x, y = self.data(split)
+        train_x = self.data("train")[0] if bn == "recompute" else None
+        return Evaluator(
+            model,
+            x,
+            y,
+            loss=self.loss,  # type: ignore[arg-type]
+            bn=bn,  # type: ignore[arg-type]
+            train_x=train_x,
+            device=self.device,
+            dtype=self.dtype,
+            subset=subset,
+            seed=self.seed,
+        )
+
+    def span(self, start: float, stop: float, message: str) -> Callable[[int, int], None]:
+        """A ``(done, total)`` progress callback (what the evaluator and the grid take) that
+        reports ``start .. stop`` of the whole run."""
+
+        def report(done: int, total: int) -> None:
+            self.progress(start + (stop - start) * done / max(total, 1), message)
+
+        return report
 
     # -- progress and cancellation ------------------------------------------------------
     def progress(self, fraction: float, message: str = "") -> None:
@@ -122,6 +179,24 @@ class Context:
 
     def should_cancel(self) -> bool:
         return bool(self.cancel_check and self.cancel_check())
+
+
+def single(inputs: Mapping[str, Sequence[InputCheckpoint]], role: str) -> InputCheckpoint:
+    """The one checkpoint of slot `role` (the runner checks counts; this guards direct calls)."""
+    from lsdb.errors import BadInput
+
+    given = list(inputs.get(role, ()))
+    if len(given) != 1:
+        raise BadInput(f"slot '{role}' takes exactly one checkpoint, got {len(given)}")
+    return given[0]
+
+
+def by_step(checkpoints: Sequence[InputCheckpoint]) -> list[InputCheckpoint]:
+    """A trajectory in step order (the given order where a step is missing)."""
+    items = list(checkpoints)
+    if all(c.step is not None for c in items):
+        items.sort(key=lambda c: c.step)  # type: ignore[arg-type, return-value]
+    return items
 
 
 def load_state_strict(model: nn.Module, state: dict[str, torch.Tensor]) -> None:

@@ -90,11 +90,10 @@ def _jsonable(arr: np.ndarray) -> object:
 def plot_result(catalog: Catalog, result_id: int, kind: str = "default", output: Path | None = None) -> Path:
     """Render a stored result with its analysis' renderer `kind` and save it (png, svg or pdf)."""
     from lsdb.analyses.runner import load_view
-    from lsdb.plugins import get_plugins
+    from lsdb.plugins import default_registries
 
     result = catalog.get_result(result_id)
-    renderers = get_plugins().renderers()
-    mine = {name: fn for (analysis, name), fn in renderers.items() if analysis == result.analysis}
+    mine = default_registries().renderers.kinds(result.analysis)
     path = check_plot_path(Path(output or f"result-{result_id}-{kind}.png"))
     return save_figure(render(load_view(catalog, result), mine, kind), path)
 

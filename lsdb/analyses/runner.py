@@ -25,6 +25,7 @@ from lsdb.analyses.inputs import resolve_inputs
 from lsdb.analyses.spec import AnalysisOutput, AnalysisSpec, params_to_dict, parse_params
 from lsdb.catalog import Catalog, CheckpointRecord, NewCheckpoint, NewResult, NewRun, ResultRecord
 from lsdb.errors import BadInput
+from lsdb.registry import Registries
 
 DTYPES = ("float32", "float64", "bfloat16", "float16")
 
@@ -70,14 +71,19 @@ class Prepared:
     dataset_spec: dict[str, Any] | None
     loss: str
     cache_key: str
+    registries: Registries
 
 
-def prepare(catalog: Catalog, request: AnalysisRequest) -> Prepared:
-    """Validate a request (inputs, params, schemas, dataset) and compute its cache key."""
-    from lsdb.plugins import get_analysis
+def prepare(catalog: Catalog, request: AnalysisRequest, registries: Registries | None = None) -> Prepared:
+    """Validate a request (inputs, params, schemas, dataset) and compute its cache key.
+
+    `registries` are the loaded plugins' (this process' when not given).
+    """
+    from lsdb.plugins import resolve
     from lsdb.runs import dataset_spec_json
 
-    spec = get_analysis(request.analysis)
+    registries = resolve(registries)
+    spec = registries.analyses.get(request.analysis)
     if request.dtype not in DTYPES:
         raise BadInput(f"unknown dtype '{request.dtype}'; available: {', '.join(DTYPES)}")
     params = parse_params(spec, request.params)
@@ -90,7 +96,8 @@ def prepare(catalog: Catalog, request: AnalysisRequest) -> Prepared:
     run = catalog.get_run(first.run_id) if first else None
     model_spec = run.model_spec if run else None
     dataset_spec = (
-        dataset_spec_json(request.dataset) if request.dataset is not None else (run.dataset_spec if run else None)
+        dataset_spec_json(request.dataset, registries) if request.dataset is not None
+        else (run.dataset_spec if run else None)
     )
     if spec.needs_data and flat and dataset_spec is None:
         raise BadInput(
@@ -121,6 +128,7 @@ def prepare(catalog: Catalog, request: AnalysisRequest) -> Prepared:
         dataset_spec,
         run.loss if run else "cross_entropy",
         cache_key,
+        registries,
     )
 
 
@@ -143,21 +151,6 @@ def _schema_message(catalog: Catalog, ckpts: list[CheckpointRecord]) -> str:
     )
 
 
-def pick_device(device: str | None) -> Any:
-    """``auto`` picks CUDA when present; ``cpu``, ``cuda``, ``cuda:N`` as given."""
-    import torch
-
-    name = device or "auto"
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise BadInput(f"device '{name}' requested but CUDA is not available here; use --device cpu")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise BadInput(f"unknown device '{name}'; use cpu, cuda, cuda:N or auto") from None
-
-
 def run_analysis(
     catalog: Catalog,
     request: AnalysisRequest,
@@ -168,9 +161,10 @@ def run_analysis(
     should_cancel: Callable[[], bool] | None = None,
     job_id: int | None = None,
     prepared: Prepared | None = None,
+    registries: Registries | None = None,
 ) -> tuple[ResultRecord, bool]:
     """Run (or fetch from cache) one analysis; returns (result, computed_now)."""
-    prepared = prepared or prepare(catalog, request)
+    prepared = prepared or prepare(catalog, request, registries)
     if not force:
         cached = catalog.find_result(prepared.cache_key)
         if cached is not None:
@@ -193,14 +187,14 @@ def compute(
     """Run the analysis itself (no catalog writes); (output, wall seconds, device)."""
     import torch
 
-    from lsdb.analyses.context import Context, InputCheckpoint
+    from lsdb.analyses.context import Context
+    from lsdb.devices import resolve_device
 
-    dev = pick_device(device)
+    dev = torch.device(resolve_device(device))
     runs = {c.run_id: catalog.get_run(c.run_id) for ckpts in prepared.inputs.values() for c in ckpts}
     inputs = {
         role: [_input_checkpoint(catalog, c, runs[c.run_id]) for c in ckpts] for role, ckpts in prepared.inputs.items()
     }
-    del InputCheckpoint
     ctx = Context(
         device=dev,
         seed=prepared.request.seed,
@@ -210,6 +204,7 @@ def compute(
         loss=prepared.loss,
         progress_callback=progress,
         cancel_check=should_cancel,
+        registries=prepared.registries,
     )
     t0 = time.perf_counter()
     output = prepared.spec.run(ctx, inputs, prepared.params)
@@ -259,9 +254,8 @@ def store_output(
     import numpy as np
     import torch
 
-    from lsdb import __version__
+    from lsdb._version import __version__
     from lsdb.checkpoints import encode_checkpoint, n_params, schema_digest
-    from lsdb.plugins import get_plugins
     from lsdb.store import write_artifact
 
     spec = prepared.spec
@@ -319,7 +313,6 @@ def store_output(
                 ),
             )
         )
-    plugin = get_plugins().infos.get(spec.plugin)
     record, created = catalog.add_result(
         NewResult(
             analysis=spec.name,
@@ -339,17 +332,14 @@ def store_output(
             wall_seconds=wall_seconds,
             job_id=job_id,
             plugin_name=spec.plugin or None,
-            plugin_version=plugin.version if plugin else None,
+            plugin_version=prepared.registries.plugin_version(spec.plugin),
             torch_version=torch.__version__,
         ),
         produced,
         replace=replace,
     )
     if created:
-        try:
-            get_plugins().pm.hook.result_stored(result=record)
-        except Exception:  # noqa: BLE001 - an event hook must not undo a committed result
-            pass
+        prepared.registries.events.result_stored(record)  # a failing listener never undoes the commit
     return record, created
 
 

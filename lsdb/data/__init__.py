@@ -2,8 +2,8 @@
 
 from lsdb.data.base import Dataset
 from lsdb.data.registry import (
+    builtin_datasets,
     clear_dataset_cache,
-    dataset_registry,
     load_dataset,
     register_builtin_datasets,
     resolve_dataset_spec,
@@ -12,7 +12,7 @@ from lsdb.data.registry import (
 __all__ = [
     "Dataset",
     "clear_dataset_cache",
-    "dataset_registry",
+    "builtin_datasets",
     "load_dataset",
     "register_builtin_datasets",
     "resolve_dataset_spec",

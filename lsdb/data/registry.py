@@ -10,7 +10,6 @@ in memory because analyses ask for the same one again and again.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import inspect
 import json
 import threading
@@ -25,11 +24,8 @@ from lsdb.data.mnist import mnist
 from lsdb.data.synthetic import synthetic
 from lsdb.data.tensors import tensors
 from lsdb.errors import BadInput
-from lsdb.specs import Registry, Spec
-
-#: Registration callbacks run after the built-ins, each called with `Registry.register`.
-#: The plugin system appends its hook here; call ``dataset_registry.cache_clear()`` afterwards.
-_EXTRA_REGISTRATIONS: list[Callable[[Callable[..., None]], None]] = []
+from lsdb.registry import FactoryRegistry
+from lsdb.specs import Spec
 
 #: How many loaded datasets `load_dataset` keeps (a CIFAR training set is ~600 MB).
 CACHE_SIZE = 4
@@ -47,21 +43,16 @@ def register_builtin_datasets(register: Callable[..., None]) -> None:
     register("cifar100", cifar100)
 
 
-@functools.cache
-def dataset_registry() -> Registry[Dataset]:
-    """The dataset registry: the built-ins plus every callback in `_EXTRA_REGISTRATIONS` (cached)."""
-    registry: Registry[Dataset] = Registry("dataset", fixed_args=0)
-    from lsdb.plugins import get_plugins  # built-ins come from the default plugin, like any other
-
-    get_plugins().call_registration("register_datasets", registry.register)
-    for registration in _EXTRA_REGISTRATIONS:
-        registration(registry.register)
+def builtin_datasets() -> FactoryRegistry[Dataset]:
+    """A registry of the built-in datasets alone (what `load_dataset` uses when given no registry)."""
+    registry: FactoryRegistry[Dataset] = FactoryRegistry("dataset", fixed_args=0)
+    register_builtin_datasets(registry.register)
     return registry
 
 
-def resolve_dataset_spec(spec: Spec | str | dict[str, Any], registry: Registry[Dataset] | None = None) -> Spec:
+def resolve_dataset_spec(spec: Spec | str | dict[str, Any], registry: FactoryRegistry[Dataset] | None = None) -> Spec:
     """The validated spec with every default argument filled in: the form stored and compared."""
-    registry = registry if registry is not None else dataset_registry()
+    registry = registry if registry is not None else builtin_datasets()
     spec = registry.validate(spec)
     kwargs = dict(spec.kwargs)
     for name, param in registry.accepted_kwargs(spec.name).items():
@@ -76,30 +67,30 @@ def resolve_dataset_spec(spec: Spec | str | dict[str, Any], registry: Registry[D
     return Spec(spec.name, {k: list(v) if isinstance(v, tuple) else v for k, v in kwargs.items()})
 
 
-def load_dataset(spec: Spec | str | dict[str, Any], registry: Registry[Dataset] | None = None) -> Dataset:
+def load_dataset(spec: Spec | str | dict[str, Any], registry: FactoryRegistry[Dataset] | None = None) -> Dataset:
     """Load the dataset a spec names; the result's `spec` has all defaults filled in.
 
-    Datasets from the default registry are cached (the last `CACHE_SIZE`, keyed by canonical
-    spec JSON); the cache never re-reads files, so call `clear_dataset_cache` after changing one.
+    Loaded datasets are cached (the last `CACHE_SIZE`, keyed by the factory and the canonical spec
+    JSON); the cache never re-reads files, so call `clear_dataset_cache` after changing one.
     """
-    reg = registry if registry is not None else dataset_registry()
+    reg = registry if registry is not None else builtin_datasets()
     full = resolve_dataset_spec(spec, reg)
-    key = json.dumps(full.to_json(), sort_keys=True, default=repr)
-    if registry is None:
-        with _cache_lock:
-            if key in _cache:
-                _cache.move_to_end(key)
-                return _cache[key]
-    dataset = reg.factory(full.name)(**reg.validate(full).kwargs)  # validate: lists back to typed tuples
+    factory = reg.factory(full.name)
+    origin = f"{getattr(factory, '__module__', '')}.{getattr(factory, '__qualname__', repr(factory))}"
+    key = origin + json.dumps(full.to_json(), sort_keys=True, default=repr)
+    with _cache_lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
+    dataset = factory(**reg.validate(full).kwargs)  # validate: lists back to typed tuples
     if not isinstance(dataset, Dataset):
         raise BadInput(f"dataset '{full.name}': factory returned {type(dataset).__name__}, not an lsdb Dataset")
     dataset = dataclasses.replace(dataset, name=full.name, spec=full)
-    if registry is None:
-        with _cache_lock:
-            _cache[key] = dataset
-            _cache.move_to_end(key)
-            while len(_cache) > CACHE_SIZE:
-                _cache.popitem(last=False)
+    with _cache_lock:
+        _cache[key] = dataset
+        _cache.move_to_end(key)
+        while len(_cache) > CACHE_SIZE:
+            _cache.popitem(last=False)
     return dataset
 
 

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from lsdb.analyses.spec import AnalysisOutput
     from lsdb.catalog import Catalog
     from lsdb.catalog.queue import JobRecord
+    from lsdb.registry import Registries
 
 #: HDF5 attributes the runner writes itself; what is left of a tile's attributes goes to `merge`.
 RUNNER_ATTRS = {"analysis", "analysis_version", "params", "inputs", "input_checkpoints", "dataset", "model",
@@ -73,6 +74,7 @@ def execute_job(
     device: str,
     progress: Callable[[float, str], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
+    registries: Registries | None = None,
 ) -> dict[str, Any]:
     """Run one job to its outcome (a JSON-able dict); commits the success, never a failure."""
     from lsdb.analyses.context import Cancelled
@@ -81,7 +83,7 @@ def execute_job(
     payload = job["payload"]
     try:
         request = AnalysisRequest.from_json(payload["request"])
-        prepared = retry_transient(lambda: prepare(catalog, request))  # a dropped connection costs no attempt
+        prepared = retry_transient(lambda: prepare(catalog, request, registries))  # a dropped connection: no attempt
         force = bool(payload.get("force"))
         if payload.get("fanout"):
             output, wall, dev = merge_tiles(catalog, prepared, fence.job_id)
@@ -126,18 +128,17 @@ def merge_tiles(catalog: Catalog, prepared: Prepared, job_id: int) -> tuple[Anal
     return merge(prepared.params, outputs), wall, ",".join(sorted(devices))
 
 
-def notify_job_finished(catalog: Catalog, job_id: int) -> None:
+def notify_job_finished(catalog: Catalog, job_id: int, registries: Registries) -> None:
     """Call the `job_finished` event hook (when some plugin implements it) if the job is final."""
-    from lsdb.plugins import get_plugins
-
+    if not registries.events.listens_for_jobs:
+        return
     try:
-        hook = get_plugins().pm.hook.job_finished
-        if hook.get_hookimpls():
-            job = catalog.get_job(job_id)
-            if job.status in ("succeeded", "failed", "cancelled"):
-                hook(job=job)
+        job = catalog.get_job(job_id)
     except Exception as exc:  # noqa: BLE001 - an event hook must not stop the executor
         sys.stderr.write(f"warning: job_finished hook for job {job_id} failed: {exc}\n")
+        return
+    if job.status in ("succeeded", "failed", "cancelled"):
+        registries.events.job_finished(job)
 
 
 # -- the parent's side ----------------------------------------------------------------------------
@@ -241,16 +242,17 @@ class InlineExecutor:
     """Runs jobs on a thread of the worker itself (``lsdb worker --inprocess``): no process start,
     for trivial jobs and tests. A crash takes the worker down and a time limit is only cooperative."""
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: Catalog, registries: Registries | None = None) -> None:
         self.catalog = catalog
+        self.registries = registries
         self.messages: queue.Queue[dict[str, Any]] = queue.Queue()
         self._cancelled = threading.Event()
         self._thread: threading.Thread | None = None
 
     def ensure_ready(self) -> None:
-        from lsdb.plugins import get_plugins
+        from lsdb.plugins import resolve
 
-        get_plugins().analyses()
+        self.registries = resolve(self.registries)
 
     def start(self, job: JobRecord, fence: Fence, device: str) -> None:
         self._cancelled = cancelled = threading.Event()
@@ -261,7 +263,8 @@ class InlineExecutor:
                 out.put({"type": "progress", "fraction": fraction, "message": message})
 
             job_dict = {"id": job.id, "payload": job.payload}
-            out.put({"type": "done", **execute_job(self.catalog, job_dict, fence, device, progress, cancelled.is_set)})
+            out.put({"type": "done", **execute_job(self.catalog, job_dict, fence, device, progress, cancelled.is_set,
+                                                       self.registries)})
 
         self._thread = threading.Thread(target=run, daemon=True, name=f"job-{job.id}")
         self._thread.start()
@@ -270,7 +273,9 @@ class InlineExecutor:
         self._cancelled.set()
 
     def finished(self, job_id: int) -> None:
-        notify_job_finished(self.catalog, job_id)
+        from lsdb.plugins import resolve
+
+        notify_job_finished(self.catalog, job_id, resolve(self.registries))
 
     def poll(self, timeout_s: float) -> dict[str, Any] | None:
         try:
@@ -325,12 +330,12 @@ def main(argv: list[str] | None = None) -> None:
 
     from lsdb.catalog import Catalog
     from lsdb.config import Settings
-    from lsdb.plugins import get_plugins
+    from lsdb.plugins import load_registries
 
     if args.threads:
         torch.set_num_threads(args.threads)
     catalog = Catalog(Settings(args.db, Path(args.store)), check_schema=False)
-    get_plugins().analyses()
+    registries = load_registries()  # once per job process, handed to every job
     inbox: queue.Queue[dict[str, Any] | None] = queue.Queue()
     cancelled: set[int] = set()
     orphaned = threading.Event()
@@ -349,13 +354,14 @@ def main(argv: list[str] | None = None) -> None:
     send({"type": "ready"})
     while (msg := inbox.get()) is not None:
         if msg.get("op") == "finished":
-            notify_job_finished(catalog, int(msg["job"]))
+            notify_job_finished(catalog, int(msg["job"]), registries)
             continue
-        send({"type": "done", **_run_one(catalog, msg, send, lambda i: i in cancelled or orphaned.is_set())})
+        send({"type": "done", **_run_one(catalog, registries, msg, send,
+                                         lambda i: i in cancelled or orphaned.is_set())})
     catalog.close()
 
 
-def _run_one(catalog: Catalog, msg: dict[str, Any], send: Callable[[dict[str, Any]], None],
+def _run_one(catalog: Catalog, registries: Registries, msg: dict[str, Any], send: Callable[[dict[str, Any]], None],
              is_cancelled: Callable[[int], bool]) -> dict[str, Any]:
     """One job in the child, its progress sent at most five times a second."""
     job_id = int(msg["job"]["id"])
@@ -369,7 +375,7 @@ def _run_one(catalog: Catalog, msg: dict[str, Any], send: Callable[[dict[str, An
             send({"type": "progress", "fraction": fraction, "message": message})
 
     return execute_job(catalog, msg["job"], Fence(*msg["fence"]), msg["device"], progress,
-                       lambda: is_cancelled(job_id))
+                       lambda: is_cancelled(job_id), registries)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from lsdb.catalog.queue import FINAL, JobRecord, NewJob, WorkerRecord
 if TYPE_CHECKING:
     from lsdb.analyses.runner import AnalysisRequest
     from lsdb.catalog import Catalog, ResultRecord
+    from lsdb.registry import Registries
 
 #: Work units (grid points for a surface) per tile when the caller does not say.
 DEFAULT_TILE_SIZE = 1024
@@ -50,11 +51,12 @@ def enqueue(
     max_attempts: int = 3,
     time_limit_s: float | None = None,
     tile_size: int | None = DEFAULT_TILE_SIZE,
+    registries: Registries | None = None,
 ) -> Enqueued:
     """Queue `request` for the workers, unless its result exists or the same job is active."""
     from lsdb.analyses.runner import prepare
 
-    prepared = prepare(catalog, request)
+    prepared = prepare(catalog, request, registries)
     if not force:
         cached = catalog.find_result(prepared.cache_key)
         if cached is not None:
@@ -70,7 +72,7 @@ def enqueue(
     if len(overrides) > 1:
         for override in overrides:
             part = replace(request, params={**request.params, **override})
-            tiles.append(new_job(part, prepare(catalog, part).cache_key, tile=override))
+            tiles.append(new_job(part, prepare(catalog, part, prepared.registries).cache_key, tile=override))
     parent = new_job(request, prepared.cache_key, **({"fanout": len(tiles)} if tiles else {}))
     job, created = catalog.add_job(parent, tiles)
     return Enqueued(job=job, created=created, tiles=len(tiles) if created else 0)

@@ -101,9 +101,6 @@ class Supervisor:
             self._shutdown()
         return sum(s.restarts for s in self.slots)
 
-    def pids(self) -> list[int | None]:
-        return [s.proc.pid if s.proc is not None and s.proc.poll() is None else None for s in self.slots]
-
     def _start(self, slot: _Slot) -> None:
         slot.proc = subprocess.Popen(slot.command, start_new_session=True)  # a terminal's Ctrl-C: forwarded once
         slot.started = time.monotonic()

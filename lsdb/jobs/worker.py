@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from lsdb.catalog.queue import Fence
-from lsdb.errors import BadInput, JobLost
+from lsdb.devices import resolve_device
+from lsdb.errors import JobLost
 from lsdb.jobs.executor import ChildExecutor, ExecutorDied, InlineExecutor
 from lsdb.jobs.queue import is_transient, resources_for, retry_transient
 
@@ -51,24 +52,6 @@ class WorkerOptions:
     grace_s: float = 5.0
     cancel_grace_s: float = 10.0
     inprocess: bool = False
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda:0`` when CUDA is available, else ``cpu``; ``cuda`` -> ``cuda:0``."""
-    if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
-        raise BadInput(f"unknown device '{device}'; use cpu, cuda:N or auto")
-    if device == "cpu":
-        return device
-    import torch
-
-    if not torch.cuda.is_available():
-        if device == "auto":
-            return "cpu"
-        raise BadInput(f"device '{device}' requested but CUDA is not available here; use --device cpu")
-    index = int(device.split(":", 1)[1]) if ":" in device else 0
-    if index >= torch.cuda.device_count():
-        raise BadInput(f"device cuda:{index} does not exist ({torch.cuda.device_count()} visible)")
-    return f"cuda:{index}"
 
 
 class Worker:

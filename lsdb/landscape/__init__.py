@@ -14,6 +14,8 @@ from lsdb.landscape.directions import (
 from lsdb.landscape.evaluator import Cancelled, Evaluation, Evaluator, evaluate
 from lsdb.landscape.grid import GridEvaluation, evaluate_grid, grid_axis, grid_coefficients
 from lsdb.landscape.params import ParamEntry, ParamLayout
+from lsdb.landscape.planes import PcaPlane, pca_plane, plane_coordinates
+from lsdb.landscape.shape import barrier, convexity, sharpness
 
 __all__ = [
     "Cancelled",
@@ -22,6 +24,9 @@ __all__ = [
     "GridEvaluation",
     "ParamEntry",
     "ParamLayout",
+    "PcaPlane",
+    "barrier",
+    "convexity",
     "direction_between",
     "evaluate",
     "evaluate_grid",
@@ -30,5 +35,8 @@ __all__ = [
     "normalize_direction",
     "orthogonalize",
     "pca_directions",
+    "pca_plane",
+    "plane_coordinates",
     "random_direction",
+    "sharpness",
 ]

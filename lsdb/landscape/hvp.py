@@ -146,7 +146,6 @@ class HessianOperator:
         self.memory_budget = memory_budget
         self.batched = self.device.type == "cuda" if batched is None else batched
         self.hvp_count = 0
-        self.gradient_count = 0
         simple = method == "reverse" and kernel != "autograd" and sequential_hvp.supports(self.module)
         per_example = (sequential_hvp.cache_bytes_per_example(self.module, self.x[:1]) if simple
                        else self._graph_bytes_per_example())
@@ -178,7 +177,6 @@ class HessianOperator:
         if self._sequential is not None:
             try:
                 self.loss, self.gradient = self._sequential.prepare(self.unflatten(self.theta), self._batches())
-                self.gradient_count += 1
                 return
             except ValueError:  # e.g. a Linear layer on 3-d inputs: autograd from now on
                 self._sequential = None
@@ -192,7 +190,6 @@ class HessianOperator:
                 self._graphs.append(g)
             total += float(value.detach())
             grad += g.detach()
-        self.gradient_count += 1
         self._leaf = leaf if self.cache_graphs else None
         self.loss, self.gradient = total, grad
 

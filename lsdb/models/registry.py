@@ -1,15 +1,16 @@
 """Resolving a model spec (``resnet:depth=20,skip=false``) to an ``nn.Module``.
 
 Built-in models register through `register_builtin_models`, the same callback-taking hook a
-plugin implements (``register_models(register)``), so the zoo is an ordinary plugin. A spec
-may also name any factory by import path, ``package.module:factory``. Every factory is called
-as ``factory(input_shape, num_classes, **kwargs)`` with the shape and class count of the
-dataset it will see.
+plugin implements (``register_models(register)``), so the zoo is an ordinary plugin. The registry
+of every plugin's models (`lsdb.registry.Registries.models`) is passed in by the caller; without
+one, `build_model` knows the zoo only (`builtin_models`). A spec may also name a factory by import
+path, ``package.module:factory``. Every factory is called as
+``factory(input_shape, num_classes, **kwargs)`` with the shape and class count of the dataset it
+will see.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -21,11 +22,8 @@ from lsdb.models.mlp import mlp
 from lsdb.models.resnet import resnet
 from lsdb.models.simple_cnn import simple_cnn
 from lsdb.models.vgg import vgg
-from lsdb.specs import Registry, Spec
-
-#: Registration callbacks run after the built-ins, each called with `Registry.register`.
-#: The plugin system appends its hook here; call ``model_registry.cache_clear()`` afterwards.
-_EXTRA_REGISTRATIONS: list[Callable[[Callable[..., None]], None]] = []
+from lsdb.registry import FactoryRegistry
+from lsdb.specs import Spec
 
 
 def register_builtin_models(register: Callable[..., None]) -> None:
@@ -36,15 +34,10 @@ def register_builtin_models(register: Callable[..., None]) -> None:
     register("vgg", vgg)
 
 
-@functools.cache
-def model_registry() -> Registry[nn.Module]:
-    """The model registry: the built-ins plus every callback in `_EXTRA_REGISTRATIONS` (cached)."""
-    registry: Registry[nn.Module] = Registry("model", fixed_args=2)
-    from lsdb.plugins import get_plugins  # built-ins come from the default plugin, like any other
-
-    get_plugins().call_registration("register_models", registry.register)
-    for registration in _EXTRA_REGISTRATIONS:
-        registration(registry.register)
+def builtin_models() -> FactoryRegistry[nn.Module]:
+    """A registry of the zoo alone (what `build_model` uses when given no registry)."""
+    registry: FactoryRegistry[nn.Module] = FactoryRegistry("model", fixed_args=2)
+    register_builtin_models(registry.register)
     return registry
 
 
@@ -52,7 +45,7 @@ def build_model(
     spec: Spec | str | dict[str, Any],
     input_shape: Sequence[int],
     num_classes: int,
-    registry: Registry[nn.Module] | None = None,
+    registry: FactoryRegistry[nn.Module] | None = None,
     *,
     seed: int | None = None,
 ) -> nn.Module:
@@ -61,7 +54,7 @@ def build_model(
     Unknown names, unknown or ill-typed arguments are `BadInput`. With `seed`, the initial
     weights are a function of the seed alone and the global RNG is left untouched.
     """
-    registry = registry if registry is not None else model_registry()
+    registry = registry if registry is not None else builtin_models()
     spec = registry.validate(spec)
     factory = registry.factory(spec.name)
     try:

@@ -8,6 +8,7 @@ result: renderers registered by plugins turn a `ResultView` into these calls.
 
 from lsdb.plotting.contours import add_path, contour_figure, contour_levels, surface3d_figure
 from lsdb.plotting.figures import FIGURE_FORMATS, save_figure
+from lsdb.plotting.labels import input_names, pc_label, plane_axis_labels
 from lsdb.plotting.lines import curves_figure
 
 __all__ = [
@@ -16,6 +17,9 @@ __all__ = [
     "contour_figure",
     "contour_levels",
     "curves_figure",
+    "input_names",
+    "pc_label",
+    "plane_axis_labels",
     "save_figure",
     "surface3d_figure",
 ]

@@ -232,9 +232,9 @@ def _input_roles(conn: Connection, analysis: str) -> list[str]:
     if len(conn.execute(q.limit(2)).all()) < 2:
         return []
     try:
-        from lsdb.plugins import get_plugins
+        from lsdb.plugins import default_registries
 
-        spec = get_plugins().analyses().get(analysis)
+        spec = default_registries().analyses.find(analysis)
     except (LsdbError, ImportError):  # a broken plugin must not break compare: fall back to names
         return []
     return [slot.role for slot in spec.inputs] if spec is not None else []

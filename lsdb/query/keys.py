@@ -62,13 +62,6 @@ class Key:
         return self.namespace in ("metric", "scalar")
 
     @property
-    def string_only(self) -> bool:
-        """Whether every value of this key is a string (numbers are compared by their text)."""
-        if self.namespace == "fixed":
-            return not self.numeric_only
-        return self.namespace == "tag"
-
-    @property
     def is_result_key(self) -> bool:
         return self.namespace in RESULT_NAMESPACES or (self.namespace == "fixed" and self.name in RESULT_FIELDS)
 

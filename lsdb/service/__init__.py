@@ -3,11 +3,13 @@ and notebooks all call. Nothing above this layer reaches into the catalog, the q
 
 from lsdb.service.catalog import Catalog, DoctorReport, WorkerStatus, catalog_revision, open_catalog, upgrade_catalog
 from lsdb.service.jobs import Job
+from lsdb.service.listing import format_spec
 from lsdb.service.registry import add_plugin_commands, describe_analysis, get_analysis, list_analyses, list_plugins
 from lsdb.service.results import Result
 
 __all__ = [
     "add_plugin_commands",
+    "format_spec",
     "describe_analysis",
     "get_analysis",
     "list_analyses",

@@ -36,10 +36,10 @@ if TYPE_CHECKING:
     from lsdb.catalog.queue import JobEventRecord, JobRecord, WorkerRecord
     from lsdb.ingest import IngestOutcome, IngestReport
     from lsdb.maintenance import DoctorFinding, GcReport
-    from lsdb.plugins import PluginInfo
     from lsdb.query.overlay import PlotReport
     from lsdb.query.table import CompareTable
     from lsdb.recorder import Recorder
+    from lsdb.registry import PluginInfo, Registries
     from lsdb.training import TrainProgress, TrainResult
 
 #: ``progress(fraction, message)`` of an inline analysis.
@@ -69,11 +69,14 @@ class DoctorReport:
 class Catalog:
     """A catalog (database + artifact store) and the verbs that work on it; see the module docstring."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, registries: Registries | None = None) -> None:
+        """The catalog `settings` name; `registries` are the plugins to use (default: this process')."""
         from lsdb.catalog import Catalog as Database
+        from lsdb.plugins import resolve
 
         self.settings = settings
         self._db = Database(settings)
+        self._registries = resolve(registries)
 
     # -- lifecycle ----------------------------------------------------------------------------------
     def close(self) -> None:
@@ -120,13 +123,13 @@ class Catalog:
         from lsdb.runs import make_new_run, state_dict_check
 
         new_run = make_new_run(run, project, model=model, dataset=dataset, loss=loss, params=dict(params or {}),
-                               tags=dict(tags or {}))
+                               tags=dict(tags or {}), registries=self._registries)
         check = None
         if new_run.model_spec is not None and new_run.dataset_spec is not None:
-            check = state_dict_check(new_run.model_spec, new_run.dataset_spec)
+            check = state_dict_check(new_run.model_spec, new_run.dataset_spec, self._registries)
         items = [Path(paths)] if isinstance(paths, (str, os.PathLike)) else [Path(p) for p in paths]
         return run_ingest(self._db, items, new_run, step=step, epoch=epoch, recursive=recursive, check=check,
-                          on_start=on_start, on_file=on_file)
+                          on_start=on_start, on_file=on_file, registries=self._registries)
 
     def train(
         self,
@@ -151,7 +154,7 @@ class Catalog:
         from lsdb.training import train_run
 
         return train_run(self._db, run, project, model, dataset, config, device=device, resume=resume,
-                         tags=tags, progress=progress, should_stop=should_stop)
+                         tags=tags, progress=progress, should_stop=should_stop, registries=self._registries)
 
     def record(
         self,
@@ -167,7 +170,7 @@ class Catalog:
         """Record your own training loop: ``with cat.record(...) as rec: rec.checkpoint(model, step=...)``."""
         from lsdb.recorder import record
 
-        return record(run, model, dataset, project, params, tags, self._db, loss)
+        return record(run, model, dataset, project, params, tags, self._db, loss, self._registries)
 
     def runs(self, project: str | None = None) -> list[RunRecord]:
         """Every run (of `project`) with its specs, parameters, tags and last metrics."""
@@ -202,15 +205,15 @@ class Catalog:
     # -- analyses -----------------------------------------------------------------------------------
     def analyses(self) -> list[AnalysisSpec]:
         """Every installed analysis, by name."""
-        return list_analyses()
+        return list_analyses(self._registries)
 
     def analysis(self, name: str) -> dict[str, Any]:
         """One analysis' inputs and parameters (type, default, help); `BadInput` naming the installed ones."""
-        return describe_analysis(name)
+        return describe_analysis(name, self._registries)
 
     def plugins(self) -> list[PluginInfo]:
         """Loaded plugins with version, hooks, analyses and any load error."""
-        return list_plugins()
+        return list_plugins(self._registries)
 
     def run(
         self,
@@ -235,7 +238,7 @@ class Catalog:
         from lsdb.analyses.runner import prepare, run_analysis
 
         request = self._request(analysis, inputs, params, kwparams, dataset, seed, dtype, project)
-        prepared = prepare(self._db, request)
+        prepared = prepare(self._db, request, self._registries)
         record, computed = run_analysis(self._db, request, device=device, force=force, prepared=prepared,
                                         progress=progress)
         return self._result(record, computed)
@@ -267,7 +270,8 @@ class Catalog:
 
         request = self._request(analysis, inputs, params, kwparams, dataset, seed, dtype, project)
         done = enqueue(self._db, request, queue=queue, priority=priority, force=force, max_attempts=max_attempts,
-                       time_limit_s=time_limit, tile_size=DEFAULT_TILE_SIZE if tile_size is None else tile_size)
+                       time_limit_s=time_limit, tile_size=DEFAULT_TILE_SIZE if tile_size is None else tile_size,
+                       registries=self._registries)
         if done.result is not None:
             return Job(self, None, cached=self._result(done.result, False))
         return Job(self, done.job, created=done.created, tiles=done.tiles)
@@ -423,9 +427,7 @@ class Catalog:
         return load_view(self._db, record)
 
     def _renderers(self, analysis: str) -> dict[str, Callable[[ResultView], Figure]]:
-        from lsdb.plugins import get_plugins
-
-        return {name: fn for (name_of, name), fn in get_plugins().renderers().items() if name_of == analysis}
+        return self._registries.renderers.kinds(analysis)
 
     def _job_progress(self, job: JobRecord) -> tuple[float, str]:
         from lsdb.jobs.queue import job_progress

@@ -29,3 +29,13 @@ def checkpoints_json(rows: Sequence[tuple[Any, ...]]) -> str:
         for r in rows
     ]
     return "[" + ", ".join(items) + "]"
+
+
+def format_spec(spec: str | dict[str, Any] | None) -> str:
+    """A model or dataset spec (as stored) in the short form users type, ``mlp:widths=[64,64]``;
+    ``""`` for none."""
+    if not spec:
+        return ""
+    from lsdb.specs import parse_spec
+
+    return str(parse_spec(spec))

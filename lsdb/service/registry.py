@@ -8,28 +8,31 @@ if TYPE_CHECKING:
     import typer
 
     from lsdb.analyses.spec import AnalysisSpec
-    from lsdb.plugins import PluginInfo
+    from lsdb.registry import PluginInfo, Registries
 
 
-def list_analyses() -> list[AnalysisSpec]:
+def registries() -> Registries:
+    """This process' loaded plugins (loaded on first use)."""
+    from lsdb.plugins import default_registries
+
+    return default_registries()
+
+
+def list_analyses(reg: Registries | None = None) -> list[AnalysisSpec]:
     """Every installed analysis, by name."""
-    from lsdb.plugins import get_plugins
-
-    return sorted(get_plugins().analyses().values(), key=lambda s: s.name)
+    return sorted((reg or registries()).analyses.values(), key=lambda s: s.name)
 
 
-def get_analysis(name: str) -> AnalysisSpec:
+def get_analysis(name: str, reg: Registries | None = None) -> AnalysisSpec:
     """One analysis; `BadInput` listing the installed ones otherwise."""
-    from lsdb.plugins import get_analysis as find
-
-    return find(name)
+    return (reg or registries()).analyses.get(name)
 
 
-def describe_analysis(name: str) -> dict[str, Any]:
+def describe_analysis(name: str, reg: Registries | None = None) -> dict[str, Any]:
     """Name, version, plugin, resources, description, inputs and parameters (type, default, help, choices)."""
     from lsdb.analyses.spec import describe_params
 
-    spec = get_analysis(name)
+    spec = get_analysis(name, reg)
     return {
         "name": spec.name,
         "version": spec.version,
@@ -41,15 +44,11 @@ def describe_analysis(name: str) -> dict[str, Any]:
     }
 
 
-def list_plugins() -> list[PluginInfo]:
+def list_plugins(reg: Registries | None = None) -> list[PluginInfo]:
     """Loaded plugins with version, hooks, analyses and any load error."""
-    from lsdb.plugins import plugin_infos
-
-    return plugin_infos()
+    return list((reg or registries()).plugins)
 
 
-def add_plugin_commands(app: typer.Typer) -> None:
+def add_plugin_commands(app: typer.Typer, reg: Registries | None = None) -> None:
     """Let plugins add sub-commands to the `lsdb` Typer app (their `register_commands` hook)."""
-    from lsdb.plugins import get_plugins
-
-    get_plugins().pm.hook.register_commands(app=app)
+    (reg or registries()).hook.register_commands(app=app)

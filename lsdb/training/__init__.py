@@ -18,7 +18,7 @@ Catalog writes run on a background thread, in order (`writer`), so the loop neve
 a fsync or a commit; see ``scripts/bench_train.py`` for what a save costs.
 """
 
-from lsdb.training.config import RESUMABLE_CHANGES, make_config, resolve_device
+from lsdb.training.config import RESUMABLE_CHANGES, make_config
 from lsdb.training.service import TrainProgress, TrainResult, train_run
 from lsdb.training.state import decode_resume_state, encode_resume_state
 
@@ -29,6 +29,5 @@ __all__ = [
     "decode_resume_state",
     "encode_resume_state",
     "make_config",
-    "resolve_device",
     "train_run",
 ]

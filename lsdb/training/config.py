@@ -16,24 +16,6 @@ if TYPE_CHECKING:
 RESUMABLE_CHANGES = ("epochs", "save_every", "save_unit", "eval_batch_size", "log_every", "eval_every")
 
 
-def resolve_device(name: str = "auto") -> str:
-    """``auto`` is ``cuda`` when torch sees a GPU, else ``cpu``; an unavailable device is `BadInput`."""
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cpu":
-        return name
-    if name == "cuda" or name.startswith("cuda:"):
-        index = name.partition(":")[2]
-        if not torch.cuda.is_available():
-            raise BadInput(f"device '{name}' is not available: torch sees no GPU; use --device cpu")
-        if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
-            raise BadInput(f"device '{name}' does not exist; this machine has {torch.cuda.device_count()} GPU(s)")
-        return name
-    raise BadInput(f"unknown device '{name}'; use cpu, cuda, cuda:N or auto")
-
-
 def make_config(config: TrainConfig | Mapping[str, Any] | None = None, base: TrainConfig | None = None) -> TrainConfig:
     """A checked `TrainConfig`: `config` itself, or `base` (default settings) updated by a mapping."""
     from lsdb.landscape.training import TrainConfig

@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from lsdb.landscape.schedules import Factor, constant, cosine, garipov, linear, step
-from lsdb.specs import Registry, Spec, parse_spec
+from lsdb.registry import FactoryRegistry
+from lsdb.specs import Spec, parse_spec
 
-SCHEDULES: Registry[Factor] = Registry("lr schedule")
+SCHEDULES: FactoryRegistry[Factor] = FactoryRegistry("lr schedule")
 for _name, _factory in (("constant", constant), ("cosine", cosine), ("linear", linear), ("step", step),
                         ("garipov", garipov)):
     SCHEDULES.register(_name, _factory)

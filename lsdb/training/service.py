@@ -9,9 +9,10 @@ from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 
 from lsdb.catalog import Catalog, CheckpointRecord, NewRun, RunRecord
+from lsdb.devices import resolve_device
 from lsdb.errors import BadInput, LsdbError, NotFound, StoreError
 from lsdb.runs import make_new_run
-from lsdb.training.config import RESUMABLE_CHANGES, make_config, resolve_device, stored_hyperparameters
+from lsdb.training.config import RESUMABLE_CHANGES, make_config, stored_hyperparameters
 from lsdb.training.state import decode_resume_state, encode_resume_state
 from lsdb.training.writer import CatalogWriter, copy_optimizer, copy_tensors
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     import torch
 
     from lsdb.landscape.training import TrainConfig, TrainState, TrainSummary
+    from lsdb.registry import Registries
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,7 @@ def train_run(
     progress: Callable[[TrainProgress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     background_writes: bool = True,
+    registries: Registries | None = None,
 ) -> TrainResult:
     """Train `model` on `dataset` as run `project/name` and record it; see the package docstring.
 
@@ -74,6 +77,9 @@ def train_run(
     """
     from lsdb.data import load_dataset
     from lsdb.models import build_model
+    from lsdb.plugins import resolve
+
+    registries = resolve(registries)
 
     dev = resolve_device(device)
     model_spec: str | dict[str, Any]
@@ -87,15 +93,15 @@ def train_run(
         cfg, start, model_spec, dataset_spec = make_config(config), None, model, dataset
     new_run = make_new_run(  # checks the name and the specs before any work
         name, project, model=model_spec, dataset=dataset_spec, loss=cfg.loss,
-        params=cfg.hyperparameters(), tags=dict(tags or {}), status="running",
+        params=cfg.hyperparameters(), tags=dict(tags or {}), status="running", registries=registries,
     )  # fmt: skip
     if not resume and catalog.find_run(name, project) is not None:
         raise BadInput(
             f"run '{name}' already exists in project '{project}'; pass --resume to continue it or choose another --run"
         )
-    data = load_dataset(dataset_spec)
+    data = load_dataset(dataset_spec, registries.datasets)
     _check_loss(cfg.loss, data.task, data.name)
-    net = build_model(model_spec, data.input_shape, data.num_classes, seed=cfg.seed)
+    net = build_model(model_spec, data.input_shape, data.num_classes, registries.models, seed=cfg.seed)
     if start is not None:
         _load_weights(catalog, net, start[0])
     run = catalog.add_run(new_run)

@@ -21,12 +21,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from lsdb_surfaces.evaluation import SPLITS, accuracy_of, evaluator_for, finite_scalars, reporter
-from lsdb_surfaces.interpolate import barrier
 from torch import Tensor, nn
 
-from lsdb.analyses import AnalysisOutput, AnalysisSpec, Context, InputCheckpoint, NewCheckpointOutput, Slot
-from lsdb.errors import BadInput
+from lsdb.landscape import barrier
 from lsdb.landscape.curves import (
     CURVES,
     SCHEDULES,
@@ -36,6 +33,18 @@ from lsdb.landscape.curves import (
     train_curve,
 )
 from lsdb.landscape.swa import batchnorm_modules
+from lsdb.plugin import (
+    SPLITS,
+    AnalysisOutput,
+    AnalysisSpec,
+    BadInput,
+    Context,
+    InputCheckpoint,
+    NewCheckpointOutput,
+    Slot,
+    accuracy_of,
+    finite_scalars,
+)
 
 BN_CHOICES = ("auto", "eval", "recompute")
 
@@ -168,9 +177,9 @@ def run_curve(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], params:
     classification = ctx.loss == "cross_entropy"
     n = len(params.splits)
     for i, split in enumerate(params.splits):
-        ev = evaluator_for(ctx, model, split, bn)
+        ev = ctx.evaluator(model, split, bn)
         result = ev.at_points(torch.cat([curve_points, line_points]), should_cancel=ctx.should_cancel,
-                              progress=reporter(ctx, 0.7 + 0.25 * i / n, 0.7 + 0.25 * (i + 1) / n, f"{split} split"))
+                              progress=ctx.span(0.7 + 0.25 * i / n, 0.7 + 0.25 * (i + 1) / n, f"{split} split"))
         loss = result.loss.double().numpy()
         error = 1.0 - accuracy_of(result, loss.shape)
         for j, path in enumerate(("curve", "line")):

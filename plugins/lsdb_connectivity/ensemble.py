@@ -15,11 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from lsdb_surfaces.evaluation import SPLITS, finite_scalars, model_layout, point_of, reporter
 from torch import Tensor, nn
 
-from lsdb.analyses import AnalysisOutput, AnalysisSpec, Context, InputCheckpoint, Slot
-from lsdb.errors import BadInput
 from lsdb.landscape import Evaluator
 from lsdb.landscape.ensembles import (
     DEFAULT_BINS,
@@ -29,6 +26,7 @@ from lsdb.landscape.ensembles import (
     growing_ensemble,
     mean_disagreement,
 )
+from lsdb.plugin import SPLITS, AnalysisOutput, AnalysisSpec, BadInput, Context, InputCheckpoint, Slot, finite_scalars
 from lsdb_connectivity.curve import training_inputs
 
 
@@ -46,7 +44,7 @@ def member_probabilities(ctx: Context, model: nn.Module, points: Tensor, split: 
     ev = Evaluator(model, x, y, loss="cross_entropy", bn=bn, train_x=train_x,  # type: ignore[arg-type]
                    device=ctx.device, dtype=ctx.dtype, outputs="probs")
     result = ev.at_points(points, should_cancel=ctx.should_cancel,
-                          progress=reporter(ctx, start, stop, f"members on the {split} split"))
+                          progress=ctx.span(start, stop, f"members on the {split} split"))
     assert result.outputs is not None
     return result.outputs, y.cpu()
 
@@ -109,8 +107,8 @@ def run_ensemble(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], para
     require_classification(ctx, "ensemble")
     ctx.progress(0.0, "loading checkpoints")
     model = ctx.build_model(members[0].state())
-    layout = model_layout(model)
-    points = torch.stack([point_of(ctx, layout, c) for c in members])
+    layout = ctx.layout(model)
+    points = torch.stack([ctx.point(layout, c) for c in members])
     probs, y = member_probabilities(ctx, model, points, params.split, params.bn, 0.0, 0.9)
     arrays, scalars = ensemble_output(probs, y, params.bins)
     ctx.progress(1.0, "done")

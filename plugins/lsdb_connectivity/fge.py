@@ -24,13 +24,22 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from lsdb_surfaces.evaluation import SPLITS, finite_scalars, model_layout, single
 from torch import Tensor, nn
 
-from lsdb.analyses import AnalysisOutput, AnalysisSpec, Context, InputCheckpoint, NewCheckpointOutput, Slot
-from lsdb.errors import BadInput
 from lsdb.landscape.ensembles import ensemble_metrics
 from lsdb.landscape.swa import fge_cyclic_lr, snapshot_cosine_lr
+from lsdb.plugin import (
+    SPLITS,
+    AnalysisOutput,
+    AnalysisSpec,
+    BadInput,
+    Context,
+    InputCheckpoint,
+    NewCheckpointOutput,
+    Slot,
+    finite_scalars,
+    single,
+)
 from lsdb_connectivity.curve import cast_like, training_inputs
 from lsdb_connectivity.ensemble import ensemble_output, member_probabilities, require_classification
 
@@ -140,7 +149,7 @@ def run_fge(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], params: F
                                  weight_decay=params.weight_decay, batch_size=params.batch_size, schedule=lr,
                                  on_epoch=on_epoch)
     stored = [cast_like(s, start_state) for s in snapshots]  # evaluate what is stored, in the inputs' dtype
-    layout = model_layout(model)
+    layout = ctx.layout(model)
     points = torch.stack([layout.flatten(s, dtype=ctx.dtype, device=ctx.device) for s in [start_state, *stored]])
     probs, y = member_probabilities(ctx, model, points, params.split, "eval", 0.8, 0.98)
     arrays, scalars = ensemble_output(probs[1:], y, params.bins, per_size_scalars=True)

@@ -19,21 +19,21 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from lsdb_surfaces.evaluation import (
-    SPLITS,
-    accuracy_of,
-    evaluator_for,
-    finite_scalars,
-    model_layout,
-    point_of,
-    reporter,
-    single,
-)
 
-from lsdb.analyses import AnalysisOutput, AnalysisSpec, Context, InputCheckpoint, Slot
-from lsdb.errors import BadInput
 from lsdb.landscape import evaluate_grid, grid_axis
 from lsdb.landscape.curves import curve_coefficients
+from lsdb.plugin import (
+    SPLITS,
+    AnalysisOutput,
+    AnalysisSpec,
+    BadInput,
+    Context,
+    InputCheckpoint,
+    Slot,
+    accuracy_of,
+    finite_scalars,
+    single,
+)
 from lsdb_connectivity.curve import BN_CHOICES, resolve_bn, training_inputs
 
 #: The bend's distance from the line through start and end must exceed this fraction of ‖end − start‖.
@@ -97,9 +97,9 @@ def run_plane(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], params:
     bn = resolve_bn(model, params.bn)
     if bn == "recompute":
         training_inputs(ctx, model, "plane")
-    layout = model_layout(model)
+    layout = ctx.layout(model)
     n = layout.n_params
-    points = torch.stack([point_of(ctx, layout, c) for c in (start, bend, end)])
+    points = torch.stack([ctx.point(layout, c) for c in (start, bend, end)])
     dirs, coords = plane_basis(points[0, :n], points[1, :n], points[2, :n])
 
     drawn = np.zeros((0, 2))
@@ -119,10 +119,10 @@ def run_plane(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], params:
     classification = ctx.loss == "cross_entropy"
     k = len(params.splits)
     for i, split in enumerate(params.splits):
-        ev = evaluator_for(ctx, model, split, bn)
+        ev = ctx.evaluator(model, split, bn)
         at = ev.at_points(points[:, :n], should_cancel=ctx.should_cancel)
         grid = evaluate_grid(ev, dirs.to(ctx.device, ctx.dtype), xs, ys, points[0], should_cancel=ctx.should_cancel,
-                             progress=reporter(ctx, i / k, (i + 1) / k, f"{split} split"))
+                             progress=ctx.span(i / k, (i + 1) / k, f"{split} split"))
         loss = grid.loss.double().numpy().T.copy()  # (nx, ny) -> matplotlib's (ny, nx)
         arrays[f"{split}_loss"] = loss
         scalars[f"{split}_loss_min"] = float(np.nanmin(loss))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from lsdb.hookspecs import hookimpl
+from lsdb.plugin import hookimpl
 from lsdb_connectivity.curve import CURVE
 from lsdb_connectivity.ensemble import ENSEMBLE
 from lsdb_connectivity.fge import FGE

@@ -23,8 +23,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from lsdb.analyses import ResultView
 from lsdb.plotting import contour_figure
+from lsdb.plugin import ResultView
 
 Renderer = Callable[[ResultView], Figure]
 COLORS = {"curve": "tab:blue", "line": "tab:red"}

@@ -21,12 +21,21 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from lsdb_surfaces.evaluation import SPLITS, accuracy_of, evaluator_for, finite_scalars, model_layout
 from torch import Tensor, nn
 
-from lsdb.analyses import AnalysisOutput, AnalysisSpec, Context, InputCheckpoint, NewCheckpointOutput, Slot
-from lsdb.errors import BadInput
 from lsdb.landscape.swa import SwaAverage, swa_cyclic_lr, swalr_lr, update_bn
+from lsdb.plugin import (
+    SPLITS,
+    AnalysisOutput,
+    AnalysisSpec,
+    BadInput,
+    Context,
+    InputCheckpoint,
+    NewCheckpointOutput,
+    Slot,
+    accuracy_of,
+    finite_scalars,
+)
 from lsdb_connectivity.curve import cast_like, has_batchnorm, optional_input, training_inputs
 from lsdb_connectivity.fge import snapshot_state, train_with_schedule
 
@@ -123,11 +132,11 @@ def run_swa(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], params: S
         update_bn(net, x.split(params.batch_size))
     average = cast_like(snapshot_state(net), like)  # evaluate what is stored, in the inputs' dtype
 
-    layout = model_layout(net)
+    layout = ctx.layout(net)
     points = torch.stack([layout.flatten(s, dtype=ctx.dtype, device=ctx.device) for s in [average, *references]])
     scalars: dict[str, float] = {"n_averaged": float(swa.n_averaged)}
     for split in [s for s in dict.fromkeys((params.split, "train")) if len(ctx.data(s)[0])]:
-        result = evaluator_for(ctx, net, split, "eval").at_points(points, should_cancel=ctx.should_cancel)
+        result = ctx.evaluator(net, split, "eval").at_points(points, should_cancel=ctx.should_cancel)
         loss = result.loss.double().numpy()
         error = 1.0 - accuracy_of(result, loss.shape)
         scalars[f"swa_{split}_loss"] = float(loss[0])

@@ -5,7 +5,7 @@ filter-normalized surface tells the truth about convexity: at each point of the 
 compute the extreme eigenvalues of the full Hessian and map |λmin/λmax|. Where the surface
 looks convex the ratio is near zero (negative curvature is negligible); in chaotic regions
 it is not. The plane is the one `surface` draws: the same direction options and, for the
-same seed, the same random filter-normalized directions (built by `lsdb_surfaces`' code).
+same seed, the same random filter-normalized directions (built by `lsdb.plugin.plane_directions`).
 
 Each point is one Lanczos run (`lsdb.landscape.lanczos`) for both ends of the spectrum,
 stopped when λmax is within `tol` relative and λmin within `tol`·|λmax|. It is made fast by
@@ -36,21 +36,26 @@ from typing import Any
 
 import numpy as np
 import torch
-from lsdb_surfaces.surface import DIRECTIONS, EIGENVECTORS, SurfaceParams, check_inputs, plane_directions
 
-from lsdb.analyses import AnalysisOutput, AnalysisSpec, Context, InputCheckpoint, Slot
-from lsdb.errors import BadInput
-from lsdb.landscape import ParamLayout, grid_axis, orthogonalize
+from lsdb.landscape import grid_axis, orthogonalize
 from lsdb.landscape.lanczos import lanczos
-from lsdb_curvature.hessian import (
-    BN_MODES,
-    HVP_METHODS,
+from lsdb.plugin import (
+    DIRECTIONS,
+    EIGENVECTORS,
     SPLITS,
+    AnalysisOutput,
+    AnalysisSpec,
+    BadInput,
+    Context,
+    InputCheckpoint,
+    PlaneSpec,
+    Slot,
+    check_plane_inputs,
     finite_scalars,
-    hessian_operator,
-    ratio,
+    plane_directions,
     single,
 )
+from lsdb_curvature.hessian import BN_MODES, HVP_METHODS, hessian_operator, ratio
 
 #: Per-point arrays, each (rows, cols) of the computed rectangle.
 POINT_ARRAYS = ("lambda_max", "lambda_min", "ratio", "loss", "hvps", "converged")
@@ -159,14 +164,14 @@ def run_eigenmap(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], para
     """λmax, λmin and |λmin/λmax| on a grid of θ_c + x d1 + y d2 (Li et al. 2018, §7)."""
     center = single(inputs, "center")
     others, trajectory = list(inputs.get("others", ())), list(inputs.get("trajectory", ()))
-    plane = SurfaceParams(directions=params.directions, dims=2, norm=params.norm, ignore=params.ignore,
-                          orthogonalize=params.orthogonalize, split=params.split, subset=params.subset,
-                          eigenvectors=params.eigenvectors, hessian_tol=params.hessian_tol)
-    check_inputs(plane, others, trajectory)
+    plane = PlaneSpec(directions=params.directions, dims=2, norm=params.norm, ignore=params.ignore,
+                      orthogonalize=params.orthogonalize, split=params.split, subset=params.subset,
+                      eigenvectors=params.eigenvectors, hessian_tol=params.hessian_tol)
+    check_plane_inputs(plane, others, trajectory, "eigenmap")
     ctx.progress(0.0, "building directions")
     model = ctx.build_model(center.state())
-    theta_full = ParamLayout.from_module(model, buffers=True).flatten(model, dtype=ctx.dtype, device=ctx.device)
-    found = plane_directions(ctx, plane, model, theta_full, others, trajectory)
+    theta_full = ctx.layout(model).flatten(model, dtype=ctx.dtype, device=ctx.device)
+    found = plane_directions(ctx, plane, model, theta_full, others, trajectory, "eigenmap")
     dirs = orthogonalize(found.matrix, keep_norm=True) if params.orthogonalize else found.matrix
     op = hessian_operator(ctx, model, params.split, params.subset, params.bn, params.batch_size, params.method)
     theta = op.theta.clone()

@@ -34,26 +34,26 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from lsdb.analyses import AnalysisOutput, AnalysisSpec, Context, InputCheckpoint, NewCheckpointOutput, Slot
-from lsdb.errors import BadInput
 from lsdb.landscape.hvp import HessianOperator
 from lsdb.landscape.lanczos import lanczos
 from lsdb.landscape.spectrum import hutchinson_trace, spectral_density
+from lsdb.plugin import (
+    SPLITS,
+    AnalysisOutput,
+    AnalysisSpec,
+    Context,
+    InputCheckpoint,
+    NewCheckpointOutput,
+    Slot,
+    finite_scalars,
+    single,
+)
 
-SPLITS = ("train", "test")
 BN_MODES = ("eval", "batch")
 HVP_METHODS = ("reverse", "forward")
 STARTS = ("gradient", "random")
 #: Share of the random vector in a gradient start: equal weight to the normalized gradient.
 GRADIENT_START_NOISE = math.sqrt(0.5)
-
-
-def single(inputs: Mapping[str, list[InputCheckpoint]], role: str) -> InputCheckpoint:
-    """The one checkpoint of slot `role` (the runner checks counts; this guards direct calls)."""
-    given = list(inputs.get(role, ()))
-    if len(given) != 1:
-        raise BadInput(f"slot '{role}' takes exactly one checkpoint, got {len(given)}")
-    return given[0]
 
 
 def compute_dtype(ctx: Context) -> torch.dtype:
@@ -76,11 +76,6 @@ def stage(ctx: Context, start: float, stop: float, total: int, message: str) -> 
         ctx.progress(start + (stop - start) * min(done / max(total, 1), 1.0), message)
 
     return report
-
-
-def finite_scalars(scalars: Mapping[str, float]) -> dict[str, float]:
-    """The scalars that are finite numbers (a diverged loss makes no sortable scalar)."""
-    return {k: float(v) for k, v in scalars.items() if v is not None and np.isfinite(v)}
 
 
 def ratio(lambda_min: float, lambda_max: float) -> float:

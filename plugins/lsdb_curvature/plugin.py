@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from lsdb.hookspecs import hookimpl
+from lsdb.plugin import hookimpl
 from lsdb_curvature.eigenmap import EIGENMAP
 from lsdb_curvature.hessian import HESSIAN
 from lsdb_curvature.renderers import RENDERERS

@@ -13,11 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from lsdb_surfaces.renderers import plane_axis_labels
 from matplotlib.figure import Figure
 
-from lsdb.analyses import ResultView
-from lsdb.plotting import contour_levels
+from lsdb.plotting import contour_levels, plane_axis_labels
+from lsdb.plugin import ResultView
 
 Renderer = Callable[[ResultView], Figure]
 CMAP = "viridis"

@@ -20,11 +20,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from lsdb_surfaces.evaluation import finite_scalars, model_layout, point_of
 
-from lsdb.analyses import AnalysisOutput, AnalysisSpec, Context, InputCheckpoint, NewCheckpointOutput, Slot
-from lsdb.errors import BadInput
 from lsdb.landscape.tunnels import connector, simplex_grid
+from lsdb.plugin import (
+    AnalysisOutput,
+    AnalysisSpec,
+    BadInput,
+    Context,
+    InputCheckpoint,
+    NewCheckpointOutput,
+    Slot,
+    finite_scalars,
+)
 from lsdb_structure.tunnel import SPLITS, ModelLoss, evaluate_points, state_of
 
 #: The most grid points one request may optimize (each costs `steps` gradient evaluations).
@@ -63,8 +70,8 @@ def run_mconnector(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]],
     ctx.progress(0.0, "loading checkpoints")
     like = optima[0].state()
     model = ctx.build_model(like)
-    layout = model_layout(model)
-    vertices = torch.stack([point_of(ctx, layout, c) for c in optima])
+    layout = ctx.layout(model)
+    vertices = torch.stack([ctx.point(layout, c) for c in optima])
     n_par = layout.n_params
     x, y = ctx.data("train")
     objective = ModelLoss(model, x, y, ctx.loss, params.batch_size, ctx.generator(1))

@@ -21,10 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from lsdb_surfaces.evaluation import by_step, finite_scalars, model_layout, point_of
 
-from lsdb.analyses import AnalysisOutput, AnalysisSpec, Context, InputCheckpoint, Slot
-from lsdb.errors import BadInput
+from lsdb.plugin import AnalysisOutput, AnalysisSpec, BadInput, Context, InputCheckpoint, Slot, by_step, finite_scalars
 from lsdb_structure.tunnel import evaluate_points
 
 TRAJECTORY_ROLES = ("trajectory", "trajectory2", "trajectory3", "trajectory4")
@@ -94,8 +92,8 @@ def run_minima_map(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]],
         method = "tsne" if has_sklearn() and len(items) >= 5 else "pca"
     ctx.progress(0.0, "loading checkpoints")
     model = ctx.build_model(items[0][1].state())
-    layout = model_layout(model)
-    points = torch.stack([point_of(ctx, layout, c) for _, c in items])
+    layout = ctx.layout(model)
+    points = torch.stack([ctx.point(layout, c) for _, c in items])
     weights = points[:, : layout.n_params]
     pca, ratios = pca_embedding(weights)
     coords = tsne_embedding(weights, params.perplexity, ctx.seed) if method == "tsne" else pca

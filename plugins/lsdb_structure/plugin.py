@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from lsdb.hookspecs import hookimpl
+from lsdb.plugin import hookimpl
 from lsdb_structure.mconnector import MCONNECTOR
 from lsdb_structure.minima_map import MINIMA_MAP
 from lsdb_structure.renderers import RENDERERS

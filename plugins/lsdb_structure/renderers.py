@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from matplotlib.tri import Triangulation
 
-from lsdb.analyses import ResultView
+from lsdb.plugin import ResultView
 
 Renderer = Callable[[ResultView], Figure]
 PATH_COLOR, LINE_COLOR = "tab:blue", "0.45"

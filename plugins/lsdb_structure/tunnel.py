@@ -25,22 +25,30 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
-from lsdb_surfaces.evaluation import accuracy_of, evaluator_for, finite_scalars, model_layout, point_of, single
-from lsdb_surfaces.interpolate import barrier
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from lsdb.analyses import AnalysisOutput, AnalysisSpec, Context, InputCheckpoint, NewCheckpointOutput, Slot
-from lsdb.errors import BadInput
-from lsdb.landscape import ParamLayout
+from lsdb.landscape import ParamLayout, barrier
 from lsdb.landscape.tunnels import Tunnel, cosine_matrix, optimize_path, polyline, tunnel, two_block_split
+from lsdb.plugin import (
+    AnalysisOutput,
+    AnalysisSpec,
+    BadInput,
+    Context,
+    InputCheckpoint,
+    NewCheckpointOutput,
+    Slot,
+    accuracy_of,
+    finite_scalars,
+    single,
+)
 
 SPLITS = ("train", "test")
 METHODS = ("knots", "path")
 
 
 class ModelLoss:
-    """The training loss of a model at a flat parameter vector (the parameter part of `model_layout`).
+    """The training loss of a model at a flat parameter vector (the parameter part of `ctx.layout(model)`).
 
     A differentiable `Objective` for `lsdb.landscape.tunnels`: ``functional_call`` on a private copy
     in eval mode (no dropout), except that BatchNorm layers use batch statistics, as in training.
@@ -85,7 +93,7 @@ def evaluate_points(ctx: Context, model: nn.Module, points: Tensor, splits: tupl
     """Split -> (loss, accuracy) at full points (N, P) (accuracy NaN for a regression loss)."""
     out = {}
     for i, split in enumerate(splits):
-        ev = evaluator_for(ctx, model, split, bn)
+        ev = ctx.evaluator(model, split, bn)
         result = ev.at_points(points, should_cancel=ctx.should_cancel)
         loss = result.loss.double().numpy()
         out[split] = (loss, accuracy_of(result, loss.shape))
@@ -140,8 +148,8 @@ def run_tunnel(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], params
     ctx.progress(0.0, "loading checkpoints")
     like = start_ckpt.state()
     model = ctx.build_model(like)
-    layout = model_layout(model)
-    a, b = point_of(ctx, layout, start_ckpt), point_of(ctx, layout, end_ckpt)
+    layout = ctx.layout(model)
+    a, b = ctx.point(layout, start_ckpt), ctx.point(layout, end_ckpt)
     n_par = layout.n_params
     if torch.equal(a[:n_par], b[:n_par]):
         raise BadInput(f"tunnel: {start_ckpt.name} and {end_ckpt.name} have the same weights; there is no segment")

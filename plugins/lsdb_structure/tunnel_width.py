@@ -22,11 +22,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from lsdb_surfaces.evaluation import evaluator_for, finite_scalars, model_layout, point_of, single
 
-from lsdb.analyses import AnalysisOutput, AnalysisSpec, Context, InputCheckpoint, Slot
 from lsdb.landscape import normalize_direction, random_direction
 from lsdb.landscape.radial import radial_widths
+from lsdb.plugin import AnalysisOutput, AnalysisSpec, Context, InputCheckpoint, Slot, finite_scalars, single
 
 NORMS = ("none", "filter")
 THRESHOLD_MODES = ("rise", "absolute", "ratio")
@@ -70,8 +69,8 @@ def run_tunnel_width(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]],
     center_ckpt = single(inputs, "center")
     ctx.progress(0.0, "loading the checkpoint")
     model = ctx.build_model(center_ckpt.state())
-    layout = model_layout(model)
-    theta = point_of(ctx, layout, center_ckpt)
+    layout = ctx.layout(model)
+    theta = ctx.point(layout, center_ckpt)
     gen = ctx.generator(0)
     rows = []
     for _ in range(params.directions):
@@ -82,7 +81,7 @@ def run_tunnel_width(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]],
             d = d / torch.linalg.vector_norm(d)
         rows.append(d)
     directions = torch.stack(rows)
-    ev = evaluator_for(ctx, model, params.split, "eval", subset=params.subset or None)
+    ev = ctx.evaluator(model, params.split, "eval", subset=params.subset or None)
     evaluated = [0]
     expected = params.directions * (params.grid + params.iters) + 1
 

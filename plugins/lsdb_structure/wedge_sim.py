@@ -24,11 +24,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from lsdb_surfaces.evaluation import finite_scalars
 
-from lsdb.analyses import AnalysisOutput, AnalysisSpec, Context, InputCheckpoint
 from lsdb.landscape.tunnels import two_block_split
 from lsdb.landscape.wedges import hyperplane_experiment, radial_experiment, tunnel_experiment
+from lsdb.plugin import AnalysisOutput, AnalysisSpec, Context, InputCheckpoint, finite_scalars
 
 #: Experiment 1 counts a final loss below this as reaching the wedge.
 ZERO_LOSS = 1e-6

@@ -17,16 +17,17 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from lsdb.analyses import AnalysisOutput, AnalysisSpec, Context, InputCheckpoint, Slot
-from lsdb_surfaces.evaluation import (
+from lsdb.landscape import barrier
+from lsdb.plugin import (
     BN_MODES,
     SPLITS,
+    AnalysisOutput,
+    AnalysisSpec,
+    Context,
+    InputCheckpoint,
+    Slot,
     accuracy_of,
-    evaluator_for,
     finite_scalars,
-    model_layout,
-    point_of,
-    reporter,
     single,
 )
 
@@ -79,24 +80,6 @@ def alpha_grid(alpha_min: float, alpha_max: float, steps: int) -> np.ndarray:
     return alphas
 
 
-def barrier(alphas: np.ndarray, values: np.ndarray) -> tuple[float, float] | None:
-    """(max over grid α in [0, 1] of v(α) − ((1 − α) v(0) + α v(1)), the α where it is reached).
-
-    Non-negative, since α = 0 and α = 1 are on the grid and contribute 0; None when they
-    are not on the grid. NaN values are skipped.
-    """
-    at0, at1 = np.flatnonzero(alphas == 0.0), np.flatnonzero(alphas == 1.0)
-    if not len(at0) or not len(at1):
-        return None
-    inside = (alphas >= 0.0) & (alphas <= 1.0)
-    a = alphas[inside]
-    gap = values[inside] - ((1.0 - a) * values[at0[0]] + a * values[at1[0]])
-    if not np.isfinite(gap).any():
-        return None
-    k = int(np.nanargmax(gap))
-    return float(gap[k]), float(a[k])
-
-
 def run_interpolate(
     ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], params: InterpolateParams
 ) -> AnalysisOutput:
@@ -104,9 +87,9 @@ def run_interpolate(
     start, end = single(inputs, "start"), single(inputs, "end")
     ctx.progress(0.0, "loading checkpoints")
     model = ctx.build_model(start.state())
-    layout = model_layout(model)
+    layout = ctx.layout(model)
     theta0 = layout.flatten(model, dtype=ctx.dtype, device=ctx.device)
-    theta1 = point_of(ctx, layout, end)
+    theta1 = ctx.point(layout, end)
     width = layout.numel if params.include_buffers else layout.n_params
     direction = (theta1[:width] - theta0[:width]).unsqueeze(0)
     alphas = alpha_grid(params.alpha_min, params.alpha_max, params.steps)
@@ -117,13 +100,13 @@ def run_interpolate(
     scalars: dict[str, float] = {}
     n = len(params.splits)
     for i, split in enumerate(params.splits):
-        ev = evaluator_for(ctx, model, split, params.bn)
+        ev = ctx.evaluator(model, split, params.bn)
         result = ev.along(
             direction,
             coefficients,
             theta0,
             should_cancel=ctx.should_cancel,
-            progress=reporter(ctx, i / n, (i + 1) / n, f"{split} split"),
+            progress=ctx.span(i / n, (i + 1) / n, f"{split} split"),
         )
         loss = result.loss.double().numpy()
         acc = accuracy_of(result, loss.shape)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from lsdb.hookspecs import hookimpl
+from lsdb.plugin import hookimpl
 from lsdb_surfaces.interpolate import INTERPOLATE
 from lsdb_surfaces.renderers import RENDERERS
 from lsdb_surfaces.surface import SURFACE

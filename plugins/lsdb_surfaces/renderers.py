@@ -14,32 +14,18 @@ from collections.abc import Callable
 import numpy as np
 from matplotlib.figure import Figure
 
-from lsdb.analyses import ResultView
-from lsdb.plotting import contour_figure, curves_figure, surface3d_figure
+from lsdb.plotting import contour_figure, curves_figure, input_names, pc_label, plane_axis_labels, surface3d_figure
+from lsdb.plugin import ResultView
 
 Renderer = Callable[[ResultView], Figure]
-
-
-def _input_names(view: ResultView, role: str) -> list[str]:
-    rows = sorted((i for i in view.inputs if i.get("role") == role), key=lambda i: i.get("position", 0))
-    return [
-        f"{i.get('run', '?')}@{i['step']}" if i.get("step") is not None else f"#{i.get('checkpoint', '?')}"
-        for i in rows
-    ]
-
-
-def _pc_label(ratios: np.ndarray, j: int) -> str:
-    ordinal = ("1st", "2nd")[j]
-    share = f": {100 * float(ratios[j]):.2f} %" if j < len(ratios) else ""
-    return f"{ordinal} PC{share}"
 
 
 def render_interpolate(view: ResultView) -> Figure:
     """Loss and accuracy against α with the two checkpoints marked (Li et al. 2018, Fig. 2)."""
     a = view.arrays
     splits = [s for s in ("train", "test") if f"{s}_loss" in a]
-    start = (_input_names(view, "start") or ["start"])[0]
-    end = (_input_names(view, "end") or ["end"])[0]
+    start = (input_names(view, "start") or ["start"])[0]
+    end = (input_names(view, "end") or ["end"])[0]
     return curves_figure(
         a["alpha"],
         {s: a[f"{s}_loss"] for s in splits},
@@ -48,25 +34,6 @@ def render_interpolate(view: ResultView) -> Figure:
         title=view.title,
         marks=[(0.0, start), (1.0, end)],
     )
-
-
-def plane_axis_labels(view: ResultView) -> tuple[str, str]:
-    """Axis labels for a plane built by `surface`'s directions (also used by `eigenmap`)."""
-    mode = view.params.get("directions", "random")
-    if mode == "pca":
-        ratios = view.arrays.get("explained_variance_ratio", np.zeros(0))
-        return _pc_label(ratios, 0), _pc_label(ratios, 1)
-    if mode == "checkpoints":
-        others = _input_names(view, "others") + ["d2", "d2"]
-        return f"x (towards {others[0]})", f"y (towards {others[1]})"
-    if mode == "hessian":
-        values = [float(v) for v in view.arrays.get("eigenvalues", np.zeros(0))]
-        names = ["λmax", "λmin"] if view.params.get("eigenvectors") == "extremes" else ["λ1", "λ2"]
-        labels = [f"{'xy'[j]} (Hessian eigenvector, {names[j]} = {values[j]:.3g})" if j < len(values)
-                  else f"{'xy'[j]} (Hessian eigenvector)" for j in range(2)]
-        return labels[0], labels[1]
-    norm = view.params.get("norm", "filter")
-    return f"x (random, {norm}-normalized)", f"y (random, {norm}-normalized)"
 
 
 def _render_surface(view: ResultView, kind: str) -> Figure:
@@ -88,7 +55,7 @@ def _render_surface(view: ResultView, kind: str) -> Figure:
         )
     marks = [(0.0, 0.0, "center")]
     if "others_x" in a and "others_y" in a:
-        names = _input_names(view, "others") or ["d1", "d2"]
+        names = input_names(view, "others") or ["d1", "d2"]
         marks += [(float(x), float(y), n) for x, y, n in zip(a["others_x"], a["others_y"], names, strict=False)]
     path = (a["path_x"], a["path_y"]) if "path_x" in a and "path_y" in a else None
     return contour_figure(
@@ -131,8 +98,8 @@ def _render_trajectory(view: ResultView, filled: bool) -> Figure:
         a["y"],
         a["loss"],
         filled=filled,
-        xlabel=_pc_label(ratios, 0),
-        ylabel=_pc_label(ratios, 1),
+        xlabel=pc_label(ratios, 0),
+        ylabel=pc_label(ratios, 1),
         zlabel=f"{split} loss",
         title=view.title,
         path=(coords[:, 0], coords[:, 1]),

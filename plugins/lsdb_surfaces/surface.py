@@ -31,30 +31,25 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor
 
-from lsdb.analyses import AnalysisOutput, AnalysisSpec, Context, InputCheckpoint, Slot
-from lsdb.errors import BadInput
-from lsdb.landscape import evaluate_grid, grid_axis, normalize_direction, orthogonalize, random_direction
-from lsdb.landscape.eigendirections import hessian_eigendirections
-from lsdb_surfaces.curvature import convexity, sharpness
-from lsdb_surfaces.evaluation import (
+from lsdb.landscape import convexity, evaluate_grid, grid_axis, orthogonalize, plane_coordinates, sharpness
+from lsdb.plugin import (
     BN_MODES,
+    DIRECTIONS,
+    EIGENVECTORS,
     SPLITS,
+    AnalysisOutput,
+    AnalysisSpec,
+    Context,
+    InputCheckpoint,
+    PlaneSpec,
+    Slot,
     accuracy_of,
-    by_step,
-    evaluator_for,
+    check_plane_inputs,
     finite_scalars,
-    model_layout,
-    plane_coordinates,
-    point_of,
-    reporter,
+    plane_directions,
     single,
 )
-from lsdb_surfaces.trajectory import pca_plane, trajectory_points
-
-DIRECTIONS = ("random", "checkpoints", "pca", "hessian")
-EIGENVECTORS = ("top", "extremes")
 
 
 @dataclass(frozen=True)
@@ -127,97 +122,23 @@ class SurfaceParams:
     def _rows_total(self) -> int:
         return self.ynum if self.dims == 2 else self.xnum
 
-
-@dataclass
-class PlaneDirections:
-    """The directions of a line or plane, with what their construction reports."""
-
-    matrix: Tensor  # (dims, P) over the parameters; buffers stay at the centre's
-    arrays: dict[str, np.ndarray] = field(default_factory=dict)
-    scalars: dict[str, float] = field(default_factory=dict)
-
-
-def check_inputs(params: SurfaceParams, others: list[InputCheckpoint], trajectory: list[InputCheckpoint]) -> None:
-    """Refuse inputs that the chosen directions do not use, or too few of those they need."""
-    if params.directions == "checkpoints" and len(others) != params.dims:
-        raise BadInput(
-            f"surface: directions=checkpoints with dims={params.dims} needs {params.dims} 'others' "
-            f"checkpoint(s), got {len(others)}"
-        )
-    if params.directions != "checkpoints" and others:
-        raise BadInput("surface: 'others' checkpoints are only used with directions=checkpoints")
-    if params.directions == "pca" and len(trajectory) < params.dims + 1:
-        raise BadInput(
-            f"surface: directions=pca with dims={params.dims} needs a trajectory of at least "
-            f"{params.dims + 1} checkpoints, got {len(trajectory)}"
-        )
-    if params.directions != "pca" and trajectory:
-        raise BadInput("surface: a 'trajectory' input is only used with directions=pca")
-
-
-def plane_directions(
-    ctx: Context,
-    params: SurfaceParams,
-    model: torch.nn.Module,
-    theta: Tensor,
-    others: list[InputCheckpoint],
-    trajectory: list[InputCheckpoint],
-) -> PlaneDirections:
-    """The `params.dims` directions of `params.directions` through `theta` (the centre, full layout)."""
-    layout = model_layout(model)
-    n = layout.n_params
-    if params.directions == "random":
-        plain = layout.parameters_only()
-        gen = ctx.generator(0)
-        bias_bn = "ignore" if params.ignore == "biasbn" else "keep"
-        rows = [
-            normalize_direction(
-                random_direction(plain, generator=gen).to(ctx.device, ctx.dtype), theta[:n], plain, params.norm, bias_bn
-            )  # type: ignore[arg-type]
-            for _ in range(params.dims)
-        ]
-        return PlaneDirections(torch.stack(rows))
-    if params.directions == "checkpoints":
-        rows = [point_of(ctx, layout, c)[:n] - theta[:n] for c in others]
-        return PlaneDirections(torch.stack(rows))
-    if params.directions == "hessian":
-        return _hessian_directions(ctx, params, model)
-    points = trajectory_points(ctx, model, by_step(trajectory))[:, :n]
-    plane = pca_plane(points, dims=params.dims)
-    path = plane_coordinates(plane.directions, points - theta[:n]).numpy()
-    arrays = {"explained_variance_ratio": plane.explained_variance_ratio, "path_x": path[:, 0]}
-    if params.dims == 2:
-        arrays["path_y"] = path[:, 1]
-    ratios = plane.explained_variance_ratio
-    scalars = {f"explained_variance_{j + 1}": float(ratios[j]) if j < len(ratios) else 0.0 for j in range(params.dims)}
-    return PlaneDirections(plane.directions.to(ctx.device, ctx.dtype), arrays, scalars)
-
-
-def _hessian_directions(ctx: Context, params: SurfaceParams, model: torch.nn.Module) -> PlaneDirections:
-    x, y = ctx.data(params.split)
-    dtype = torch.float64 if ctx.dtype == torch.float64 else torch.float32
-    try:
-        found = hessian_eigendirections(model, x, y, dims=params.dims, which=params.eigenvectors,  # type: ignore[arg-type]
-                                        loss=ctx.loss, subset=params.subset, seed=ctx.seed, tol=params.hessian_tol,
-                                        generator=ctx.generator(0), dtype=dtype, device=ctx.device)
-    except ValueError as exc:
-        raise BadInput(f"surface: directions=hessian: {exc}") from exc
-    values = found.eigenvalues.tolist()
-    scalars = {f"eigenvalue_{j + 1}": v for j, v in enumerate(values)}
-    scalars.update({"eigen_hvps": float(found.hvps), "eigen_converged": float(found.converged)})
-    arrays = {"eigenvalues": found.eigenvalues.numpy(), "eigenvalue_errors": found.errors.numpy()}
-    return PlaneDirections(found.vectors.to(ctx.device, ctx.dtype), arrays, scalars)
+    @property
+    def plane(self) -> PlaneSpec:
+        """The plane's directions, as `lsdb.plugin.plane_directions` takes them."""
+        return PlaneSpec(directions=self.directions, dims=self.dims, norm=self.norm, ignore=self.ignore,
+                         orthogonalize=self.orthogonalize, eigenvectors=self.eigenvectors,
+                         hessian_tol=self.hessian_tol, split=self.split, subset=self.subset)
 
 
 def run_surface(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], params: SurfaceParams) -> AnalysisOutput:
     """Evaluate the loss on a 1D or 2D grid of θ_c + x d1 (+ y d2) (Li et al. 2018, §3–4)."""
     center = single(inputs, "center")
     others, trajectory = list(inputs.get("others", ())), list(inputs.get("trajectory", ()))
-    check_inputs(params, others, trajectory)
+    check_plane_inputs(params.plane, others, trajectory)
     ctx.progress(0.0, "building directions")
     model = ctx.build_model(center.state())
-    theta = model_layout(model).flatten(model, dtype=ctx.dtype, device=ctx.device)
-    found = plane_directions(ctx, params, model, theta, others, trajectory)
+    theta = ctx.layout(model).flatten(model, dtype=ctx.dtype, device=ctx.device)
+    found = plane_directions(ctx, params.plane, model, theta, others, trajectory)
     dirs = found.matrix
     if params.orthogonalize and params.dims == 2:
         dirs = orthogonalize(dirs, keep_norm=True)
@@ -232,7 +153,7 @@ def run_surface(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], param
             y_eval = ys[r0:r1]
         else:
             x_eval = xs[r0:r1]
-    ev = evaluator_for(ctx, model, params.split, params.bn, params.subset)
+    ev = ctx.evaluator(model, params.split, params.bn, params.subset)
     at_center = ev.at_points(theta.unsqueeze(0), should_cancel=ctx.should_cancel)
     ctx.progress(0.05, "evaluating the grid")
     grid = evaluate_grid(
@@ -242,7 +163,7 @@ def run_surface(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], param
         y_eval,
         theta,
         should_cancel=ctx.should_cancel,
-        progress=reporter(ctx, 0.05, 0.98, "evaluating the grid"),
+        progress=ctx.span(0.05, 0.98, "evaluating the grid"),
     )
     loss = grid.loss.double().numpy()
     acc = accuracy_of(grid, loss.shape)

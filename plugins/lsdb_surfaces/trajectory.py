@@ -11,58 +11,28 @@ not parameters); the rows are not centred, as in the paper.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from lsdb.analyses import AnalysisOutput, AnalysisSpec, Context, InputCheckpoint, Slot
-from lsdb.errors import BadInput
-from lsdb.landscape import evaluate_grid, grid_axis, pca_directions
-from lsdb_surfaces.evaluation import (
+from lsdb.landscape import evaluate_grid, grid_axis, pca_plane, plane_coordinates
+from lsdb.plugin import (
     BN_MODES,
     SPLITS,
+    AnalysisOutput,
+    AnalysisSpec,
+    BadInput,
+    Context,
+    InputCheckpoint,
+    Slot,
     accuracy_of,
     by_step,
-    evaluator_for,
     finite_scalars,
-    model_layout,
-    plane_coordinates,
-    point_of,
-    reporter,
+    trajectory_points,
 )
-
-#: Explained variance ratios are reported for the top min(N − 1, MAX_COMPONENTS) directions.
-MAX_COMPONENTS = 10
-
-
-@dataclass(frozen=True)
-class PcaPlane:
-    """The top PCA directions of a trajectory (Li et al. 2018, §6)."""
-
-    directions: Tensor  # (dims, P) orthonormal rows over the parameters
-    explained_variance_ratio: np.ndarray  # top min(N − 1, 10) ratios σ_i² / Σσ²
-
-
-def pca_plane(points: Tensor, dims: int = 2) -> PcaPlane:
-    """PCA of the rows θ_i − θ_final of `points` (N, P), the final point being the last row."""
-    n = len(points)
-    if n < 2:
-        raise BadInput(f"a PCA plane needs a trajectory of at least 2 checkpoints, got {n}")
-    reported = min(n - 1, MAX_COMPONENTS)
-    k = max(reported, dims)
-    if k > min(points.shape):
-        raise BadInput(f"a {dims}-D PCA plane needs at least {dims} checkpoints and {dims} parameters")
-    directions, ratios = pca_directions(points, k=k)
-    return PcaPlane(directions[:dims], ratios[:reported].double().cpu().numpy())
-
-
-def trajectory_points(ctx: Context, layout_model: torch.nn.Module, checkpoints: Sequence[InputCheckpoint]) -> Tensor:
-    """(N, P_with_buffers) flat points of the checkpoints, in the layout of `layout_model`."""
-    layout = model_layout(layout_model)
-    return torch.stack([point_of(ctx, layout, c) for c in checkpoints])
 
 
 @dataclass(frozen=True)
@@ -99,11 +69,14 @@ def run_trajectory(
     ctx.progress(0.0, "loading the trajectory")
     final = checkpoints[-1]
     model = ctx.build_model(final.state())
-    n_params = model_layout(model).n_params
+    n_params = ctx.layout(model).n_params
     points = trajectory_points(ctx, model, checkpoints)
     params_part = points[:, :n_params]
     ctx.progress(0.05, "PCA of the trajectory")
-    plane = pca_plane(params_part, dims=2)
+    try:
+        plane = pca_plane(params_part, dims=2)
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
     coords = plane_coordinates(plane.directions, params_part - params_part[-1]).numpy()
     steps_known = all(c.step is not None for c in checkpoints)
     steps = np.array([c.step if steps_known else i for i, c in enumerate(checkpoints)], dtype=np.int64)
@@ -111,7 +84,7 @@ def run_trajectory(
     extent_x = float(coords[:, 0].max() - coords[:, 0].min()) or 1.0
     xs = _axis(coords[:, 0], extent_x, params.margin, params.xnum)
     ys = _axis(coords[:, 1], extent_x, params.margin, params.ynum)
-    ev = evaluator_for(ctx, model, params.split, params.bn, params.subset)
+    ev = ctx.evaluator(model, params.split, params.bn, params.subset)
     path = ev.at_points(points, should_cancel=ctx.should_cancel)
     grid = evaluate_grid(
         ev,
@@ -120,7 +93,7 @@ def run_trajectory(
         ys,
         points[-1],
         should_cancel=ctx.should_cancel,
-        progress=reporter(ctx, 0.1, 1.0, "loss on the PCA plane"),
+        progress=ctx.span(0.1, 1.0, "loss on the PCA plane"),
     )
     loss = grid.loss.double().numpy().T  # (ny, nx): z[j, i] at (x[i], y[j])
     acc = accuracy_of(grid, tuple(grid.loss.shape)).T

@@ -45,7 +45,7 @@ def test_add_checkpoint_to_a_run_given_by_id_and_the_json_listing(any_catalog) -
     any_catalog.add_checkpoint(NewRun("other", "p2"), dataclasses.replace(odd, epoch=2.3333333333333335))
     records = any_catalog.list_checkpoints()
     # the fast JSON of `lsdb checkpoints --format json` parses to the records' dicts
-    from lsdb.cli.render import checkpoints_json
+    from lsdb.service.listing import checkpoints_json
 
     assert json.loads(checkpoints_json(any_catalog.list_checkpoint_rows())) == [r.to_dict() for r in records]
     assert json.loads(checkpoints_json(any_catalog.list_checkpoint_rows("by-id", "p", limit=1))) == [first.to_dict()]

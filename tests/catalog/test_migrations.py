@@ -79,8 +79,8 @@ def test_catalog_behind_head_is_refused_naming_upgrade(tmp_path: Path, sqlite_te
 
 def test_catalog_behind_head_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sqlite_template: Path) -> None:
     """Simulate an older catalog by pretending this lsdb's head is a later revision."""
-    from lsdb.testing import open_db as open_catalog
     from lsdb.catalog import migrate
+    from lsdb.testing import open_db as open_catalog
 
     path = tmp_path / "c.sqlite"
     shutil.copy(sqlite_template, path)

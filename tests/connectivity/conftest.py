@@ -1,5 +1,5 @@
-"""Make the repository's ``plugins/`` folder importable, so ``lsdb_connectivity`` (and the
-``lsdb_surfaces`` helpers it reuses) can be tested before packaging installs them."""
+"""Make the repository's ``plugins/`` folder importable, so ``lsdb_connectivity`` can be
+tested before packaging installs it."""
 
 from __future__ import annotations
 

@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from lsdb.data import Dataset, dataset_registry, load_dataset, register_builtin_datasets, resolve_dataset_spec
+from lsdb.data import Dataset, builtin_datasets, load_dataset, register_builtin_datasets, resolve_dataset_spec
 from lsdb.data import registry as registry_module
 from lsdb.data.base import tensors_digest
 from lsdb.errors import BadInput
-from lsdb.specs import Registry, Spec
+from lsdb.registry import FactoryRegistry
+from lsdb.specs import Spec
 
 
 @pytest.fixture
@@ -42,7 +43,7 @@ def test_builtins_register_through_a_plain_callback() -> None:
     seen: list[str] = []
     register_builtin_datasets(lambda name, factory: seen.append(name))
     assert seen == ["digits", "synthetic", "tensors", "mnist", "cifar10", "cifar100"]
-    assert dataset_registry() is dataset_registry()
+    assert builtin_datasets().names() == sorted(seen)
 
 
 def test_defaults_are_filled_in_so_equivalent_specs_are_one() -> None:
@@ -94,10 +95,14 @@ def test_import_path_dataset(datasets_module: str) -> None:
         load_dataset(f"{datasets_module}:not_a_dataset")
 
 
-def test_explicit_registry_bypasses_the_cache() -> None:
-    reg: Registry[Dataset] = Registry("dataset")
+def test_the_cache_is_keyed_by_the_factory_not_by_the_registry() -> None:
+    reg: FactoryRegistry[Dataset] = FactoryRegistry("dataset")
     register_builtin_datasets(reg.register)
-    assert load_dataset("synthetic:n=20", registry=reg) is not load_dataset("synthetic:n=20", registry=reg)
+    assert load_dataset("synthetic:n=20", registry=reg) is load_dataset("synthetic:n=20")  # same factory
+    other: FactoryRegistry[Dataset] = FactoryRegistry("dataset")
+    other.register("synthetic", lambda n=20: load_dataset("digits"))
+    assert load_dataset("synthetic:n=20", registry=other).name == "synthetic"
+    assert load_dataset("synthetic:n=20", registry=other) is not load_dataset("synthetic:n=20")
 
 
 def test_split_names_and_unknown_split() -> None:

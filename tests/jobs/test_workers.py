@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from lsdb.testing import open_db as open_catalog
 from lsdb.jobs.queue import enqueue
+from lsdb.testing import open_db as open_catalog
 from tests.conftest import Cli
 from tests.jobs.conftest import Workers, probe, wait_until
 from tests.jobs.plugin_jobs import executions

@@ -4,26 +4,15 @@ from __future__ import annotations
 
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from torch import nn
 
 from lsdb.errors import BadInput, PluginError
-from lsdb.models import build_model, model_registry, register_builtin_models
-from lsdb.models import registry as registry_module
-from lsdb.specs import Registry, Spec
-
-
-@pytest.fixture
-def extra_registrations(monkeypatch: pytest.MonkeyPatch) -> Iterator[list]:
-    """An empty `_EXTRA_REGISTRATIONS` list for the test; the cached registry is rebuilt around it."""
-    callbacks: list = []
-    monkeypatch.setattr(registry_module, "_EXTRA_REGISTRATIONS", callbacks)
-    model_registry.cache_clear()
-    yield callbacks
-    model_registry.cache_clear()
+from lsdb.models import build_model, builtin_models, register_builtin_models
+from lsdb.registry import FactoryRegistry
+from lsdb.specs import Spec
 
 
 @pytest.fixture
@@ -51,9 +40,17 @@ def test_builtins_register_through_a_plain_callback() -> None:
     assert seen == ["mlp", "simple_cnn", "resnet", "vgg"]
 
 
-def test_model_registry_is_cached() -> None:
-    assert model_registry() is model_registry()
-    assert model_registry().names() == ["mlp", "resnet", "simple_cnn", "vgg"]
+def test_without_plugins_the_registry_is_the_zoo() -> None:
+    assert builtin_models().names() == ["mlp", "resnet", "simple_cnn", "vgg"]
+    assert builtin_models() is not builtin_models()  # built fresh: no module-level cache
+
+
+def test_the_loaded_registries_hold_the_zoo_as_the_lsdb_plugin() -> None:
+    from lsdb.plugins import load_registries
+
+    models = load_registries().models
+    assert {"mlp", "resnet", "simple_cnn", "vgg"} <= set(models.names())
+    assert models.entry("mlp").plugin == "lsdb"
 
 
 def test_unknown_model_lists_available_ones() -> None:
@@ -110,23 +107,30 @@ def test_unimportable_module_is_bad_input() -> None:
         build_model("no_such_pkg_xyz.nets:factory", (5,), 3)
 
 
-def test_extra_registrations_add_models(extra_registrations: list) -> None:
-    extra_registrations.append(lambda register: register("linear", lambda shape, classes: nn.Linear(shape[0], classes)))
-    assert "linear" in model_registry()
-    assert build_model("linear", (3,), 2).out_features == 2
+def test_a_registered_factory_builds_through_the_registry_it_is_in() -> None:
+    registry = builtin_models()
+    registry.register("linear", lambda shape, classes: nn.Linear(shape[0], classes))
+    assert "linear" in registry
+    assert build_model("linear", (3,), 2, registry).out_features == 2
+    with pytest.raises(BadInput, match="unknown model 'linear'"):
+        build_model("linear", (3,), 2)  # not in the zoo
 
 
-def test_extra_registration_cannot_shadow_a_builtin(extra_registrations: list) -> None:
-    extra_registrations.append(lambda register: register("mlp", lambda shape, classes: None, plugin="other"))
+def test_a_registration_cannot_shadow_a_builtin() -> None:
     with pytest.raises(PluginError, match="plugin other: model 'mlp' is already registered by lsdb"):
-        model_registry()
+        builtin_models().register("mlp", lambda shape, classes: None, plugin="other")
+
+
+def test_a_registration_must_be_callable() -> None:
+    with pytest.raises(PluginError, match="plugin other: model 'x' is not callable"):
+        builtin_models().register("x", 3, plugin="other")  # type: ignore[arg-type]
 
 
 def test_explicit_registry_is_used_instead_of_the_default() -> None:
     def only(input_shape: tuple[int, ...], num_classes: int, bias: bool = True) -> nn.Module:
         return nn.Linear(input_shape[0], num_classes, bias=bias)
 
-    reg: Registry[nn.Module] = Registry("model", fixed_args=2)
+    reg: FactoryRegistry[nn.Module] = FactoryRegistry("model", fixed_args=2)
     reg.register("only", only)
     assert build_model("only:bias=false", (3,), 2, registry=reg).bias is None
     with pytest.raises(BadInput, match="available: only"):

@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from lsdb import hookspecs
+from lsdb.checkpoints import builtin_formats
 
 
 def _hook_functions() -> list[str]:
@@ -84,10 +85,11 @@ def test_strict_mode_makes_a_broken_plugin_fatal(module: str) -> None:
 
 
 def test_builtin_registries_come_through_hooks() -> None:
-    from lsdb.plugins import get_plugins
+    from lsdb.plugins import load_registries
 
-    infos = get_plugins().infos
+    registries = load_registries()
+    infos = {p.name: p for p in registries.plugins}
     assert set(infos["lsdb"].hooks) >= {"register_models", "register_datasets", "register_checkpoint_formats"}
-    from lsdb.models import model_registry
-
-    assert {e.plugin for e in model_registry().entries()} == {"lsdb"}
+    assert {e.plugin for e in registries.models.entries()} == {"lsdb"}
+    assert {e.plugin for e in registries.datasets.entries()} == {"lsdb"}
+    assert [f.name for f in registries.formats.values()][:2] == [f.name for f in builtin_formats()]

@@ -7,10 +7,11 @@ import math
 import numpy as np
 import pytest
 import torch
-from lsdb_surfaces.interpolate import INTERPOLATE, InterpolateParams, alpha_grid, barrier
+from lsdb_surfaces.interpolate import INTERPOLATE, InterpolateParams, alpha_grid
 
 from lsdb.analyses.spec import parse_params
 from lsdb.errors import BadInput
+from lsdb.landscape import barrier
 from tests.plugins.surfaces_factories import (
     BN_MLP,
     LINEAR,

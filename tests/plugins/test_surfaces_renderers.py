@@ -133,7 +133,7 @@ def test_trajectory_figure_draws_the_path_over_contours(tmp_path: Path) -> None:
 
 
 def test_a_plane_of_hessian_eigenvectors_is_labelled_with_their_eigenvalues() -> None:
-    from lsdb_surfaces.renderers import plane_axis_labels
+    from lsdb.plotting import plane_axis_labels
 
     state = digits_trajectory()[-1][1]
     for which, names in (("top", ("λ1", "λ2")), ("extremes", ("λmax", "λmin"))):

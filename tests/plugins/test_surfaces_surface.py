@@ -5,14 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from lsdb_surfaces.curvature import convexity, sharpness
 from lsdb_surfaces.surface import SURFACE, SurfaceParams
 from lsdb_surfaces.trajectory import TRAJECTORY, TrajectoryParams
 
 from lsdb.analyses import Cancelled
 from lsdb.analyses.spec import parse_params
 from lsdb.errors import BadInput
-from lsdb.landscape import ParamLayout
+from lsdb.landscape import ParamLayout, convexity, sharpness
 from tests.plugins.surfaces_factories import (
     LINEAR,
     TEACHER,

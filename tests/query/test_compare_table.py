@@ -159,7 +159,8 @@ def _installed(monkeypatch: pytest.MonkeyPatch, analyses: dict[str, list[str]]) 
     import lsdb.plugins
 
     specs = {name: SimpleNamespace(inputs=[SimpleNamespace(role=r) for r in roles]) for name, roles in analyses.items()}
-    monkeypatch.setattr(lsdb.plugins, "get_plugins", lambda: SimpleNamespace(analyses=lambda: specs))
+    registries = SimpleNamespace(analyses=SimpleNamespace(find=specs.get))
+    monkeypatch.setattr(lsdb.plugins, "default_registries", lambda: registries)
 
 
 def test_result_rows_belong_to_the_first_input_slot(

@@ -33,3 +33,30 @@ def test_renderer_draws(tmp_path: Path) -> None:
         result = run_inline(catalog, "layer-norms", [a.id])
         out = plot_result(catalog, result.id, "default", tmp_path / "n.png")
         assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_declared_analysis_keeps_its_contract() -> None:
+    import dataclasses
+
+    from lsdb_layernorms.plugin import layer_norms
+
+    from lsdb.plugin import AnalysisSpec, Slot
+
+    assert isinstance(layer_norms, AnalysisSpec)
+    assert (layer_norms.name, layer_norms.version, layer_norms.needs_data) == ("layer-norms", 1, False)
+    assert layer_norms.inputs == (
+        Slot("theta"),
+        Slot("other", min=0, max=1, help="a later checkpoint of the same model"),
+    )
+    fields = {f.name: f for f in dataclasses.fields(layer_norms.params)}
+    assert {n: f.default for n, f in fields.items()} == {"include_buffers": False, "min_numel": 1}
+    assert fields["min_numel"].metadata["min"] == 1
+
+
+def test_params_reach_the_function(tmp_path: Path) -> None:
+    with temp_catalog(tmp_path, plugins=["lsdb_layernorms.plugin"]) as catalog:
+        a = add_model_checkpoint(catalog, "r", "mlp:widths=[16]", "digits", seed=0)
+        everything = run_inline(catalog, "layer-norms", [a.id])
+        big_only = run_inline(catalog, "layer-norms", [a.id], {"min_numel": "100"})
+        assert big_only.params["min_numel"] == 100
+        assert big_only.scalars["total_norm"] < everything.scalars["total_norm"]  # the biases are skipped

@@ -1,8 +1,11 @@
-"""Shape summaries of a loss surface sampled on a regular grid: ε-sharpness and convexity.
+"""Shape summaries of sampled losses: the barrier along a path, ε-sharpness and convexity of a grid.
 
-Both work on the sampled values only, so they describe the surface in the chosen directions
-and at the grid's resolution, not the full-dimensional loss.
+All three work on sampled values only (NumPy arrays), so they describe the loss along the
+chosen path or in the chosen plane, at the sampling's resolution, not the full-dimensional loss.
 
+* **barrier** (linear mode connectivity, Frankle et al. 2020, "Linear Mode Connectivity and
+  the Lottery Ticket Hypothesis", §2, on the error; used along curves by Garipov et al. 2018):
+  the largest rise of v(t) above the straight line (1 − t) v(0) + t v(1) between the end values.
 * **ε-sharpness** (after Keskar et al. 2017, "On Large-Batch Training for Deep Learning", §2.2.1,
   which maximizes over a box around the minimum): over the grid points p ≠ 0 with
   ‖p‖ ≤ ε, the mean and the maximum of L(p) − L(0). With filter-normalized directions
@@ -20,6 +23,26 @@ and at the grid's resolution, not the full-dimensional loss.
 from __future__ import annotations
 
 import numpy as np
+
+__all__ = ["barrier", "convexity", "sharpness"]
+
+
+def barrier(alphas: np.ndarray, values: np.ndarray) -> tuple[float, float] | None:
+    """(max over grid α in [0, 1] of v(α) − ((1 − α) v(0) + α v(1)), the α where it is reached).
+
+    Non-negative, since α = 0 and α = 1 are on the grid and contribute 0; None when they
+    are not on the grid. NaN values are skipped.
+    """
+    at0, at1 = np.flatnonzero(alphas == 0.0), np.flatnonzero(alphas == 1.0)
+    if not len(at0) or not len(at1):
+        return None
+    inside = (alphas >= 0.0) & (alphas <= 1.0)
+    a = alphas[inside]
+    gap = values[inside] - ((1.0 - a) * values[at0[0]] + a * values[at1[0]])
+    if not np.isfinite(gap).any():
+        return None
+    k = int(np.nanargmax(gap))
+    return float(gap[k]), float(a[k])
 
 
 def sharpness(
