@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from lsdb.catalog import Catalog
+    from lsdb.catalog import CatalogDB
     from lsdb.recorder import Recorder
 
 _LAZY = {
@@ -48,16 +48,16 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'lsdb' has no attribute {name!r}")
 
 
-def open_catalog(url: str | None = None, store: str | os.PathLike[str] | None = None) -> Catalog:
+def open_catalog(url: str | None = None, store: str | os.PathLike[str] | None = None) -> CatalogDB:
     """Open (creating at the current schema if new) the catalog at `url`.
 
     `url` defaults to ``LSDB_DATABASE_URL``, else ``$LSDB_HOME/catalog.sqlite``; `store`
     to ``LSDB_STORE``, else a ``store`` folder beside the SQLite file.
     """
-    from lsdb.catalog import Catalog
+    from lsdb.catalog import CatalogDB
     from lsdb.config import Settings
 
-    return Catalog(Settings.resolve(url, store))
+    return CatalogDB(Settings.resolve(url, store))
 
 
 def record(
@@ -67,7 +67,7 @@ def record(
     project: str = "default",
     params: Mapping[str, Any] | None = None,
     tags: Mapping[str, str] | None = None,
-    catalog: Catalog | None = None,
+    catalog: CatalogDB | None = None,
     loss: str | None = None,
 ) -> AbstractContextManager[Recorder]:
     """Record checkpoints and metrics from your own training loop into run `project/run`.

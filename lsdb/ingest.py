@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from lsdb.catalog import Catalog, CheckpointRecord, NewCheckpoint, NewRun
+from lsdb.catalog import CatalogDB, CheckpointRecord, NewCheckpoint, NewRun
 from lsdb.checkpoints import canonical_chunks, n_params, read_checkpoint, schema_digest
 from lsdb.errors import BadInput, LsdbError
 
@@ -88,7 +88,7 @@ def expand_paths(paths: Iterable[str | Path], recursive: bool = False) -> list[P
 
 
 def ingest(
-    catalog: Catalog,
+    catalog: CatalogDB,
     paths: Iterable[str | Path],
     run: NewRun,
     *,
@@ -129,13 +129,13 @@ def ingest(
     return report
 
 
-def _run_schemas(catalog: Catalog, run: NewRun) -> set[str]:
-    found = catalog.find_run(run.name, run.project)
-    return catalog.schema_digests(found.id) if found else set()
+def _run_schemas(catalog: CatalogDB, run: NewRun) -> set[str]:
+    found = catalog.runs.find(run.name, run.project)
+    return catalog.checkpoints.schema_digests(found.id) if found else set()
 
 
 def add_tensors(
-    catalog: Catalog,
+    catalog: CatalogDB,
     run: NewRun | int,
     tensors: dict[str, Any],
     *,
@@ -155,14 +155,14 @@ def add_tensors(
     """
     new = publish_tensors(catalog, tensors, step=step, epoch=epoch, label=label, source_path=source_path,
                           meta=meta, produced_by=produced_by)
-    record, created = catalog.add_checkpoint(run, new)
+    record, created = catalog.checkpoints.add(run, new)
     if created:
         _announce(record)
     return record, created
 
 
 def publish_tensors(
-    catalog: Catalog,
+    catalog: CatalogDB,
     tensors: dict[str, Any],
     *,
     step: int | None = None,
@@ -209,7 +209,7 @@ def _announce(record: CheckpointRecord) -> None:
 
 
 def _ingest_one(
-    catalog: Catalog,
+    catalog: CatalogDB,
     path: Path,
     run: NewRun,
     step: int | None,
@@ -250,7 +250,7 @@ def _ingest_one(
     schema = record.schema_digest
     if loaded.metrics and created:
         metric_step = file_step if file_step is not None else int(file_epoch or 0)
-        catalog.add_metrics(record.run_id, [(k, metric_step, v) for k, v in loaded.metrics.items()])
+        catalog.metrics.add(record.run_id, [(k, metric_step, v) for k, v in loaded.metrics.items()])
     status: Status = "new" if created else "existing"
     message = f"checkpoint {record.id}" if created else f"already present as checkpoint {record.id}"
     return IngestOutcome(str(path), status, record, message, tuple(loaded.notes)), schema

@@ -156,8 +156,8 @@ def bench_workers(url: str, store: Path, n_jobs: int, n_workers: int, mode: str)
     from sqlalchemy import update
 
     from lsdb.analyses.runner import AnalysisRequest
-    from lsdb.catalog.queue import J
-    from lsdb.jobs.queue import enqueue
+    from lsdb.catalog.jobs import J
+    from lsdb.jobs.submit import enqueue
 
     catalog = lsdb.open_catalog(url, store)
     warm = [enqueue(catalog, AnalysisRequest("noop", params={"token": f"warm{i}", "sleep": 2.0})).job.id
@@ -168,12 +168,12 @@ def bench_workers(url: str, store: Path, n_jobs: int, n_workers: int, mode: str)
            "--poll", "0.05", "--lease", "30", "--threads", "1"] + (["--inprocess"] if mode == "inprocess" else [])
     procs = [subprocess.Popen(cmd, env=_env(), stderr=subprocess.DEVNULL) for _ in range(n_workers)]
     try:
-        _wait(lambda: all(catalog.get_job(i).status == "succeeded" for i in warm), 300)
-        with catalog.engine.begin() as conn:
+        _wait(lambda: all(catalog.jobs.get(i).status == "succeeded" for i in warm), 300)
+        with catalog.db.write() as conn:
             conn.execute(update(J).where(J.c.queue == "held").values(queue="default"))
-        start = catalog.db_now_ms()
+        start = catalog.db.now_ms()
         _wait(lambda: _count_done(catalog) == n_jobs + n_workers, 600, 0.1)
-        end = max(catalog.get_job(i).finished_at or 0 for i in ids)
+        end = max(catalog.jobs.get(i).finished_at or 0 for i in ids)
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)
@@ -190,7 +190,7 @@ def bench_fanout(url: str, store: Path, tile_size: int) -> dict[str, Any]:
     import numpy as np
 
     from lsdb.analyses.runner import AnalysisRequest, load_view
-    from lsdb.jobs.queue import enqueue
+    from lsdb.jobs.submit import enqueue
 
     catalog = lsdb.open_catalog(url, store)
     cmd = [sys.executable, "-m", "lsdb.cli.app", "--db", url, "--store", str(store), "worker", "--device", "cpu",
@@ -202,24 +202,24 @@ def bench_fanout(url: str, store: Path, tile_size: int) -> dict[str, Any]:
         warm = enqueue(catalog, AnalysisRequest("noop", params={"token": token}), queue=token).job.id
         procs.append(subprocess.Popen(cmd + ["--queue", token, "--queue", "default"], env=_env(),
                                       stderr=subprocess.DEVNULL))
-        _wait(lambda: catalog.get_job(warm).status == "succeeded", 300)
+        _wait(lambda: catalog.jobs.get(warm).status == "succeeded", 300)
 
     def timed(note: str, tiles: int) -> tuple[float, Any]:
         request = AnalysisRequest("bench_plane", params={"seed_note": note})
-        start = catalog.db_now_ms()
+        start = catalog.db.now_ms()
         job = enqueue(catalog, request, tile_size=tiles).job
-        _wait(lambda: catalog.get_job(job.id).status in ("succeeded", "failed"), 900, 0.1)
-        done = catalog.get_job(job.id)
+        _wait(lambda: catalog.jobs.get(job.id).status in ("succeeded", "failed"), 900, 0.1)
+        done = catalog.jobs.get(job.id)
         assert done.status == "succeeded", done.error_message
-        return (done.finished_at - start) / 1000, load_view(catalog, catalog.get_result(done.result_id))
+        return (done.finished_at - start) / 1000, load_view(catalog, catalog.results.get(done.result_id))
 
     try:
         start_worker("warm-1")
         one_s, one = timed("one worker", 0)
         start_worker("warm-2")
         two_s, two = timed("two workers", tile_size)
-        tiles = catalog.list_jobs(parent_id=catalog.get_result(two.id).job_id)
-        busy = sum(catalog.get_result(t.result_id).wall_seconds or 0 for t in tiles if t.result_id)
+        tiles = catalog.jobs.list(parent_id=catalog.results.get(two.id).job_id)
+        busy = sum(catalog.results.get(t.result_id).wall_seconds or 0 for t in tiles if t.result_id)
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)
@@ -234,9 +234,9 @@ def bench_fanout(url: str, store: Path, tile_size: int) -> dict[str, Any]:
 def _count_done(catalog: Any) -> int:
     from sqlalchemy import func, select
 
-    from lsdb.catalog.queue import J
+    from lsdb.catalog.jobs import J
 
-    with catalog.engine.connect() as conn:
+    with catalog.db.read() as conn:
         return int(conn.execute(select(func.count()).where(J.c.status.in_(("succeeded", "failed")))).scalar_one())
 
 

@@ -63,7 +63,7 @@ def main() -> None:
             metrics = {"train_loss": train_loss, "train_acc": train_acc, "test_loss": test_loss, "test_acc": test_acc}
             record = rec.checkpoint(model, step=step, epoch=epoch, metrics=metrics)
             print(f"epoch {epoch}: step {step}, test_acc {test_acc:.3f} -> checkpoint {record.id}")
-    run = catalog.get_run(args.run)
+    run = catalog.runs.get(args.run)
     print(f"run '{run.name}' is {run.status} with {run.n_checkpoints} checkpoints")
     print(f"see: lsdb checkpoints --run {run.name}")
     catalog.close()

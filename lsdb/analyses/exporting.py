@@ -9,21 +9,21 @@ from typing import Any
 
 import numpy as np
 
-from lsdb.catalog import Catalog
+from lsdb.catalog import CatalogDB
 from lsdb.errors import BadInput
 
 EXPORT_FORMATS = ("npz", "csv", "json")
 PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 
 
-def export_result(catalog: Catalog, result_id: int, fmt: str, output: Path | None = None) -> Path:
+def export_result(catalog: CatalogDB, result_id: int, fmt: str, output: Path | None = None) -> Path:
     """Write a result's arrays and scalars to `output` (npz: arrays + scalars; csv: one column
     per 1-D array of the common length, or long form ``array,index...,value``; json: everything)."""
     from lsdb.analyses.runner import load_view
 
     if fmt not in EXPORT_FORMATS:
         raise BadInput(f"unknown export format '{fmt}'; available: {', '.join(EXPORT_FORMATS)}")
-    view = load_view(catalog, catalog.get_result(result_id))
+    view = load_view(catalog, catalog.results.get(result_id))
     path = Path(output or f"result-{result_id}.{fmt}")
     if fmt == "npz":
         # Any values: the names come from data, so mypy cannot rule out one being `allow_pickle`
@@ -71,12 +71,12 @@ def _jsonable(arr: np.ndarray) -> object:
     return arr.tolist()
 
 
-def plot_result(catalog: Catalog, result_id: int, kind: str = "default", output: Path | None = None) -> Path:
+def plot_result(catalog: CatalogDB, result_id: int, kind: str = "default", output: Path | None = None) -> Path:
     """Render a result with its analysis' renderer `kind` and save it (png, svg or pdf)."""
     from lsdb.analyses.runner import load_view
     from lsdb.plugins import get_plugins
 
-    result = catalog.get_result(result_id)
+    result = catalog.results.get(result_id)
     renderers = get_plugins().renderers()
     available = sorted(name for (analysis, name) in renderers if analysis == result.analysis)
     if not available:

@@ -16,17 +16,26 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from lsdb.analyses.inputs import resolve_inputs
 from lsdb.analyses.spec import AnalysisOutput, AnalysisSpec, params_to_dict, parse_params
-from lsdb.catalog import Catalog, CheckpointRecord, NewCheckpoint, NewResult, NewRun, ResultRecord
+from lsdb.catalog import CatalogDB, CheckpointRecord, NewCheckpoint, NewResult, NewRun, ResultRecord
 from lsdb.errors import BadInput
 
 DTYPES = ("float32", "float64", "bfloat16", "float16")
+
+
+class CommitResult(Protocol):
+    """How `store_output` commits a result: `ResultRepository.add`, or a worker's fenced commit
+    (`lsdb.jobs.executor.FencedCommit`), which also marks the job succeeded in the same transaction."""
+
+    def __call__(
+        self, new: NewResult, produced: Sequence[tuple[NewRun, NewCheckpoint]], replace: bool
+    ) -> tuple[ResultRecord, bool]: ...
 
 
 @dataclass(frozen=True)
@@ -72,7 +81,7 @@ class Prepared:
     cache_key: str
 
 
-def prepare(catalog: Catalog, request: AnalysisRequest) -> Prepared:
+def prepare(catalog: CatalogDB, request: AnalysisRequest) -> Prepared:
     """Validate a request (inputs, params, schemas, dataset) and compute its cache key."""
     from lsdb.plugins import get_analysis
     from lsdb.runs import dataset_spec_json
@@ -87,7 +96,7 @@ def prepare(catalog: Catalog, request: AnalysisRequest) -> Prepared:
     if spec.same_schema and len({c.schema_digest for c in flat}) > 1:
         raise BadInput(_schema_message(catalog, flat))
     first = flat[0] if flat else None
-    run = catalog.get_run(first.run_id) if first else None
+    run = catalog.runs.get(first.run_id) if first else None
     model_spec = run.model_spec if run else None
     dataset_spec = (
         dataset_spec_json(request.dataset) if request.dataset is not None else (run.dataset_spec if run else None)
@@ -124,7 +133,7 @@ def prepare(catalog: Catalog, request: AnalysisRequest) -> Prepared:
     )
 
 
-def _schema_message(catalog: Catalog, ckpts: list[CheckpointRecord]) -> str:
+def _schema_message(catalog: CatalogDB, ckpts: list[CheckpointRecord]) -> str:
     from lsdb.inspection import safetensors_header
 
     base = ckpts[0]
@@ -159,7 +168,7 @@ def pick_device(device: str | None) -> Any:
 
 
 def run_analysis(
-    catalog: Catalog,
+    catalog: CatalogDB,
     request: AnalysisRequest,
     *,
     device: str | None = "auto",
@@ -172,7 +181,7 @@ def run_analysis(
     """Run (or fetch from cache) one analysis; returns (result, computed_now)."""
     prepared = prepared or prepare(catalog, request)
     if not force:
-        cached = catalog.find_result(prepared.cache_key)
+        cached = catalog.results.find(prepared.cache_key)
         if cached is not None:
             return cached, False
     output, wall, dev = compute(catalog, prepared, device=device, progress=progress, should_cancel=should_cancel)
@@ -183,7 +192,7 @@ def run_analysis(
 
 
 def compute(
-    catalog: Catalog,
+    catalog: CatalogDB,
     prepared: Prepared,
     *,
     device: str | None = "auto",
@@ -196,7 +205,7 @@ def compute(
     from lsdb.analyses.context import Context, InputCheckpoint
 
     dev = pick_device(device)
-    runs = {c.run_id: catalog.get_run(c.run_id) for ckpts in prepared.inputs.values() for c in ckpts}
+    runs = {c.run_id: catalog.runs.get(c.run_id) for ckpts in prepared.inputs.values() for c in ckpts}
     inputs = {
         role: [_input_checkpoint(catalog, c, runs[c.run_id]) for c in ckpts] for role, ckpts in prepared.inputs.items()
     }
@@ -221,7 +230,7 @@ def compute(
     return output, wall, dev
 
 
-def _input_checkpoint(catalog: Catalog, rec: CheckpointRecord, run: Any) -> Any:
+def _input_checkpoint(catalog: CatalogDB, rec: CheckpointRecord, run: Any) -> Any:
     from lsdb.analyses.context import InputCheckpoint
 
     def load() -> dict[str, Any]:
@@ -246,7 +255,7 @@ def _input_checkpoint(catalog: Catalog, rec: CheckpointRecord, run: Any) -> Any:
 
 
 def store_output(
-    catalog: Catalog,
+    catalog: CatalogDB,
     prepared: Prepared,
     output: AnalysisOutput,
     *,
@@ -254,8 +263,10 @@ def store_output(
     device: str | None = None,
     job_id: int | None = None,
     replace: bool = False,
+    commit: CommitResult | None = None,
 ) -> tuple[ResultRecord, bool]:
-    """Publish the artifact and new checkpoints' blobs, then commit everything in one transaction."""
+    """Publish the artifact and new checkpoints' blobs, then commit everything in one transaction
+    with `commit` (default: `catalog.results.add`; a worker passes its fenced commit)."""
     import numpy as np
     import torch
 
@@ -320,7 +331,8 @@ def store_output(
             )
         )
     plugin = get_plugins().infos.get(spec.plugin)
-    record, created = catalog.add_result(
+    commit = commit or catalog.results.add
+    record, created = commit(
         NewResult(
             analysis=spec.name,
             analysis_version=spec.version,
@@ -343,7 +355,7 @@ def store_output(
             torch_version=torch.__version__,
         ),
         produced,
-        replace=replace,
+        replace,
     )
     if created:
         try:
@@ -353,7 +365,7 @@ def store_output(
     return record, created
 
 
-def load_view(catalog: Catalog, result: ResultRecord) -> Any:
+def load_view(catalog: CatalogDB, result: ResultRecord) -> Any:
     """A `ResultView` of a stored result (arrays read from its HDF5 artifact)."""
     from lsdb.analyses.view import ResultView
     from lsdb.errors import StoreError
