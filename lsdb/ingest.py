@@ -19,6 +19,7 @@ from typing import Any, Literal
 from lsdb.catalog import CatalogDB, CheckpointRecord, NewCheckpoint, NewRun
 from lsdb.checkpoints import canonical_chunks, n_params, read_checkpoint, schema_digest
 from lsdb.errors import BadInput, LsdbError
+from lsdb.store import ObjectStore
 
 Status = Literal["new", "existing", "failed"]
 _NUMBER = re.compile(r"(\d+)")
@@ -153,7 +154,7 @@ def add_tensors(
     analyses that make checkpoints all use it; training commits the rows of `publish_tensors`
     in batches). Returns (record, created).
     """
-    new = publish_tensors(catalog, tensors, step=step, epoch=epoch, label=label, source_path=source_path,
+    new = publish_tensors(catalog.objects, tensors, step=step, epoch=epoch, label=label, source_path=source_path,
                           meta=meta, produced_by=produced_by)
     record, created = catalog.checkpoints.add(run, new)
     if created:
@@ -162,7 +163,7 @@ def add_tensors(
 
 
 def publish_tensors(
-    catalog: CatalogDB,
+    objects: ObjectStore,
     tensors: dict[str, Any],
     *,
     step: int | None = None,
@@ -172,10 +173,13 @@ def publish_tensors(
     meta: dict[str, Any] | None = None,
     produced_by: int | None = None,
 ) -> NewCheckpoint:
-    """Publish a state dict's canonical blob (durably) and describe the checkpoint row to commit."""
+    """Publish a state dict's canonical blob (durably) to `objects` and describe the checkpoint row to commit.
+
+    The one way checkpoint weights are published: ingest, training, the record API and the runner
+    (for the checkpoints an analysis produces) all call it."""
     # one pass: the canonical safetensors bytes are hashed as they are written, and their
     # digest *is* the tensor digest (DESIGN.md §2), so the weights are hashed exactly once
-    blob = catalog.objects.put_chunks(canonical_chunks(tensors))
+    blob = objects.put_chunks(canonical_chunks(tensors))
     return NewCheckpoint(
         tensor_digest=blob.digest,
         schema_digest=schema_digest(tensors),

@@ -202,14 +202,13 @@ def compute(
     """Run the analysis itself (no catalog writes); (output, wall seconds, device)."""
     import torch
 
-    from lsdb.analyses.context import Context, InputCheckpoint
+    from lsdb.analyses.context import Context
 
     dev = pick_device(device)
     runs = {c.run_id: catalog.runs.get(c.run_id) for ckpts in prepared.inputs.values() for c in ckpts}
     inputs = {
         role: [_input_checkpoint(catalog, c, runs[c.run_id]) for c in ckpts] for role, ckpts in prepared.inputs.items()
     }
-    del InputCheckpoint
     ctx = Context(
         device=dev,
         seed=prepared.request.seed,
@@ -271,7 +270,7 @@ def store_output(
     import torch
 
     from lsdb import __version__
-    from lsdb.checkpoints import encode_checkpoint, n_params, schema_digest
+    from lsdb.ingest import publish_tensors
     from lsdb.plugins import get_plugins
     from lsdb.store import write_artifact
 
@@ -309,27 +308,10 @@ def store_output(
     produced: list[tuple[NewRun, NewCheckpoint]] = []
     for new in output.checkpoints:
         tensors = {k: v.detach().cpu().contiguous() for k, v in new.tensors.items()}
-        data, digest = encode_checkpoint(tensors)
-        info = catalog.objects.put_bytes(data, digest)
         run_name = new.run or (first.run if first else f"{spec.name}-outputs")
         project = first.project if first else (prepared.request.project or "default")
         run = NewRun(run_name, project, model_spec=prepared.model_spec, dataset_spec=None)
-        produced.append(
-            (
-                run,
-                NewCheckpoint(
-                    tensor_digest=digest,
-                    schema_digest=schema_digest(tensors),
-                    n_params=n_params(tensors),
-                    n_tensors=len(tensors),
-                    blob_digest=info.digest,
-                    blob_size=info.size,
-                    blob_path=info.relpath,
-                    step=new.step,
-                    label=new.label,
-                ),
-            )
-        )
+        produced.append((run, publish_tensors(catalog.objects, tensors, step=new.step, label=new.label)))
     plugin = get_plugins().infos.get(spec.plugin)
     commit = commit or catalog.results.add
     record, created = commit(

@@ -171,7 +171,8 @@ def _train(
             meta = None
             if snapshot is not None:
                 meta = {"resume_state": catalog.objects.put_bytes(encode_resume_state(snapshot, cfg)).digest}
-            writer.stage(publish_tensors(catalog, model_copy, step=state.step, epoch=state.epochs_done, meta=meta))
+            new = publish_tensors(catalog.objects, model_copy, step=state.step, epoch=state.epochs_done, meta=meta)
+            writer.stage(new)
 
         writer.put(write)
 

@@ -15,7 +15,7 @@ from lsdb.training.writer import CatalogWriter
 
 
 def _publish(catalog, step: int):  # type: ignore[no-untyped-def]
-    return publish_tensors(catalog, {"w": torch.full((3,), float(step))}, step=step)
+    return publish_tensors(catalog.objects, {"w": torch.full((3,), float(step))}, step=step)
 
 
 def test_rows_of_published_checkpoints_are_committed_within_the_flush_interval(catalog, monkeypatch) -> None:  # type: ignore[no-untyped-def]
