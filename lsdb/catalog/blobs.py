@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from sqlalchemy import Connection, Text, delete, select, type_coerce
 
 from lsdb.catalog import models as m
-from lsdb.catalog.database import Database, insert, now_ms
+from lsdb.catalog.database import Database, insert, local_ms
 from lsdb.catalog.records import BlobRecord, decode_meta
 
 __all__ = ["BlobRepository", "insert_blob"]
@@ -21,7 +21,7 @@ __all__ = ["BlobRepository", "insert_blob"]
 def insert_blob(conn: Connection, digest: str, size: int, media_type: str, path: str) -> None:
     """The blob row of a published object, in the caller's transaction (kept when it exists)."""
     b = m.BlobRow.__table__
-    stmt = insert(conn, b).values(digest=digest, size=size, media_type=media_type, path=path, created_at=now_ms())
+    stmt = insert(conn, b).values(digest=digest, size=size, media_type=media_type, path=path, created_at=local_ms())
     conn.execute(stmt.on_conflict_do_nothing(index_elements=["digest"]))
 
 

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Text, select, type_coerce
 
 from lsdb.catalog import models as m
 from lsdb.catalog.blobs import insert_blob
-from lsdb.catalog.database import Database, insert, now_ms
+from lsdb.catalog.database import Database, insert, local_ms
 from lsdb.catalog.records import CheckpointRecord, NewCheckpoint, NewRun, decode_meta
 from lsdb.catalog.runs import ensure_run, get_run
 from lsdb.errors import NotFound
@@ -111,7 +111,7 @@ def insert_checkpoint(conn: Connection, run_id: int, ckpt: NewCheckpoint) -> tup
             source_path=ckpt.source_path,
             produced_by=ckpt.produced_by,
             meta=ckpt.meta,
-            created_at=now_ms(),
+            created_at=local_ms(),
         )
         .on_conflict_do_nothing(index_elements=["run_id", "tensor_digest"])
         .returning(c.c.id)

@@ -21,10 +21,10 @@ from lsdb.catalog.migrate import ensure_current
 from lsdb.config import Settings
 from lsdb.errors import LsdbError
 
-__all__ = ["Database", "insert", "now_ms"]
+__all__ = ["Database", "insert", "local_ms"]
 
 
-def now_ms() -> int:
+def local_ms() -> int:
     """This machine's clock in epoch milliseconds (creation times; leases use `Database.now_ms`)."""
     return int(time.time() * 1000)
 

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, delete, select
 from lsdb.catalog import models as m
 from lsdb.catalog.blobs import insert_blob
 from lsdb.catalog.checkpoints import insert_checkpoint
-from lsdb.catalog.database import Database, insert, now_ms
+from lsdb.catalog.database import Database, insert, local_ms
 from lsdb.catalog.records import NewCheckpoint, NewResult, NewRun, ResultInputRecord, ResultRecord
 from lsdb.catalog.runs import ensure_run, get_run
 from lsdb.errors import NotFound
@@ -117,7 +117,7 @@ def insert_result(
             plugin_name=new.plugin_name,
             plugin_version=new.plugin_version,
             torch_version=new.torch_version,
-            created_at=now_ms(),
+            created_at=local_ms(),
         )
         .on_conflict_do_nothing(index_elements=["cache_key"])
         .returning(r.c.id)

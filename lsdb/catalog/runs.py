@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, case, func, select, update
 
 from lsdb.catalog import models as m
-from lsdb.catalog.database import Database, insert, now_ms
+from lsdb.catalog.database import Database, insert, local_ms
 from lsdb.catalog.records import MetricRecord, NewRun, RunRecord
 from lsdb.errors import BadInput, NotFound
 
@@ -69,7 +69,7 @@ class MetricRepository:
         items = [(k, int(s), float(v)) for k, s, v in items]
         if not items:
             return
-        now = now_ms()
+        now = local_ms()
         mt = m.MetricRow.__table__
         st = m.MetricSummaryRow.__table__
         with self.db.write() as conn:
@@ -126,7 +126,7 @@ def ensure_run(conn: Connection, new: NewRun) -> tuple[int, bool]:
             dataset_spec=new.dataset_spec,
             loss=new.loss or "cross_entropy",
             status=new.status,
-            created_at=now_ms(),
+            created_at=local_ms(),
         )
         .on_conflict_do_nothing(index_elements=["project", "name"])
         .returning(t.c.id)
