@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from lsdb.catalog import Catalog, CheckpointRecord, NewCheckpoint, NewRun
+from lsdb.catalog import CatalogDB, CheckpointRecord, NewCheckpoint, NewRun
 from lsdb.checkpoints import canonical_chunks, n_params, read_checkpoint, schema_digest
 from lsdb.errors import BadInput, LsdbError
+from lsdb.store import ObjectStore
 
 if TYPE_CHECKING:
     from lsdb.checkpoints import CheckpointFormat
@@ -93,7 +94,7 @@ def expand_paths(paths: Iterable[str | Path], recursive: bool = False,
 
 
 def ingest(
-    catalog: Catalog,
+    catalog: CatalogDB,
     paths: Iterable[str | Path],
     run: NewRun,
     *,
@@ -140,13 +141,13 @@ def ingest(
     return report
 
 
-def _run_schemas(catalog: Catalog, run: NewRun) -> set[str]:
-    found = catalog.find_run(run.name, run.project)
-    return catalog.schema_digests(found.id) if found else set()
+def _run_schemas(catalog: CatalogDB, run: NewRun) -> set[str]:
+    found = catalog.runs.find(run.name, run.project)
+    return catalog.checkpoints.schema_digests(found.id) if found else set()
 
 
 def add_tensors(
-    catalog: Catalog,
+    catalog: CatalogDB,
     run: NewRun | int,
     tensors: dict[str, Any],
     *,
@@ -165,16 +166,16 @@ def add_tensors(
     analyses that make checkpoints all use it; training commits the rows of `publish_tensors`
     in batches). Returns (record, created).
     """
-    new = publish_tensors(catalog, tensors, step=step, epoch=epoch, label=label, source_path=source_path,
+    new = publish_tensors(catalog.objects, tensors, step=step, epoch=epoch, label=label, source_path=source_path,
                           meta=meta, produced_by=produced_by)
-    record, created = catalog.add_checkpoint(run, new)
+    record, created = catalog.checkpoints.add(run, new)
     if created:
         announce(record, events)
     return record, created
 
 
 def publish_tensors(
-    catalog: Catalog,
+    objects: ObjectStore,
     tensors: dict[str, Any],
     *,
     step: int | None = None,
@@ -184,10 +185,13 @@ def publish_tensors(
     meta: dict[str, Any] | None = None,
     produced_by: int | None = None,
 ) -> NewCheckpoint:
-    """Publish a state dict's canonical blob (durably) and describe the checkpoint row to commit."""
+    """Publish a state dict's canonical blob (durably) to `objects` and describe the checkpoint row to commit.
+
+    The one way checkpoint weights are published: ingest, training, the record API and the runner
+    (for the checkpoints an analysis produces) all call it."""
     # one pass: the canonical safetensors bytes are hashed as they are written, and their
     # digest *is* the tensor digest (DESIGN.md §2), so the weights are hashed exactly once
-    blob = catalog.objects.put_chunks(canonical_chunks(tensors))
+    blob = objects.put_chunks(canonical_chunks(tensors))
     return NewCheckpoint(
         tensor_digest=blob.digest,
         schema_digest=schema_digest(tensors),
@@ -213,7 +217,7 @@ def announce(record: CheckpointRecord, events: Events | None = None) -> None:
 
 
 def _ingest_one(
-    catalog: Catalog,
+    catalog: CatalogDB,
     path: Path,
     run: NewRun,
     step: int | None,
@@ -255,7 +259,7 @@ def _ingest_one(
     schema = record.schema_digest
     if loaded.metrics and created:
         metric_step = file_step if file_step is not None else int(file_epoch or 0)
-        catalog.add_metrics(record.run_id, [(k, metric_step, v) for k, v in loaded.metrics.items()])
+        catalog.metrics.add(record.run_id, [(k, metric_step, v) for k, v in loaded.metrics.items()])
     status: Status = "new" if created else "existing"
     message = f"checkpoint {record.id}" if created else f"already present as checkpoint {record.id}"
     return IngestOutcome(str(path), status, record, message, tuple(loaded.notes)), schema

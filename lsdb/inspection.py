@@ -7,7 +7,7 @@ import math
 import struct
 from typing import Any
 
-from lsdb.catalog import Catalog
+from lsdb.catalog import CatalogDB
 from lsdb.errors import StoreError
 
 
@@ -23,9 +23,9 @@ def safetensors_header(path: str) -> dict[str, Any]:
     return header
 
 
-def describe_checkpoint(catalog: Catalog, checkpoint_id: int) -> dict[str, Any]:
+def describe_checkpoint(catalog: CatalogDB, checkpoint_id: int) -> dict[str, Any]:
     """A checkpoint's record plus its layers (name, dtype, shape) read from the blob's header."""
-    rec = catalog.get_checkpoint(checkpoint_id)
+    rec = catalog.checkpoints.get(checkpoint_id)
     path = catalog.objects.path(rec.blob_digest)
     if not path.exists():
         raise StoreError(f"checkpoint {checkpoint_id}: object {rec.blob_digest[:12]} is missing; run `lsdb doctor`")

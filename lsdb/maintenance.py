@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from lsdb.catalog import Catalog
+from lsdb.catalog import CatalogDB
 
 
 @dataclass
@@ -25,15 +25,15 @@ class GcReport:
     kept_young: int = 0
 
 
-def gc(catalog: Catalog, older_than_s: float = 3600.0, dry_run: bool = False) -> GcReport:
+def gc(catalog: CatalogDB, older_than_s: float = 3600.0, dry_run: bool = False) -> GcReport:
     """Remove unreferenced objects (and blob rows nothing uses) older than `older_than_s`."""
     report = GcReport()
     cutoff = time.time() - older_than_s
-    referenced = catalog.referenced_blob_digests()
-    rows = {b.digest for b in catalog.list_blobs()}
+    referenced = catalog.blobs.referenced_digests()
+    rows = {b.digest for b in catalog.blobs.list()}
     dead_rows = sorted(rows - referenced)
     if dead_rows and not dry_run:
-        report.removed_rows = catalog.delete_unreferenced_blobs(dead_rows)
+        report.removed_rows = catalog.blobs.delete_unreferenced(dead_rows)
     elif dry_run:
         report.removed_rows = dead_rows
     keep = (rows - set(report.removed_rows)) | referenced
@@ -74,10 +74,10 @@ class DoctorFinding:
     size: int
 
 
-def doctor(catalog: Catalog, on_object: Callable[[], None] | None = None) -> tuple[int, list[DoctorFinding]]:
+def doctor(catalog: CatalogDB, on_object: Callable[[], None] | None = None) -> tuple[int, list[DoctorFinding]]:
     """Re-hash every object the catalog knows; (objects checked, problems found)."""
     findings: list[DoctorFinding] = []
-    blobs = catalog.list_blobs()
+    blobs = catalog.blobs.list()
     for blob in blobs:
         status = catalog.objects.verify(blob.digest)
         if status != "ok":

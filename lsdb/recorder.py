@@ -11,7 +11,7 @@
             rec.checkpoint(model, step=step, epoch=epoch + 1, metrics={"train_loss": loss})
 
 It writes the same rows as ``lsdb ingest`` and ``lsdb train``: checkpoints through
-`lsdb.ingest.add_tensors`, metric values through `Catalog.add_metrics`. Metrics are buffered
+`lsdb.ingest.add_tensors`, metric values through `MetricRepository.add`. Metrics are buffered
 and written in batches (at every checkpoint, every `FLUSH_ITEMS` values or `FLUSH_S` seconds,
 and on exit). The run is ``running`` inside the block, ``complete`` after it, and
 ``incomplete`` when the block raises; what was recorded before stays either way.
@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from lsdb.errors import BadInput
 
 if TYPE_CHECKING:
-    from lsdb.catalog import Catalog, CheckpointRecord, NewRun, RunRecord
+    from lsdb.catalog import CatalogDB, CheckpointRecord, NewRun, RunRecord
     from lsdb.registry import Registries
 
 FLUSH_ITEMS = 1000
@@ -40,7 +40,8 @@ FLUSH_S = 5.0
 class Recorder:
     """Records checkpoints and metrics into one run; made by `record`."""
 
-    def __init__(self, catalog: Catalog, run: RunRecord, new_run: NewRun, registries: Registries | None = None) -> None:
+    def __init__(self, catalog: CatalogDB, run: RunRecord, new_run: NewRun,
+                 registries: Registries | None = None) -> None:
         self.catalog = catalog
         self.registries = registries
         self.run = run
@@ -98,7 +99,7 @@ class Recorder:
         """Write the buffered metric values now (one transaction)."""
         items, self._buffer, self._flushed = self._buffer, [], time.monotonic()
         if items:
-            self.catalog.add_metrics(self.run.id, items)
+            self.catalog.metrics.add(self.run.id, items)
 
     def _check_fits(self, tensors: Mapping[str, Any]) -> None:
         spec = self.run.model_spec, self.run.dataset_spec
@@ -138,7 +139,7 @@ def record(
     project: str = "default",
     params: Mapping[str, Any] | None = None,
     tags: Mapping[str, str] | None = None,
-    catalog: Catalog | None = None,
+    catalog: CatalogDB | None = None,
     loss: str | None = None,
     registries: Registries | None = None,
 ) -> Iterator[Recorder]:
@@ -146,7 +147,7 @@ def record(
 
     `catalog` defaults to the one `lsdb.open_catalog()` opens (closed again on exit). See the module docstring.
     """
-    from lsdb.catalog import Catalog as Database
+    from lsdb.catalog import CatalogDB as Database
     from lsdb.config import Settings
     from lsdb.runs import make_new_run
 
@@ -164,8 +165,8 @@ def record(
     own = catalog is None
     cat = Database(Settings.resolve()) if catalog is None else catalog
     try:
-        record = cat.add_run(new_run)
-        cat.set_run_status(record.id, "running")
+        record = cat.runs.add(new_run)
+        cat.runs.set_status(record.id, "running")
         from lsdb.catalog import NewRun
 
         rec = Recorder(cat, record, NewRun(run, project), registries)
@@ -175,14 +176,14 @@ def record(
             try:
                 rec.flush()
             finally:
-                cat.set_run_status(record.id, "incomplete")
+                cat.runs.set_status(record.id, "incomplete")
             raise
         try:
             rec.flush()
         except BaseException:
-            cat.set_run_status(record.id, "incomplete")
+            cat.runs.set_status(record.id, "incomplete")
             raise
-        cat.set_run_status(record.id, "complete")
+        cat.runs.set_status(record.id, "complete")
     finally:
         if own:
             cat.close()

@@ -19,11 +19,11 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from lsdb.catalog import Catalog, CheckpointRecord, ResultRecord
+from lsdb.catalog import CatalogDB, CheckpointRecord, ResultRecord
 
 
 @contextlib.contextmanager
-def temp_catalog(folder: str | os.PathLike[str], plugins: Sequence[str] = ()) -> Iterator[Catalog]:
+def temp_catalog(folder: str | os.PathLike[str], plugins: Sequence[str] = ()) -> Iterator[CatalogDB]:
     """A fresh SQLite catalog and store under `folder`; `plugins` are extra plugin modules
     to load (as ``LSDB_EXTRA_PLUGINS`` does) for the duration of the block."""
     from lsdb.config import Settings
@@ -34,7 +34,7 @@ def temp_catalog(folder: str | os.PathLike[str], plugins: Sequence[str] = ()) ->
     if plugins:
         os.environ["LSDB_EXTRA_PLUGINS"] = ",".join([*(old.split(",") if old else []), *plugins])
     reset_plugins()
-    catalog = Catalog(Settings(f"sqlite:///{folder / 'catalog.sqlite'}", folder / "store"))
+    catalog = CatalogDB(Settings(f"sqlite:///{folder / 'catalog.sqlite'}", folder / "store"))
     try:
         yield catalog
     finally:
@@ -47,15 +47,15 @@ def temp_catalog(folder: str | os.PathLike[str], plugins: Sequence[str] = ()) ->
         reset_plugins()
 
 
-def open_db(url: str, store: str | os.PathLike[str]) -> Catalog:
+def open_db(url: str, store: str | os.PathLike[str]) -> CatalogDB:
     """The catalog's database and store without the `lsdb.Catalog` facade (tests of internals)."""
     from lsdb.config import Settings
 
-    return Catalog(Settings.resolve(url, store))
+    return CatalogDB(Settings.resolve(url, store))
 
 
 def add_model_checkpoint(
-    catalog: Catalog, run: str, model: str, dataset: str, seed: int = 0, step: int | None = None
+    catalog: CatalogDB, run: str, model: str, dataset: str, seed: int = 0, step: int | None = None
 ) -> CheckpointRecord:
     """Build `model` for `dataset` with initial weights from `seed` and store it in `run`."""
     from lsdb.data import load_dataset
@@ -71,7 +71,7 @@ def add_model_checkpoint(
 
 
 def run_inline(
-    catalog: Catalog,
+    catalog: CatalogDB,
     analysis: str,
     inputs: Sequence[str | int],
     params: dict[str, Any] | None = None,

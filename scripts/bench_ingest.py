@@ -71,9 +71,9 @@ def listing(rows: int, home: Path) -> tuple[float, float]:
 
     # 10^5 rows at once: no verb of `lsdb.Catalog` does that, so the fill uses the database directly
     cat = open_db(f"sqlite:///{home / 'list.sqlite'}", home / "store2")
-    run = cat.add_run(NewRun("many"))
+    run = cat.runs.add(NewRun("many"))
     digest = "0" * 64
-    with cat.engine.execution_options(lsdb_write=True).begin() as conn:
+    with cat.db.write() as conn:
         conn.execute(insert(BlobRow), [{"digest": digest, "size": 1, "media_type": "x", "path": "p", "created_at": 0}])
         batch = [
             {

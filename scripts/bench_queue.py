@@ -175,7 +175,7 @@ def _worker_cmd(url: str, store: Path, *options: str) -> list[str]:
 def bench_workers(url: str, store: Path, n_jobs: int, n_workers: int, mode: str) -> dict[str, float]:
     from sqlalchemy import update
 
-    from lsdb.catalog.queue import J
+    from lsdb.catalog.jobs import J
 
     catalog, db = _open(url, store)
     warm = [_id(catalog.submit("noop", token=f"warm{i}", sleep=2.0)) for i in range(n_workers)]
@@ -184,9 +184,9 @@ def bench_workers(url: str, store: Path, n_jobs: int, n_workers: int, mode: str)
     procs = [subprocess.Popen(cmd, env=_env(), stderr=subprocess.DEVNULL) for _ in range(n_workers)]
     try:
         _wait(lambda: all(catalog.job(i).status == "succeeded" for i in warm), 300)
-        with db.engine.begin() as conn:
+        with db.db.write() as conn:
             conn.execute(update(J).where(J.c.queue == "held").values(queue="default"))
-        start = db.db_now_ms()
+        start = db.db.now_ms()
         _wait(lambda: _count_done(db) == n_jobs + n_workers, 600, 0.1)
         end = max(catalog.job(i).record.finished_at or 0 for i in ids)
     finally:
@@ -216,7 +216,7 @@ def bench_fanout(url: str, store: Path, tile_size: int) -> dict[str, Any]:
         _wait(lambda: catalog.job(warm).status == "succeeded", 300)
 
     def timed(note: str, tiles: int) -> tuple[float, Any]:
-        start = db.db_now_ms()
+        start = db.db.now_ms()
         job_id = _id(catalog.submit("bench_plane", seed_note=note, tile_size=tiles))
         _wait(lambda: catalog.job(job_id).status in ("succeeded", "failed"), 900, 0.1)
         done = catalog.job(job_id)
@@ -245,9 +245,9 @@ def bench_fanout(url: str, store: Path, tile_size: int) -> dict[str, Any]:
 def _count_done(db: Any) -> int:
     from sqlalchemy import func, select
 
-    from lsdb.catalog.queue import J
+    from lsdb.catalog.jobs import J
 
-    with db.engine.connect() as conn:
+    with db.db.read() as conn:
         return int(conn.execute(select(func.count()).where(J.c.status.in_(("succeeded", "failed")))).scalar_one())
 
 

@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from lsdb.catalog import Catalog, NewRun
+from lsdb.catalog import CatalogDB, NewRun
 from lsdb.data import load_dataset
 from lsdb.landscape.training import epoch_seed, evaluate_split
 from lsdb.models import build_model
@@ -67,7 +67,7 @@ def plain_loop(model_spec: str, dataset: str, epochs: int, batch_size: int, eval
 class Service:
     """`train_run` end to end, each call on a new run of one catalog."""
 
-    def __init__(self, catalog: Catalog, model_spec: str, dataset: str) -> None:
+    def __init__(self, catalog: CatalogDB, model_spec: str, dataset: str) -> None:
         self.catalog, self.model, self.dataset, self.count = catalog, model_spec, dataset, 0
 
     def __call__(self, epochs: int, batch_size: int, save_every: int, background: bool) -> float:
@@ -79,7 +79,7 @@ class Service:
         return time.perf_counter() - start
 
 
-def save_breakdown(catalog: Catalog, model_spec: str, dataset: str, n: int = 30) -> dict[str, tuple[float, float]]:
+def save_breakdown(catalog: CatalogDB, model_spec: str, dataset: str, n: int = 30) -> dict[str, tuple[float, float]]:
     """Median (wall, cpu) seconds of each part of one checkpoint save, as the service does it."""
     from lsdb.catalog import NewCheckpoint
     from lsdb.checkpoints import encode_checkpoint, n_params, schema_digest
@@ -122,10 +122,10 @@ def save_breakdown(catalog: Catalog, model_spec: str, dataset: str, n: int = 30)
             n_tensors=len(tensors), blob_digest=info.digest, blob_size=info.size, blob_path=info.relpath,
             step=i, meta={"resume_state": digest},
         )  # fmt: skip
-        with clock("catalog.add_checkpoint (1 transaction)"):
-            record, _ = catalog.add_checkpoint(run, new)
-        with clock("catalog.add_metrics (4 values)"):
-            catalog.add_metrics(record.run_id, [(k, i, 1.0) for k in ("a", "b", "c", "d")])
+        with clock("catalog.checkpoints.add (1 transaction)"):
+            record, _ = catalog.checkpoints.add(run, new)
+        with clock("catalog.metrics.add (4 values)"):
+            catalog.metrics.add(record.run_id, [(k, i, 1.0) for k in ("a", "b", "c", "d")])
     return {k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v)) for k, v in parts.items()}
 
 

@@ -109,20 +109,30 @@ def store_root(tmp_path: Path) -> Path:
     return tmp_path / "store"
 
 
+def open_db(url: str, store: Path):  # type: ignore[no-untyped-def]
+    """A `CatalogDB` on `url` and `store` (what tests drive: the repositories, not the user-facing facade)."""
+    from lsdb.catalog import CatalogDB
+    from lsdb.config import Settings
+
+    return CatalogDB(Settings.resolve(url, store))
+
+
 @pytest.fixture
 def catalog(sqlite_url: str, store_root: Path):  # type: ignore[no-untyped-def]
-    from lsdb.testing import open_db as open_catalog
+    from lsdb.catalog import CatalogDB
+    from lsdb.config import Settings
 
-    cat = open_catalog(sqlite_url, store_root)
+    cat = CatalogDB(Settings(sqlite_url, store_root.resolve()))
     yield cat
     cat.close()
 
 
 @pytest.fixture
 def any_catalog(db_url: str, store_root: Path):  # type: ignore[no-untyped-def]
-    from lsdb.testing import open_db as open_catalog
+    from lsdb.catalog import CatalogDB
+    from lsdb.config import Settings
 
-    cat = open_catalog(db_url, store_root)
+    cat = CatalogDB(Settings(db_url, store_root.resolve()))
     yield cat
     cat.close()
 

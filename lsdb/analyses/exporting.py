@@ -20,19 +20,19 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from lsdb.analyses.view import ResultView
-    from lsdb.catalog import Catalog
+    from lsdb.catalog import CatalogDB
 
 EXPORT_FORMATS = ("npz", "csv", "json")
 PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 
 
-def export_result(catalog: Catalog, result_id: int, fmt: str, output: Path | None = None) -> Path:
+def export_result(catalog: CatalogDB, result_id: int, fmt: str, output: Path | None = None) -> Path:
     """`export_view` of a stored result."""
     from lsdb.analyses.runner import load_view
 
     if fmt not in EXPORT_FORMATS:
         raise BadInput(f"unknown export format '{fmt}'; available: {', '.join(EXPORT_FORMATS)}")
-    return export_view(load_view(catalog, catalog.get_result(result_id)), fmt, output)
+    return export_view(load_view(catalog, catalog.results.get(result_id)), fmt, output)
 
 
 def export_view(view: ResultView, fmt: str, output: Path | None = None) -> Path:
@@ -87,12 +87,12 @@ def _jsonable(arr: np.ndarray) -> object:
     return arr.tolist()
 
 
-def plot_result(catalog: Catalog, result_id: int, kind: str = "default", output: Path | None = None) -> Path:
+def plot_result(catalog: CatalogDB, result_id: int, kind: str = "default", output: Path | None = None) -> Path:
     """Render a stored result with its analysis' renderer `kind` and save it (png, svg or pdf)."""
     from lsdb.analyses.runner import load_view
     from lsdb.plugins import default_registries
 
-    result = catalog.get_result(result_id)
+    result = catalog.results.get(result_id)
     mine = default_registries().renderers.kinds(result.analysis)
     path = check_plot_path(Path(output or f"result-{result_id}-{kind}.png"))
     return save_figure(render(load_view(catalog, result), mine, kind), path)

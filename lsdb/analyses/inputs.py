@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 
 from lsdb.analyses.spec import AnalysisSpec, Slot
-from lsdb.catalog import Catalog, CheckpointRecord
+from lsdb.catalog import CatalogDB, CheckpointRecord
 from lsdb.errors import BadInput, NotFound
 
 _ROLE_TOKEN = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.+)$")
@@ -32,10 +32,10 @@ def _parse(tokens: list[str | int]) -> list[Token]:
     return out
 
 
-def resolve_checkpoint(catalog: Catalog, text: str, project: str | None = None) -> CheckpointRecord:
+def resolve_checkpoint(catalog: CatalogDB, text: str, project: str | None = None) -> CheckpointRecord:
     """``12`` (id), ``run:step``, ``run:first``, ``run:last`` or a bare run name (its last checkpoint)."""
     if text.isdigit():
-        return catalog.get_checkpoint(int(text))
+        return catalog.checkpoints.get(int(text))
     run, _, step = text.rpartition(":") if ":" in text else (text, "", "last")
     trajectory = trajectory_of(catalog, run, project)
     if step in ("last", "final"):
@@ -55,16 +55,16 @@ def resolve_checkpoint(catalog: Catalog, text: str, project: str | None = None) 
     )
 
 
-def trajectory_of(catalog: Catalog, run: str, project: str | None = None) -> list[CheckpointRecord]:
+def trajectory_of(catalog: CatalogDB, run: str, project: str | None = None) -> list[CheckpointRecord]:
     """A run's own checkpoints by step (those produced by analyses are left out)."""
-    ckpts = [c for c in catalog.list_checkpoints(run, project) if c.produced_by is None]
+    ckpts = [c for c in catalog.checkpoints.list(run, project) if c.produced_by is None]
     if not ckpts:
         raise BadInput(f"run '{run}' has no checkpoints; ingest some first")
     return ckpts
 
 
 def resolve_inputs(
-    catalog: Catalog, spec: AnalysisSpec, tokens: list[str | int], project: str | None = None
+    catalog: CatalogDB, spec: AnalysisSpec, tokens: list[str | int], project: str | None = None
 ) -> dict[str, list[CheckpointRecord]]:
     """Assign tokens to the spec's slots in order (or by ``role=``) and resolve them."""
     parsed = _parse(tokens)

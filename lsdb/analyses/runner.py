@@ -16,18 +16,27 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from lsdb.analyses.inputs import resolve_inputs
 from lsdb.analyses.spec import AnalysisOutput, AnalysisSpec, params_to_dict, parse_params
-from lsdb.catalog import Catalog, CheckpointRecord, NewCheckpoint, NewResult, NewRun, ResultRecord
+from lsdb.catalog import CatalogDB, CheckpointRecord, NewCheckpoint, NewResult, NewRun, ResultRecord
 from lsdb.errors import BadInput
 from lsdb.registry import Registries
 
 DTYPES = ("float32", "float64", "bfloat16", "float16")
+
+
+class CommitResult(Protocol):
+    """How `store_output` commits a result: `ResultRepository.add`, or a worker's fenced commit
+    (`lsdb.jobs.executor.FencedCommit`), which also marks the job succeeded in the same transaction."""
+
+    def __call__(
+        self, new: NewResult, produced: Sequence[tuple[NewRun, NewCheckpoint]], replace: bool
+    ) -> tuple[ResultRecord, bool]: ...
 
 
 @dataclass(frozen=True)
@@ -74,7 +83,7 @@ class Prepared:
     registries: Registries
 
 
-def prepare(catalog: Catalog, request: AnalysisRequest, registries: Registries | None = None) -> Prepared:
+def prepare(catalog: CatalogDB, request: AnalysisRequest, registries: Registries | None = None) -> Prepared:
     """Validate a request (inputs, params, schemas, dataset) and compute its cache key.
 
     `registries` are the loaded plugins' (this process' when not given).
@@ -93,7 +102,7 @@ def prepare(catalog: Catalog, request: AnalysisRequest, registries: Registries |
     if spec.same_schema and len({c.schema_digest for c in flat}) > 1:
         raise BadInput(_schema_message(catalog, flat))
     first = flat[0] if flat else None
-    run = catalog.get_run(first.run_id) if first else None
+    run = catalog.runs.get(first.run_id) if first else None
     model_spec = run.model_spec if run else None
     dataset_spec = (
         dataset_spec_json(request.dataset, registries) if request.dataset is not None
@@ -132,7 +141,7 @@ def prepare(catalog: Catalog, request: AnalysisRequest, registries: Registries |
     )
 
 
-def _schema_message(catalog: Catalog, ckpts: list[CheckpointRecord]) -> str:
+def _schema_message(catalog: CatalogDB, ckpts: list[CheckpointRecord]) -> str:
     from lsdb.inspection import safetensors_header
 
     base = ckpts[0]
@@ -152,7 +161,7 @@ def _schema_message(catalog: Catalog, ckpts: list[CheckpointRecord]) -> str:
 
 
 def run_analysis(
-    catalog: Catalog,
+    catalog: CatalogDB,
     request: AnalysisRequest,
     *,
     device: str | None = "auto",
@@ -166,7 +175,7 @@ def run_analysis(
     """Run (or fetch from cache) one analysis; returns (result, computed_now)."""
     prepared = prepared or prepare(catalog, request, registries)
     if not force:
-        cached = catalog.find_result(prepared.cache_key)
+        cached = catalog.results.find(prepared.cache_key)
         if cached is not None:
             return cached, False
     output, wall, dev = compute(catalog, prepared, device=device, progress=progress, should_cancel=should_cancel)
@@ -177,7 +186,7 @@ def run_analysis(
 
 
 def compute(
-    catalog: Catalog,
+    catalog: CatalogDB,
     prepared: Prepared,
     *,
     device: str | None = "auto",
@@ -191,7 +200,7 @@ def compute(
     from lsdb.devices import resolve_device
 
     dev = torch.device(resolve_device(device))
-    runs = {c.run_id: catalog.get_run(c.run_id) for ckpts in prepared.inputs.values() for c in ckpts}
+    runs = {c.run_id: catalog.runs.get(c.run_id) for ckpts in prepared.inputs.values() for c in ckpts}
     inputs = {
         role: [_input_checkpoint(catalog, c, runs[c.run_id]) for c in ckpts] for role, ckpts in prepared.inputs.items()
     }
@@ -216,7 +225,7 @@ def compute(
     return output, wall, dev
 
 
-def _input_checkpoint(catalog: Catalog, rec: CheckpointRecord, run: Any) -> Any:
+def _input_checkpoint(catalog: CatalogDB, rec: CheckpointRecord, run: Any) -> Any:
     from lsdb.analyses.context import InputCheckpoint
 
     def load() -> dict[str, Any]:
@@ -241,7 +250,7 @@ def _input_checkpoint(catalog: Catalog, rec: CheckpointRecord, run: Any) -> Any:
 
 
 def store_output(
-    catalog: Catalog,
+    catalog: CatalogDB,
     prepared: Prepared,
     output: AnalysisOutput,
     *,
@@ -249,13 +258,15 @@ def store_output(
     device: str | None = None,
     job_id: int | None = None,
     replace: bool = False,
+    commit: CommitResult | None = None,
 ) -> tuple[ResultRecord, bool]:
-    """Publish the artifact and new checkpoints' blobs, then commit everything in one transaction."""
+    """Publish the artifact and new checkpoints' blobs, then commit everything in one transaction
+    with `commit` (default: `catalog.results.add`; a worker passes its fenced commit)."""
     import numpy as np
     import torch
 
     from lsdb._version import __version__
-    from lsdb.checkpoints import encode_checkpoint, n_params, schema_digest
+    from lsdb.ingest import publish_tensors
     from lsdb.store import write_artifact
 
     spec = prepared.spec
@@ -292,28 +303,12 @@ def store_output(
     produced: list[tuple[NewRun, NewCheckpoint]] = []
     for new in output.checkpoints:
         tensors = {k: v.detach().cpu().contiguous() for k, v in new.tensors.items()}
-        data, digest = encode_checkpoint(tensors)
-        info = catalog.objects.put_bytes(data, digest)
         run_name = new.run or (first.run if first else f"{spec.name}-outputs")
         project = first.project if first else (prepared.request.project or "default")
         run = NewRun(run_name, project, model_spec=prepared.model_spec, dataset_spec=None)
-        produced.append(
-            (
-                run,
-                NewCheckpoint(
-                    tensor_digest=digest,
-                    schema_digest=schema_digest(tensors),
-                    n_params=n_params(tensors),
-                    n_tensors=len(tensors),
-                    blob_digest=info.digest,
-                    blob_size=info.size,
-                    blob_path=info.relpath,
-                    step=new.step,
-                    label=new.label,
-                ),
-            )
-        )
-    record, created = catalog.add_result(
+        produced.append((run, publish_tensors(catalog.objects, tensors, step=new.step, label=new.label)))
+    commit = commit or catalog.results.add
+    record, created = commit(
         NewResult(
             analysis=spec.name,
             analysis_version=spec.version,
@@ -336,14 +331,14 @@ def store_output(
             torch_version=torch.__version__,
         ),
         produced,
-        replace=replace,
+        replace,
     )
     if created:
         prepared.registries.events.result_stored(record)  # a failing listener never undoes the commit
     return record, created
 
 
-def load_view(catalog: Catalog, result: ResultRecord) -> Any:
+def load_view(catalog: CatalogDB, result: ResultRecord) -> Any:
     """A `ResultView` of a stored result (arrays read from its HDF5 artifact)."""
     from lsdb.analyses.view import ResultView
     from lsdb.errors import StoreError

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -161,3 +162,10 @@ class NewResult:
     plugin_name: str | None = None
     plugin_version: str | None = None
     torch_version: str | None = None
+
+
+def decode_meta(raw: Any) -> dict[str, Any] | None:
+    """A checkpoint's meta column: text on SQLite (decoded here), already decoded by psycopg."""
+    if raw is None or raw == "null":
+        return None
+    return json.loads(raw) if isinstance(raw, str) else raw

@@ -1,4 +1,4 @@
-"""Reading checkpoint files safely, canonical bytes and digests, state dict <-> flat vector."""
+"""Reading checkpoint files safely, canonical bytes and digests (flat vectors: `lsdb.landscape.params`)."""
 
 from lsdb.checkpoints.digests import (
     DTYPE_CODES,
@@ -21,7 +21,6 @@ from lsdb.checkpoints.formats import (
     read_checkpoint,
     register_builtin_formats,
 )
-from lsdb.checkpoints.vectors import flatten, float_keys, schema_diff, unflatten
 
 __all__ = [
     "DTYPE_CODES",
@@ -33,16 +32,12 @@ __all__ = [
     "canonical_chunks",
     "dtype_code",
     "encode_checkpoint",
-    "flatten",
-    "float_keys",
     "format_for",
     "known_suffixes",
     "n_params",
     "normalize_state_dict",
     "read_checkpoint",
     "register_builtin_formats",
-    "schema_diff",
     "schema_digest",
     "tensor_digest",
-    "unflatten",
 ]

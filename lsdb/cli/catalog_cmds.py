@@ -8,8 +8,8 @@ from typing import Any
 import typer
 
 from lsdb.cli.render import Format, fmt_time, render, render_mapping
-from lsdb.service.listing import checkpoints_json
 from lsdb.cli.state import state
+from lsdb.service.listing import checkpoints_json
 
 show_app = typer.Typer(help="Show one object in detail.", no_args_is_help=True)
 
@@ -34,7 +34,7 @@ def runs(
     format: Format = typer.Option(Format.table, "--format"),
 ) -> None:
     """List runs with their model, dataset, checkpoint count and last metrics."""
-    records = state(ctx).catalog().list_runs(project)
+    records = state(ctx).catalog().runs.list(project)
     if format is Format.json:
         render([r.to_dict() for r in records], format)
         return
@@ -65,9 +65,9 @@ def checkpoints(
 ) -> None:
     """List checkpoints (a run's trajectory is its checkpoints by step)."""
     if format is Format.json:
-        sys.stdout.write(checkpoints_json(state(ctx).catalog().list_checkpoint_rows(run, project, limit)) + "\n")
+        sys.stdout.write(checkpoints_json(state(ctx).catalog().checkpoints.list_rows(run, project, limit)) + "\n")
         return
-    records = state(ctx).catalog().list_checkpoints(run, project, limit)
+    records = state(ctx).catalog().checkpoints.list(run, project, limit)
     rows = [
         {
             "id": r.id,

@@ -34,7 +34,7 @@ def enqueue_and_maybe_wait(catalog, request, *, queue: str = "default", priority
     """Queue `request` (or find its result or its active job), print what happened, and with
     `wait` follow the job with a progress bar and show the result. `tile_size` 0: never fan out."""
     from lsdb.cli.analysis_cmds import show_result_summary
-    from lsdb.jobs.queue import DEFAULT_TILE_SIZE, enqueue
+    from lsdb.jobs.submit import DEFAULT_TILE_SIZE, enqueue
 
     outcome = enqueue(catalog, request, queue=queue, priority=priority, force=force, max_attempts=max_attempts,
                       time_limit_s=time_limit, tile_size=DEFAULT_TILE_SIZE if tile_size is None else tile_size)
@@ -59,7 +59,7 @@ def enqueue_and_maybe_wait(catalog, request, *, queue: str = "default", priority
 def _follow(catalog, job_id: int, fmt: Format, show_result_summary: Any) -> None:  # type: ignore[no-untyped-def]
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-    from lsdb.jobs.queue import wait_for_job
+    from lsdb.jobs.submit import wait_for_job
 
     try:
         with Progress(TextColumn(f"job {job_id}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
@@ -71,7 +71,7 @@ def _follow(catalog, job_id: int, fmt: Format, show_result_summary: Any) -> None
         sys.stderr.write(f"stopped following job {job_id}; it goes on (`lsdb jobs cancel {job_id}` stops it)\n")
         raise typer.Exit(130) from None
     if job.status == "succeeded" and job.result_id is not None:
-        result = catalog.get_result(job.result_id)
+        result = catalog.results.get(job.result_id)
         show_result_summary(result, result.job_id == job.id, fmt)
         return
     if job.status == "failed":
@@ -109,7 +109,7 @@ def jobs_list(
 
 
 def _list(ctx: typer.Context, status: list[str] | None, queue: str | None, limit: int, fmt: Format) -> None:
-    records = state(ctx).catalog().list_jobs(status=status or None, queue=queue, limit=limit)
+    records = state(ctx).catalog().jobs.list(status=status or None, queue=queue, limit=limit)
     if fmt is Format.json:
         render([r.to_dict() for r in records], fmt)
         return
@@ -127,9 +127,9 @@ def _list(ctx: typer.Context, status: list[str] | None, queue: str | None, limit
 def jobs_show(ctx: typer.Context, job_id: int, format: Format = typer.Option(Format.table, "--format")) -> None:
     """Every field of one job, its tiles, and the error's traceback."""
     catalog = state(ctx).catalog()
-    job = catalog.get_job(job_id)
+    job = catalog.jobs.get(job_id)
     data = job.to_dict()
-    data["tiles"] = [t.id for t in catalog.list_jobs(parent_id=job_id)]
+    data["tiles"] = [t.id for t in catalog.jobs.list(parent_id=job_id)]
     if format is Format.json:
         render_mapping(data, format)
         return
@@ -148,7 +148,7 @@ def jobs_cancel(ctx: typer.Context, job_ids: list[int] = typer.Argument(..., hel
     catalog = state(ctx).catalog()
     rows = []
     for job_id in job_ids:
-        job = catalog.cancel_job(job_id)
+        job = catalog.jobs.cancel(job_id)
         note = "cancel requested" if job.status == "running" else job.status
         rows.append({"job": job.id, "status": job.status, "note": note})
     render(rows, format, ["job", "status", "note"])
@@ -159,14 +159,14 @@ def jobs_retry(ctx: typer.Context, job_ids: list[int] = typer.Argument(..., help
                format: Format = typer.Option(Format.table, "--format")) -> None:
     """Requeue failed or cancelled jobs with fresh attempts."""
     catalog = state(ctx).catalog()
-    rows = [{"job": j.id, "status": j.status} for j in (catalog.retry_job(i) for i in job_ids)]
+    rows = [{"job": j.id, "status": j.status} for j in (catalog.jobs.retry(i) for i in job_ids)]
     render(rows, format, ["job", "status"])
 
 
 @jobs_app.command("logs")
 def jobs_logs(ctx: typer.Context, job_id: int, format: Format = typer.Option(Format.table, "--format")) -> None:
     """The job's events: enqueued, claimed, retried, lease_expired, released, succeeded, failed, cancelled."""
-    events = state(ctx).catalog().list_job_events(job_id)
+    events = state(ctx).catalog().jobs.list_events(job_id)
     rows = [e.to_dict() for e in events]
     if format is not Format.json:
         for row in rows:
@@ -213,7 +213,7 @@ def workers(
     """Registered workers: alive, device, current job, last heartbeat."""
     if ctx.invoked_subcommand is not None:
         return
-    from lsdb.jobs.queue import worker_rows
+    from lsdb.jobs.submit import worker_rows
 
     rows = []
     for w, alive in worker_rows(state(ctx).catalog(), lease):

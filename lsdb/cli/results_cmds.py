@@ -28,7 +28,7 @@ def results(
     """List results (optionally of one run or one analysis)."""
     if ctx.invoked_subcommand is not None:
         return
-    records = state(ctx).catalog().list_results(run, analysis, project)
+    records = state(ctx).catalog().results.list(run, analysis, project)
     if format is Format.json:
         render([r.to_dict() for r in records], format)
         return
@@ -52,7 +52,7 @@ def results(
 @results_app.command("show")
 def show(ctx: typer.Context, result_id: int, format: Format = typer.Option(Format.table, "--format")) -> None:
     """Inputs, params, scalars and arrays of one result."""
-    r = state(ctx).catalog().get_result(result_id)
+    r = state(ctx).catalog().results.get(result_id)
     if format is Format.json:
         render_mapping(r.to_dict(), format)
         return

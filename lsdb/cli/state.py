@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import typer
 
 if TYPE_CHECKING:
-    from lsdb.catalog import Catalog
+    from lsdb.catalog import CatalogDB
 
 
 @dataclass
@@ -16,15 +16,15 @@ class State:
     db: str | None = None
     store: str | None = None
     debug: bool = False
-    _catalog: Catalog | None = field(default=None, repr=False)
+    _catalog: CatalogDB | None = field(default=None, repr=False)
 
-    def catalog(self) -> Catalog:
+    def catalog(self) -> CatalogDB:
         """Open the catalog on first use (creating it at the current schema if new)."""
         if self._catalog is None:
-            from lsdb.catalog import Catalog
+            from lsdb.catalog import CatalogDB
             from lsdb.config import Settings
 
-            self._catalog = Catalog(Settings.resolve(self.db, self.store))
+            self._catalog = CatalogDB(Settings.resolve(self.db, self.store))
         return self._catalog
 
     def settings(self):  # type: ignore[no-untyped-def]

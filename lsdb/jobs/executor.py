@@ -2,7 +2,7 @@
 
 Who does what: the worker (the parent) claims the job, renews its lease, enforces the time
 limit and cancellation, and records failures. The executor prepares the request, computes it,
-publishes the artifact and commits the result *under the job's fence* (`FencedCatalog`): the
+publishes the artifact and commits the result *under the job's fence* (`FencedCommit`): the
 result rows and the job's ``succeeded`` state are one transaction that rolls back with
 `JobLost` if the lease is no longer this attempt's. The child therefore never holds a job the
 worker does not, and a crash, a CUDA OOM or a ``kill -9`` of the child costs one attempt,
@@ -37,15 +37,15 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from lsdb.allocator import child_env
-from lsdb.catalog.queue import Fence
+from lsdb.catalog.jobs import Fence
 from lsdb.errors import BadInput, JobLost
-from lsdb.jobs.queue import retry_transient
+from lsdb.jobs.transient import retry_transient
 
 if TYPE_CHECKING:
     from lsdb.analyses.runner import Prepared
     from lsdb.analyses.spec import AnalysisOutput
-    from lsdb.catalog import Catalog
-    from lsdb.catalog.queue import JobRecord
+    from lsdb.catalog import CatalogDB, NewCheckpoint, NewResult, NewRun, ResultRecord
+    from lsdb.catalog.jobs import JobRecord, JobRepository
     from lsdb.registry import Registries
 
 #: HDF5 attributes the runner writes itself; what is left of a tile's attributes goes to `merge`.
@@ -53,22 +53,23 @@ RUNNER_ATTRS = {"analysis", "analysis_version", "params", "inputs", "input_check
                 "seed", "cache_key", "scalars"}
 
 
-class FencedCatalog:
-    """The catalog as `store_output` sees it, except that `add_result` commits under a job's fence."""
+class FencedCommit:
+    """`store_output`'s commit for a job (a `lsdb.analyses.runner.CommitResult`): the result rows and
+    the job's success in one transaction, only while `fence` holds (else `JobLost`); transient
+    database errors are retried (a retry after a lost acknowledgement is recognized by the queue)."""
 
-    def __init__(self, catalog: Catalog, fence: Fence) -> None:
-        self._catalog = catalog
-        self._fence = fence
+    def __init__(self, jobs: JobRepository, fence: Fence) -> None:
+        self.jobs = jobs
+        self.fence = fence
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._catalog, name)
-
-    def add_result(self, new: Any, produced: Sequence[Any] = (), replace: bool = False) -> Any:
-        return retry_transient(lambda: self._catalog.complete_job_with_result(self._fence, new, produced, replace))
+    def __call__(
+        self, new: NewResult, produced: Sequence[tuple[NewRun, NewCheckpoint]], replace: bool
+    ) -> tuple[ResultRecord, bool]:
+        return retry_transient(lambda: self.jobs.complete_with_result(self.fence, new, produced, replace))
 
 
 def execute_job(
-    catalog: Catalog,
+    catalog: CatalogDB,
     job: dict[str, Any],
     fence: Fence,
     device: str,
@@ -88,15 +89,15 @@ def execute_job(
         if payload.get("fanout"):
             output, wall, dev = merge_tiles(catalog, prepared, fence.job_id)
         else:
-            cached = None if force else retry_transient(lambda: catalog.find_result(prepared.cache_key))
+            cached = None if force else retry_transient(lambda: catalog.results.find(prepared.cache_key))
             if cached is not None:
-                retry_transient(lambda: catalog.complete_job(fence, cached.id))
+                retry_transient(lambda: catalog.jobs.complete(fence, cached.id))
                 return {"outcome": "succeeded", "result_id": cached.id, "computed": False}
             output, wall, dev = compute(catalog, prepared, device=device, progress=progress,
                                         should_cancel=should_cancel)
-        fenced: Any = FencedCatalog(catalog, fence)
-        record, created = store_output(fenced, prepared, output, wall_seconds=wall, device=str(dev),
-                                       job_id=fence.job_id, replace=force)
+        record, created = store_output(catalog, prepared, output, wall_seconds=wall, device=str(dev),
+                                       job_id=fence.job_id, replace=force,
+                                       commit=FencedCommit(catalog.jobs, fence))
         return {"outcome": "succeeded", "result_id": record.id, "computed": created}
     except Cancelled:
         return {"outcome": "cancelled"}
@@ -107,7 +108,7 @@ def execute_job(
                 "traceback": traceback.format_exc(), "retryable": not isinstance(exc, BadInput)}
 
 
-def merge_tiles(catalog: Catalog, prepared: Prepared, job_id: int) -> tuple[AnalysisOutput, float, str]:
+def merge_tiles(catalog: CatalogDB, prepared: Prepared, job_id: int) -> tuple[AnalysisOutput, float, str]:
     """The parent's output from its tiles' results, in tile order; (output, summed wall seconds, devices)."""
     from lsdb.analyses.runner import load_view
     from lsdb.analyses.spec import AnalysisOutput
@@ -116,10 +117,10 @@ def merge_tiles(catalog: Catalog, prepared: Prepared, job_id: int) -> tuple[Anal
     if merge is None:
         raise BadInput(f"analysis '{prepared.spec.name}' declares no merge; job {job_id} cannot be assembled")
     outputs, wall, devices = [], 0.0, set()
-    for tile in catalog.list_jobs(parent_id=job_id):
+    for tile in catalog.jobs.list(parent_id=job_id):
         if tile.status != "succeeded" or tile.result_id is None:
             raise RuntimeError(f"tile job {tile.id} is {tile.status}, not succeeded")
-        result = catalog.get_result(tile.result_id)
+        result = catalog.results.get(tile.result_id)
         view = load_view(catalog, result)
         attrs = {k: v for k, v in view.attrs.items() if k not in RUNNER_ATTRS}
         outputs.append(AnalysisOutput(arrays=dict(view.arrays), scalars=dict(view.scalars), attrs=attrs))
@@ -128,12 +129,12 @@ def merge_tiles(catalog: Catalog, prepared: Prepared, job_id: int) -> tuple[Anal
     return merge(prepared.params, outputs), wall, ",".join(sorted(devices))
 
 
-def notify_job_finished(catalog: Catalog, job_id: int, registries: Registries) -> None:
+def notify_job_finished(catalog: CatalogDB, job_id: int, registries: Registries) -> None:
     """Call the `job_finished` event hook (when some plugin implements it) if the job is final."""
     if not registries.events.listens_for_jobs:
         return
     try:
-        job = catalog.get_job(job_id)
+        job = catalog.jobs.get(job_id)
     except Exception as exc:  # noqa: BLE001 - an event hook must not stop the executor
         sys.stderr.write(f"warning: job_finished hook for job {job_id} failed: {exc}\n")
         return
@@ -242,7 +243,7 @@ class InlineExecutor:
     """Runs jobs on a thread of the worker itself (``lsdb worker --inprocess``): no process start,
     for trivial jobs and tests. A crash takes the worker down and a time limit is only cooperative."""
 
-    def __init__(self, catalog: Catalog, registries: Registries | None = None) -> None:
+    def __init__(self, catalog: CatalogDB, registries: Registries | None = None) -> None:
         self.catalog = catalog
         self.registries = registries
         self.messages: queue.Queue[dict[str, Any]] = queue.Queue()
@@ -328,13 +329,13 @@ def main(argv: list[str] | None = None) -> None:
 
     import torch
 
-    from lsdb.catalog import Catalog
+    from lsdb.catalog import CatalogDB
     from lsdb.config import Settings
     from lsdb.plugins import load_registries
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    catalog = Catalog(Settings(args.db, Path(args.store)), check_schema=False)
+    catalog = CatalogDB(Settings(args.db, Path(args.store)), check_schema=False)
     registries = load_registries()  # once per job process, handed to every job
     inbox: queue.Queue[dict[str, Any] | None] = queue.Queue()
     cancelled: set[int] = set()
@@ -361,7 +362,7 @@ def main(argv: list[str] | None = None) -> None:
     catalog.close()
 
 
-def _run_one(catalog: Catalog, registries: Registries, msg: dict[str, Any], send: Callable[[dict[str, Any]], None],
+def _run_one(catalog: CatalogDB, registries: Registries, msg: dict[str, Any], send: Callable[[dict[str, Any]], None],
              is_cancelled: Callable[[int], bool]) -> dict[str, Any]:
     """One job in the child, its progress sent at most five times a second."""
     job_id = int(msg["job"]["id"])

@@ -23,15 +23,16 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from lsdb.catalog.queue import Fence
+from lsdb.catalog.jobs import Fence
 from lsdb.devices import resolve_device
 from lsdb.errors import JobLost
 from lsdb.jobs.executor import ChildExecutor, ExecutorDied, InlineExecutor
-from lsdb.jobs.queue import is_transient, resources_for, retry_transient
+from lsdb.jobs.submit import resources_for
+from lsdb.jobs.transient import is_transient, retry_transient
 
 if TYPE_CHECKING:
-    from lsdb.catalog import Catalog
-    from lsdb.catalog.queue import JobRecord
+    from lsdb.catalog import CatalogDB
+    from lsdb.catalog.jobs import JobRecord
 
 log = logging.getLogger("lsdb.worker")
 
@@ -57,7 +58,7 @@ class WorkerOptions:
 class Worker:
     """One worker process serving one device."""
 
-    def __init__(self, catalog: Catalog, options: WorkerOptions) -> None:
+    def __init__(self, catalog: CatalogDB, options: WorkerOptions) -> None:
         self.catalog = catalog
         self.options = options
         self.device = resolve_device(options.device)
@@ -80,7 +81,7 @@ class Worker:
     def run(self) -> int:
         """Serve jobs until stopped, `once`, `max_jobs` or `idle_exit_s`; returns the jobs run."""
         opts = self.options
-        self._db(lambda: self.catalog.register_worker(self.id, socket.gethostname(), os.getpid(), self.device,
+        self._db(lambda: self.catalog.workers.register(self.id, socket.gethostname(), os.getpid(), self.device,
                                                       opts.queues))
         log.info("worker %s on %s serving queues %s", self.id, self.device, ", ".join(opts.queues))
         self._install_signals()
@@ -91,11 +92,11 @@ class Worker:
             while not self._stop.is_set():
                 if time.monotonic() - last_reap >= min(1.0, opts.lease_s / 4):
                     last_reap = time.monotonic()
-                    self._db(self.catalog.reap_expired, default=[])
+                    self._db(self.catalog.jobs.reap_expired, default=[])
                 if opts.max_jobs is not None and self.jobs_done >= opts.max_jobs:
                     break
                 self.executor.ensure_ready()
-                job = self._db(lambda: self.catalog.claim_job(self.id, opts.queues, self.resources, opts.lease_s))
+                job = self._db(lambda: self.catalog.jobs.claim(self.id, opts.queues, self.resources, opts.lease_s))
                 if job is None:
                     idle = time.monotonic() - idle_since
                     if opts.once or (opts.idle_exit_s is not None and idle >= opts.idle_exit_s):
@@ -112,7 +113,7 @@ class Worker:
             self._wake.set()
             beat.join(timeout=5)
             self.executor.close()
-            self._db(lambda: self.catalog.set_worker_status(self.id, "stopped"))
+            self._db(lambda: self.catalog.workers.set_status(self.id, "stopped"))
             log.info("worker %s stopped after %d job(s)", self.id, self.jobs_done)
         return self.jobs_done
 
@@ -173,16 +174,16 @@ class Worker:
     def _settle(self, job: JobRecord, fence: Fence, outcome: dict[str, Any], seconds: float) -> None:
         """Record how the attempt ended (the executor already committed a success)."""
         kind = outcome.get("outcome")
-        c, backoff = self.catalog, self.options.backoff_s
+        jobs, backoff = self.catalog.jobs, self.options.backoff_s
         actions = {
-            "failed": lambda: c.fail_job(fence, outcome["error_type"], outcome["message"], outcome.get("traceback"),
-                                         retry=bool(outcome.get("retryable", True)), backoff_s=backoff),
-            "crashed": lambda: c.fail_job(fence, "ExecutorDied", outcome.get("message", "the executor died"),
-                                          retry=True, backoff_s=backoff),
-            "time_limit": lambda: c.fail_job(fence, "TimeLimitExceeded",
-                                             f"time limit exceeded ({job.time_limit_s:g} s)", retry=False),
-            "cancelled": lambda: c.finish_cancelled(fence),
-            "released": lambda: c.release_job(fence, f"released by {self.id} on shutdown"),
+            "failed": lambda: jobs.fail(fence, outcome["error_type"], outcome["message"], outcome.get("traceback"),
+                                        retry=bool(outcome.get("retryable", True)), backoff_s=backoff),
+            "crashed": lambda: jobs.fail(fence, "ExecutorDied", outcome.get("message", "the executor died"),
+                                         retry=True, backoff_s=backoff),
+            "time_limit": lambda: jobs.fail(fence, "TimeLimitExceeded",
+                                            f"time limit exceeded ({job.time_limit_s:g} s)", retry=False),
+            "cancelled": lambda: jobs.finish_cancelled(fence),
+            "released": lambda: jobs.release(fence, f"released by {self.id} on shutdown"),
         }
         log.info("job %d attempt %d: %s after %.2f s%s", job.id, fence.attempt, kind, seconds,
                  f" ({outcome.get('error_type')}: {outcome.get('message')})" if kind == "failed" else "")
@@ -208,7 +209,7 @@ class Worker:
             if now - last < interval and (fence, progress if fence else None) == sent:
                 continue  # nothing new: the job, its progress and the lease are as last written
             try:
-                reply = self.catalog.heartbeat(self.id, fence, self.options.lease_s, progress[0] if fence else 0.0,
+                reply = self.catalog.jobs.heartbeat(self.id, fence, self.options.lease_s, progress[0] if fence else 0.0,
                                                progress[1] if fence else None)
             except Exception as exc:  # noqa: BLE001 - keep beating; the reaper decides what a long outage costs
                 log.warning("heartbeat failed (%s); retrying", _one_line(exc))

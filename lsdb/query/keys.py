@@ -17,7 +17,7 @@ A key names one value of a run or a result:
                             K; when several do, the key is ambiguous and must be qualified
 ==========================  ===================================================================
 
-This module only names things; `lsdb.query.compare` turns keys into SQL.
+This module only names things; the catalog's `CompareRepository` turns keys into SQL.
 """
 
 from __future__ import annotations

@@ -6,29 +6,55 @@ artifact holds (else the point index), the y array ``--y`` or the first of `Y_AR
 ``--analysis`` it plots two table columns against each other (``--x KEY --y KEY``), one series per
 ``--group-by`` value. Figures use matplotlib's object API (no pyplot, no global state) and are
 saved in the format the file's suffix names.
+
+This module reads no database: it takes the catalog's compare table and result digests through the
+two small protocols below (the catalog's `CompareRepository` and `ResultRepository` satisfy them)
+and the artifacts from an `ObjectStore`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from lsdb.errors import BadInput
-from lsdb.query.compare import compare
+from lsdb.query.table import CompareTable
 
 if TYPE_CHECKING:
     import numpy as np
     from matplotlib.figure import Figure
 
-    from lsdb.catalog.store import Catalog
+    from lsdb.store import ObjectStore
 
 FORMATS = ("png", "svg", "pdf")
 X_ARRAYS = ("alpha", "x", "t", "coords", "steps")
 """Array names tried, in order, for a curve's x axis."""
 Y_ARRAYS = ("train_loss", "loss", "test_loss", "train_acc", "test_acc")
 """Array names tried, in order, for a curve's y axis."""
+
+
+class CompareSource(Protocol):
+    """What draws the rows: `CompareRepository.table`."""
+
+    def table(
+        self,
+        runs: Sequence[str | int] | None = None,
+        where: str | None = None,
+        analysis: str | None = None,
+        columns: str | Sequence[str] | None = None,
+        sort: str | Sequence[str] | None = None,
+        group_by: str | None = None,
+        agg: str | Sequence[str] | None = None,
+        project: str | None = None,
+    ) -> CompareTable: ...
+
+
+class DigestSource(Protocol):
+    """Where the results' artifacts are: `ResultRepository.artifact_digests`."""
+
+    def artifact_digests(self, ids: Iterable[int]) -> dict[int, str | None]: ...
 
 
 @dataclass(frozen=True)
@@ -64,29 +90,28 @@ def _pick(arrays: dict[str, np.ndarray], wanted: str | None, candidates: Sequenc
 
 
 def result_curves(
-    catalog: Catalog, results: Sequence[tuple[int, str]], x: str | None = None, y: str | None = None
+    results: DigestSource,
+    objects: ObjectStore,
+    pairs: Sequence[tuple[int, str]],
+    x: str | None = None,
+    y: str | None = None,
 ) -> tuple[list[Curve], list[str], tuple[str, str]]:
     """The 1D curves of (result id, label) pairs from their artifacts, the reasons some were skipped,
     and the (x, y) array names used for the axis labels."""
     import numpy as np
-    from sqlalchemy import select
 
-    from lsdb.catalog import models as m
     from lsdb.store import read_artifact
 
-    ids = [rid for rid, _ in results]
-    t = m.ResultRow.__table__
-    with catalog.engine.connect() as conn:
-        digests = dict(conn.execute(select(t.c.id, t.c.artifact_digest).where(t.c.id.in_(ids))).all()) if ids else {}
+    digests = results.artifact_digests([rid for rid, _ in pairs])
     curves: list[Curve] = []
     skipped: list[str] = []
     names: tuple[str, str] | None = None
-    for rid, label in results:
+    for rid, label in pairs:
         digest = digests.get(rid)
         if not digest:
             skipped.append(f"result {rid} has no artifact")
             continue
-        path = catalog.objects.path(digest)
+        path = objects.path(digest)
         if not path.is_file():
             skipped.append(f"result {rid}: artifact {digest[:12]} is missing from the store")
             continue
@@ -148,7 +173,9 @@ def column_curves(rows: Sequence[dict[str, Any]], x: str, y: str, series: str | 
 
 
 def plot_compare(
-    catalog: Catalog,
+    compare: CompareSource,
+    results: DigestSource,
+    objects: ObjectStore,
     out: Path | str,
     *,
     x: str | None = None,
@@ -160,13 +187,13 @@ def plot_compare(
     group_by: str | None = None,
     sort: str | Sequence[str] | None = None,
 ) -> PlotReport:
-    """Draw the rows `compare` selects into `out` (see the module docstring); BadInput if nothing to draw."""
+    """Draw the rows `compare.table` selects into `out` (see the module docstring); BadInput if nothing to draw."""
     path = _check_path(out)
     skipped: list[str] = []
     if analysis is not None:
-        table = compare(catalog, runs, where, analysis, columns=["result_id", "run"], sort=sort, project=project)
+        table = compare.table(runs, where, analysis, columns=["result_id", "run"], sort=sort, project=project)
         pairs = [(int(r["result_id"]), f"{r['run'] or '?'} #{r['result_id']}") for r in table.rows]
-        curves, skipped, (xlabel, ylabel) = result_curves(catalog, pairs, x, y)
+        curves, skipped, (xlabel, ylabel) = result_curves(results, objects, pairs, x, y)
         title: str | None = analysis
         if not curves:
             why = "; ".join(skipped[:3]) or f"no '{analysis}' results match"
@@ -175,7 +202,7 @@ def plot_compare(
         if not x or not y:
             raise BadInput("--plot without --analysis plots one column against another: pass --x KEY and --y KEY")
         columns = list(dict.fromkeys([x, y, *([group_by] if group_by else [])]))
-        table = compare(catalog, runs, where, None, columns=columns, project=project)
+        table = compare.table(runs, where, None, columns=columns, project=project)
         curves = column_curves(table.rows, x, y, group_by)
         xlabel, ylabel, title = x, y, None
         if not curves:

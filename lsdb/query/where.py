@@ -19,8 +19,8 @@ Grammar (keywords are case-insensitive)::
     WORD       := an unquoted word such as resnet or v1.2-beta; it is a string
 
 This module only parses: it turns text into frozen nodes (`Compare`, `InList`, `IsNull`,
-`Match`, `And`, `Or`, `Not`) and never builds SQL. `lsdb.query.compare` compiles the nodes
-to SQLAlchemy expressions with bound parameters. Every syntax error is a `BadInput` whose
+`Match`, `And`, `Or`, `Not`) and never builds SQL. The catalog's `CompareRepository` compiles the
+nodes to SQLAlchemy expressions with bound parameters. Every syntax error is a `BadInput` whose
 one-line message names the 1-based column where the expression went wrong.
 """
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 
-from lsdb.catalog import Catalog, CheckpointRecord, NewRun, RunRecord
+from lsdb.catalog import CatalogDB, CheckpointRecord, NewRun, RunRecord
 from lsdb.devices import resolve_device
 from lsdb.errors import BadInput, LsdbError, NotFound, StoreError
 from lsdb.runs import make_new_run
@@ -52,7 +52,7 @@ class TrainResult:
 
 
 def train_run(
-    catalog: Catalog,
+    catalog: CatalogDB,
     name: str,
     project: str = "default",
     model: str | dict[str, Any] | None = None,
@@ -95,7 +95,7 @@ def train_run(
         name, project, model=model_spec, dataset=dataset_spec, loss=cfg.loss,
         params=cfg.hyperparameters(), tags=dict(tags or {}), status="running", registries=registries,
     )  # fmt: skip
-    if not resume and catalog.find_run(name, project) is not None:
+    if not resume and catalog.runs.find(name, project) is not None:
         raise BadInput(
             f"run '{name}' already exists in project '{project}'; pass --resume to continue it or choose another --run"
         )
@@ -104,10 +104,10 @@ def train_run(
     net = build_model(model_spec, data.input_shape, data.num_classes, registries.models, seed=cfg.seed)
     if start is not None:
         _load_weights(catalog, net, start[0])
-    run = catalog.add_run(new_run)
+    run = catalog.runs.add(new_run)
     if start is not None:  # a new run is created running; a resumed one was complete or incomplete
-        catalog.set_run_status(run.id, "running")
-    logged = {(m.key, m.step) for m in catalog.list_metrics(run.id)} if start is not None else set()
+        catalog.runs.set_status(run.id, "running")
+    logged = {(m.key, m.step) for m in catalog.metrics.list(run.id)} if start is not None else set()
     writer = CatalogWriter(catalog, NewRun(name, project), run.id, background_writes)
     n_batches = -(-len(data.train[0]) // cfg.batch_size)
     total = cfg.epochs * n_batches
@@ -121,7 +121,7 @@ def train_run(
         ok = not summary.stopped
     except BaseException as exc:
         writer.close(raise_error=False)
-        catalog.set_run_status(run.id, "incomplete")
+        catalog.runs.set_status(run.id, "incomplete")
         from lsdb.landscape.training import DivergedError
 
         if isinstance(exc, DivergedError):
@@ -132,8 +132,8 @@ def train_run(
     try:
         writer.close()
     finally:
-        catalog.set_run_status(run.id, "complete" if ok else "incomplete")
-    return TrainResult(catalog.get_run(run.id), summary, dev, tuple(writer.saved), start[0].step if start else None)
+        catalog.runs.set_status(run.id, "complete" if ok else "incomplete")
+    return TrainResult(catalog.runs.get(run.id), summary, dev, tuple(writer.saved), start[0].step if start else None)
 
 
 def _train(
@@ -177,7 +177,8 @@ def _train(
             meta = None
             if snapshot is not None:
                 meta = {"resume_state": catalog.objects.put_bytes(encode_resume_state(snapshot, cfg)).digest}
-            writer.stage(publish_tensors(catalog, model_copy, step=state.step, epoch=state.epochs_done, meta=meta))
+            new = publish_tensors(catalog.objects, model_copy, step=state.step, epoch=state.epochs_done, meta=meta)
+            writer.stage(new)
 
         writer.put(write)
 
@@ -218,7 +219,7 @@ def _check_loss(loss: str, task: str, dataset: str) -> None:
 
 
 def _resume_point(
-    catalog: Catalog,
+    catalog: CatalogDB,
     name: str,
     project: str,
     model: str | dict[str, Any] | None,
@@ -228,7 +229,7 @@ def _resume_point(
     """The run, its latest resumable checkpoint with its saved state, and the config to continue with."""
     from lsdb.runs import dataset_spec_json, model_spec_json
 
-    run = catalog.find_run(name, project)
+    run = catalog.runs.find(name, project)
     if run is None:
         raise BadInput(f"run '{name}' does not exist in project '{project}'; nothing to resume")
     for what, given, spec in (
@@ -237,7 +238,7 @@ def _resume_point(
     ):
         if given is not None and given != spec:
             raise BadInput(f"run '{name}' was trained with {what} {spec}; --resume continues it with the same {what}")
-    resumable = [c for c in catalog.list_checkpoints(run.id) if c.meta and "resume_state" in c.meta]
+    resumable = [c for c in catalog.checkpoints.list(run.id) if c.meta and "resume_state" in c.meta]
     if not resumable or run.model_spec is None or run.dataset_spec is None:
         raise BadInput(f"run '{name}' has no saved training state (it was not made by `lsdb train`); nothing to resume")
     latest = max(resumable, key=lambda c: (c.step or 0, c.id))
@@ -274,7 +275,7 @@ def _resume_point(
     return run, (latest, state), cfg
 
 
-def _load_weights(catalog: Catalog, net: torch.nn.Module, checkpoint: CheckpointRecord) -> None:
+def _load_weights(catalog: CatalogDB, net: torch.nn.Module, checkpoint: CheckpointRecord) -> None:
     from safetensors.torch import load
 
     tensors = load(catalog.objects.read_bytes(checkpoint.blob_digest))

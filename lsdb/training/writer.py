@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from lsdb.catalog import Catalog, CheckpointRecord, NewCheckpoint, NewRun
+from lsdb.catalog import CatalogDB, CheckpointRecord, NewCheckpoint, NewRun
 
 WRITE_AHEAD = 4
 """Snapshots queued before training waits for the writer (bounds memory)."""
@@ -37,7 +37,7 @@ class CatalogWriter:
     `put` (or at `close`), so training never runs on while its checkpoints are not being saved.
     """
 
-    def __init__(self, catalog: Catalog, run: NewRun, run_id: int, background: bool) -> None:
+    def __init__(self, catalog: CatalogDB, run: NewRun, run_id: int, background: bool) -> None:
         self.catalog, self.run, self.run_id = catalog, run, run_id
         self.saved: list[CheckpointRecord] = []
         self.metrics: list[tuple[str, int, float]] = []
@@ -69,7 +69,7 @@ class CatalogWriter:
     def flush_metrics(self) -> None:
         items, self.metrics, self._flushed = self.metrics, [], time.monotonic()
         if items:
-            self.put(lambda: self.catalog.add_metrics(self.run_id, items))
+            self.put(lambda: self.catalog.metrics.add(self.run_id, items))
 
     def stage(self, new: NewCheckpoint) -> None:
         """In a job: queue the row of a published checkpoint; commit the queued rows when due
@@ -84,7 +84,7 @@ class CatalogWriter:
         self._rows_flushed = time.monotonic()
         if not self.pending:
             return
-        results = self.catalog.add_checkpoints(self.run_id, self.pending)
+        results = self.catalog.checkpoints.add_many(self.run_id, self.pending)
         self.pending = []
         for record, created in results:
             self.saved.append(record)

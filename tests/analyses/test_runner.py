@@ -18,7 +18,7 @@ def _direct_loss(catalog, checkpoint_id: int, split: str = "train") -> float:  #
 
     data = load_dataset("digits")
     model = build_model("mlp:widths=[16]", data.input_shape, data.num_classes)
-    rec = catalog.get_checkpoint(checkpoint_id)
+    rec = catalog.checkpoints.get(checkpoint_id)
     model.load_state_dict(load_file(str(catalog.objects.path(rec.blob_digest))))
     x, y = data.split(split)
     with torch.no_grad():
@@ -37,7 +37,7 @@ def test_inline_run_matches_direct_computation_and_caches(cli, catalog, sample_p
         cli("run", "loss-at", "2", "-p", "split=test", "--inline", "--force", "--format", "json").stdout
     )
     assert forced["computed"] is True and forced["cache_key"] == first["cache_key"]
-    assert len(catalog.list_results()) == 1
+    assert len(catalog.results.list()) == 1
 
 
 def test_params_change_the_cache_key(cli, catalog, sample_plugin, digits_run) -> None:  # type: ignore[no-untyped-def]
@@ -53,13 +53,13 @@ def test_artifact_is_plain_hdf5_with_metadata(cli, catalog, sample_plugin, digit
         assert f["logits"].shape == (5, 10)
         assert f.attrs["analysis"] == "loss-at"
         assert json.loads(f.attrs["params"])["split"] == "train"
-        assert catalog.get_checkpoint(1).tensor_digest in f.attrs["inputs"]
+        assert catalog.checkpoints.get(1).tensor_digest in f.attrs["inputs"]
 
 
 def test_produced_checkpoints_link_to_their_result(cli, catalog, sample_plugin, digits_run) -> None:  # type: ignore[no-untyped-def]
     res = json.loads(cli("run", "average", "1", "2", "--inline", "--format", "json").stdout)
     assert len(res["produced"]) == 1
-    avg = catalog.get_checkpoint(res["produced"][0])
+    avg = catalog.checkpoints.get(res["produced"][0])
     assert avg.produced_by == res["id"] and avg.label == "average"
     # analyses' checkpoints are not part of the run's trajectory
     from lsdb.analyses.inputs import trajectory_of

@@ -37,12 +37,12 @@ def test_new_catalog_is_created_at_head_on_first_use(tmp_path: Path) -> None:
     from lsdb.testing import open_db as open_catalog
 
     cat = open_catalog(str(tmp_path / "new.sqlite"), tmp_path / "store")
-    assert current_revision(cat.engine) == head_revision()
-    assert cat.list_runs() == []
+    assert current_revision(cat.db.engine) == head_revision()
+    assert cat.runs.list() == []
 
 
 def test_sqlite_runs_in_wal_with_foreign_keys(catalog) -> None:  # type: ignore[no-untyped-def]
-    with catalog.engine.connect() as conn:
+    with catalog.db.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
 
@@ -93,8 +93,8 @@ def test_catalog_behind_head_message(tmp_path: Path, monkeypatch: pytest.MonkeyP
 def test_two_processes_creating_one_catalog_do_not_race(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'race.sqlite'}"
     code = (
-        "import sys; from lsdb.testing import open_db as open_catalog; "
-        f"c = open_catalog({url!r}, {str(tmp_path / 'store')!r}); print(len(c.list_runs()))"
+        "import sys; from lsdb.testing import open_db; "
+        f"c = open_db({url!r}, {str(tmp_path / 'store')!r}); print(len(c.runs.list()))"
     )
     procs = [
         subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(4)

@@ -50,7 +50,7 @@ def test_gc_removes_orphans_and_doctor_finds_corruption(cli, catalog, tmp_path: 
     assert not catalog.objects.exists(orphan.digest)
     assert len(list(catalog.objects.iter_digests())) == 1
     assert cli("doctor").exit_code == 0
-    digest = catalog.list_blobs()[0].digest
+    digest = catalog.blobs.list()[0].digest
     path = catalog.objects.path(digest)
     os.chmod(path, 0o644)
     data = bytearray(path.read_bytes())
@@ -87,4 +87,4 @@ def test_python_api_returns_the_cli_catalog(cli, catalog, tmp_path: Path) -> Non
     import lsdb
 
     same = lsdb.open_catalog(catalog.settings.database_url, catalog.settings.store_root)
-    assert [c.id for c in same.checkpoints("api")] == [c.id for c in catalog.list_checkpoints("api")]
+    assert [c.id for c in same.checkpoints("api")] == [c.id for c in catalog.checkpoints.list("api")]

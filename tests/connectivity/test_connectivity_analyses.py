@@ -141,7 +141,7 @@ def test_ensemble_of_identical_members_is_the_member() -> None:
 
 
 def _produced(catalog, result_id: int, label: str) -> int:  # type: ignore[no-untyped-def]
-    found = [c.id for c in catalog.list_checkpoints() if c.produced_by == result_id and c.label == label]
+    found = [c.id for c in catalog.checkpoints.list() if c.produced_by == result_id and c.label == label]
     assert len(found) == 1, found
     return found[0]
 

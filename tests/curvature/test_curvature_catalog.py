@@ -12,7 +12,7 @@ import pytest
 from lsdb.analyses.exporting import plot_result
 from lsdb.analyses.runner import AnalysisRequest, compute, load_view, prepare
 from lsdb.jobs.executor import execute_job
-from lsdb.jobs.queue import enqueue, resources_for
+from lsdb.jobs.submit import enqueue, resources_for
 from lsdb.testing import add_model_checkpoint, run_inline, temp_catalog
 
 PLUGIN = ["lsdb_curvature.plugin"]
@@ -47,10 +47,10 @@ def test_a_fanned_out_eigenmap_merges_into_the_inline_result(tmp_path: Path) -> 
         ckpt = add_model_checkpoint(catalog, "r", MLP, "digits", seed=0, step=0)
         out = enqueue(catalog, AnalysisRequest("eigenmap", [str(ckpt.id)], params), tile_size=6)
         assert out.created and out.tiles == 2
-        while (job := catalog.claim_job("w", ["default"], resources_for("cpu"), 30)) is not None:
+        while (job := catalog.jobs.claim("w", ["default"], resources_for("cpu"), 30)) is not None:
             outcome: dict[str, Any] = execute_job(catalog, {"id": job.id, "payload": job.payload}, job.fence, "cpu")
             assert outcome["outcome"] == "succeeded", outcome
-        merged = load_view(catalog, catalog.get_result(catalog.get_job(out.job.id).result_id))
+        merged = load_view(catalog, catalog.results.get(catalog.jobs.get(out.job.id).result_id))
         request = AnalysisRequest("eigenmap", [str(ckpt.id)], params)
         whole, _, _ = compute(catalog, prepare(catalog, request), device="cpu")  # the untiled run, not stored
         for name in ("lambda_max", "lambda_min", "ratio", "loss"):
@@ -64,7 +64,7 @@ def test_the_surface_along_the_top_two_eigenvectors(tmp_path: Path) -> None:
         ckpt = add_model_checkpoint(catalog, "r", MLP, "digits", seed=0, step=0)
         result = run_inline(catalog, "hessian", [ckpt.id], {"k": "2", "subset": "40", "trace": "false",
                                                             "eigen_checkpoints": "2", "eigen_scale": "0.5"})
-        made = [c for c in catalog.list_checkpoints(run="r") if c.produced_by == result.id]
+        made = [c for c in catalog.checkpoints.list(run="r") if c.produced_by == result.id]
         assert len(made) == 2 and all(c.label.startswith("hessian eigenvector") for c in made)  # type: ignore[union-attr]
         surface = run_inline(catalog, "surface", [f"center={ckpt.id}", f"others={made[0].id}", f"others={made[1].id}"],
                              {"directions": "checkpoints", "xnum": "3", "ynum": "3", "subset": "40"})

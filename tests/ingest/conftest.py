@@ -42,7 +42,7 @@ def snapshot(catalog, store: Path) -> tuple[object, ...]:  # type: ignore[no-unt
 
     from lsdb.catalog.models import Base
 
-    with catalog.engine.connect() as conn:
+    with catalog.db.engine.connect() as conn:
         counts = tuple(
             (t.name, conn.execute(select(func.count()).select_from(t)).scalar_one())
             for t in Base.metadata.sorted_tables

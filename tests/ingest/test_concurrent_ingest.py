@@ -40,7 +40,7 @@ def test_two_processes_ingest_the_same_files(db_url: str, tmp_path: Path) -> Non
     from lsdb.testing import open_db as open_catalog
 
     cat = open_catalog(db_url, store)
-    assert len(cat.list_checkpoints("shared")) == distinct
-    assert len(cat.list_blobs()) == distinct
+    assert len(cat.checkpoints.list("shared")) == distinct
+    assert len(cat.blobs.list()) == distinct
     assert len(list(cat.objects.iter_digests())) == distinct
-    assert len(cat.list_runs()) == 1
+    assert len(cat.runs.list()) == 1

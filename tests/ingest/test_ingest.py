@@ -19,16 +19,16 @@ def test_ingest_lists_and_reingests_as_duplicate(cli, catalog, make_checkpoint) 
     assert "1 new" in r.stderr
     again = cli("ingest", a, "--run", "r1")
     assert again.exit_code == 0 and "1 already present" in again.stderr
-    ckpts = catalog.list_checkpoints("r1")
+    ckpts = catalog.checkpoints.list("r1")
     assert len(ckpts) == 1 and ckpts[0].step == 7 and ckpts[0].n_params == 4 * 8 + 8 + 8 * 3 + 3
-    run = catalog.get_run("r1")
+    run = catalog.runs.get("r1")
     assert run.params == {"lr": 0.1} and run.tags == {"kind": "test"}
 
 
 def test_stored_blob_is_safetensors_with_identical_weights(catalog, cli, make_checkpoint) -> None:  # type: ignore[no-untyped-def]
     path = make_checkpoint("w.pt", seed=3, wrap="model_state_dict", epoch=4, loss=0.25)
     assert cli("ingest", path, "--run", "r").exit_code == 0
-    rec = catalog.list_checkpoints("r")[0]
+    rec = catalog.checkpoints.list("r")[0]
     stored = load_file(str(catalog.objects.path(rec.blob_digest)))
     want = make_state(3)
     assert stored.keys() == want.keys()
@@ -45,7 +45,7 @@ def test_same_weights_in_other_formats_are_the_same_checkpoint(cli, catalog, mak
     r = cli("ingest", *paths, "--run", "r")
     assert r.exit_code == 0, r.stderr
     assert "1 new, 2 already present" in r.stderr
-    assert len(catalog.list_blobs()) == 1
+    assert len(catalog.blobs.list()) == 1
 
 
 def test_directory_is_a_trajectory_ordered_by_step(cli, catalog, make_checkpoint, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -53,7 +53,7 @@ def test_directory_is_a_trajectory_ordered_by_step(cli, catalog, make_checkpoint
         make_checkpoint(f"step_{step}.pt", seed=step)
     r = cli("ingest", tmp_path / "ckpts", "--run", "traj")
     assert r.exit_code == 0, r.stderr
-    assert [c.step for c in catalog.list_checkpoints("traj")] == [5, 20, 100]
+    assert [c.step for c in catalog.checkpoints.list("traj")] == [5, 20, 100]
 
 
 def test_recursive_finds_subfolders(cli, catalog, make_checkpoint, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -61,7 +61,7 @@ def test_recursive_finds_subfolders(cli, catalog, make_checkpoint, tmp_path: Pat
     assert cli("ingest", tmp_path / "ckpts", "--run", "r").exit_code != 0
     r = cli("ingest", tmp_path / "ckpts", "--run", "r", "--recursive")
     assert r.exit_code == 0, r.stderr
-    assert catalog.list_checkpoints("r")[0].epoch == 1
+    assert catalog.checkpoints.list("r")[0].epoch == 1
 
 
 def test_dataparallel_and_averaged_model_are_normalized(cli, catalog, make_checkpoint, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -78,7 +78,7 @@ def test_dataparallel_and_averaged_model_are_normalized(cli, catalog, make_check
 
 def test_show_checkpoint_lists_layers(cli, catalog, make_checkpoint) -> None:  # type: ignore[no-untyped-def]
     cli("ingest", make_checkpoint("a.pt"), "--run", "r")
-    cid = catalog.list_checkpoints("r")[0].id
+    cid = catalog.checkpoints.list("r")[0].id
     r = cli("show", "checkpoint", str(cid), "--format", "json")
     assert r.exit_code == 0, r.stderr
     import json
@@ -174,7 +174,7 @@ def test_integer_buffers_are_kept_and_reported(cli, catalog, tmp_path: Path) -> 
     r = cli("ingest", path, "--run", "r")
     assert r.exit_code == 0, r.stderr
     assert "num_batches_tracked" in r.stdout + r.stderr
-    rec = catalog.list_checkpoints("r")[0]
+    rec = catalog.checkpoints.list("r")[0]
     assert rec.n_tensors == len(state) and rec.n_params == 3 * 4 + 4 + 4 + 4 + 4 + 4
 
 
@@ -183,7 +183,7 @@ def test_schema_change_within_a_run_is_accepted_and_reported(cli, catalog, make_
     r = cli("ingest", make_checkpoint("b.pt", width=16), "--run", "r", "--format", "json")
     assert r.exit_code == 0
     assert "schema differs" in r.stdout
-    assert len(catalog.list_checkpoints("r")) == 2
+    assert len(catalog.checkpoints.list("r")) == 2
 
 
 def test_unreachable_database_url(tmp_path: Path, make_checkpoint) -> None:  # type: ignore[no-untyped-def]
@@ -207,7 +207,7 @@ def test_store_not_writable(sqlite_url: str, tmp_path: Path, make_checkpoint) ->
     assert "not writable" in r.stderr.strip().splitlines()[-1]
     from lsdb.testing import open_db as open_catalog
 
-    assert open_catalog(sqlite_url, tmp_path / "s2").list_runs() == []
+    assert open_catalog(sqlite_url, tmp_path / "s2").runs.list() == []
 
 
 def test_catalog_from_a_newer_lsdb(sqlite_url: str, tmp_path: Path, make_checkpoint) -> None:  # type: ignore[no-untyped-def]
@@ -231,4 +231,4 @@ def test_mixed_good_and_bad_files_keep_the_good_ones(cli, catalog, make_checkpoi
     assert r.exit_code != 0
     assert "bad.pt" in r.stderr.strip().splitlines()[-1]
     assert "1 new, 0 already present, 1 failed" in r.stderr
-    assert len(catalog.list_checkpoints("r")) == 1
+    assert len(catalog.checkpoints.list("r")) == 1

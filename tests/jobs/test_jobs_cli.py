@@ -54,12 +54,12 @@ def test_jobs_list_show_cancel_retry_and_logs(any_cli: Any) -> None:
 
 
 def test_workers_lists_registered_workers(any_cli: Any, db_url: str, store_root: Any) -> None:
-    from lsdb.testing import open_db as open_catalog
+    from tests.conftest import open_db
 
-    catalog = open_catalog(db_url, store_root)
-    catalog.register_worker("w-1", "host", 42, "cpu", ["default", "big"])
-    catalog.register_worker("w-2", "host", 43, "cuda:0", ["default"])
-    catalog.set_worker_status("w-2", "stopped")
+    catalog = open_db(db_url, store_root)
+    catalog.workers.register("w-1", "host", 42, "cpu", ["default", "big"])
+    catalog.workers.register("w-2", "host", 43, "cuda:0", ["default"])
+    catalog.workers.set_status("w-2", "stopped")
     rows = json.loads(any_cli("workers", "--format", "json").stdout)
     assert [(r["id"], r["alive"], r["queues"]) for r in rows] == [("w-1", True, ["default", "big"])]
     everyone = list(csv.DictReader(io.StringIO(any_cli("workers", "--all", "--format", "csv").stdout)))

@@ -28,7 +28,7 @@ def test_surface_tiles_merge_to_the_inline_result(cli, catalog, tmp_path: Path) 
     jobs = json.loads(cli("jobs", "list", "--format", "json").stdout)
     assert len(jobs) == 1 + 4  # the parent and one tile per 2 rows of 9 points (7 rows)
     assert all(j["status"] == "succeeded" for j in jobs), jobs
-    merged = [r for r in catalog.list_results(analysis="surface") if not r.params.get("rows")]
+    merged = [r for r in catalog.results.list(analysis="surface") if not r.params.get("rows")]
     assert len(merged) == 1
     tiled = load_view(catalog, merged[0])
     # the same request inline, recomputed from scratch
@@ -57,7 +57,7 @@ def test_a_fanned_out_surface_along_hessian_eigenvectors_equals_the_inline_one(c
     assert queued.exit_code == 0, queued.stderr
     worker = cli("worker", "--device", "cpu", "--idle-exit", "1", "--poll", "0.2", "--inprocess")
     assert worker.exit_code == 0, worker.stderr
-    merged = [r for r in catalog.list_results(analysis="surface") if not r.params.get("rows")]
+    merged = [r for r in catalog.results.list(analysis="surface") if not r.params.get("rows")]
     assert len(merged) == 1
     tiled = load_view(catalog, merged[0])
     params = {"directions": "hessian", "xnum": "5", "ynum": "6", "subset": "300"}

@@ -37,9 +37,9 @@ def make_run(
 ) -> int:
     """A run with params, tags and metric histories (value i logged at step i); returns its id."""
     spec = {"name": model, "kwargs": {}} if model else None
-    run = catalog.add_run(NewRun(name, project, model_spec=spec, params=params or {}, tags=tags or {}))
+    run = catalog.runs.add(NewRun(name, project, model_spec=spec, params=params or {}, tags=tags or {}))
     items = [(key, step, v) for key, values in (metrics or {}).items() for step, v in enumerate(values)]
-    catalog.add_metrics(run.id, items)
+    catalog.metrics.add(run.id, items)
     return run.id
 
 
@@ -51,7 +51,7 @@ def make_checkpoint(catalog: Any, run: str, project: str = "default", step: int 
         tensor_digest=digest, schema_digest=_digest("schema"), n_params=10, n_tensors=2,
         blob_digest=digest, blob_size=1, blob_path=f"objects/sha256/{digest[:2]}/{digest[2:]}", step=step,
     )
-    record, _ = catalog.add_checkpoint(NewRun(run, project), ckpt)
+    record, _ = catalog.checkpoints.add(NewRun(run, project), ckpt)
     return int(record.id)
 
 
@@ -77,7 +77,7 @@ def make_result(
         digest = info.digest
         blob = {"digest": digest, "size": info.size, "media_type": HDF5_MEDIA_TYPE, "path": info.relpath,
                 "created_at": 0}
-    with catalog.engine.begin() as conn:
+    with catalog.db.engine.begin() as conn:
         if blob is not None and conn.execute(
             m.BlobRow.__table__.select().where(m.BlobRow.digest == digest)
         ).first() is None:
@@ -134,7 +134,7 @@ def shared_zoo(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     """The zoo built once per module and backend, for tests that only read it."""
     from sqlalchemy import create_engine, text
 
-    from lsdb.testing import open_db as open_catalog
+    from tests.conftest import open_db
 
     folder = tmp_path_factory.mktemp("zoo")
     if request.param == "sqlite":
@@ -147,6 +147,6 @@ def shared_zoo(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
             conn.execute(text("TRUNCATE " + ", ".join(f'"{t.name}"' for t in m.Base.metadata.sorted_tables)
                               + " RESTART IDENTITY CASCADE"))
         engine.dispose()
-    catalog = open_catalog(url, folder / "store")
+    catalog = open_db(url, folder / "store")
     yield fill_zoo(catalog)
     catalog.close()

@@ -1,4 +1,4 @@
-"""`compare(where=...)` against the catalog: typed comparisons, every operator, and injection attempts."""
+"""`catalog.compare.table(where=...)` against the catalog: typed comparisons, every operator, and injection attempts."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import pytest
 from sqlalchemy import inspect
 
 from lsdb.errors import BadInput
-from lsdb.query import compare
 
 
 @pytest.fixture
@@ -18,7 +17,7 @@ def zoo(shared_zoo: Any) -> Any:
 
 
 def matched(catalog: Any, where: str, **kwargs: Any) -> list[str]:
-    return [row["run"] for row in compare(catalog, where=where, columns="run", **kwargs).rows]
+    return [row["run"] for row in catalog.compare.table(where=where, columns="run", **kwargs).rows]
 
 
 CASES = [
@@ -72,9 +71,9 @@ def test_typed_columns_stay_apart(zoo: Any) -> None:
     assert matched(zoo, "lr = '0.1'") == []  # a quoted number is a string; lr holds numbers
     assert matched(zoo, "arch > 1") == []  # arch holds strings; a number reads value_num
     with pytest.raises(BadInput, match=r"'test_acc' holds numbers; compare it with a number, not 'high' \(column 12\)"):
-        compare(zoo, where="test_acc = 'high'")
+        zoo.compare.table(where="test_acc = 'high'")
     with pytest.raises(BadInput, match="LIKE needs a text key; 'metric.loss' holds numbers"):
-        compare(zoo, where="metric.loss LIKE '1%'")
+        zoo.compare.table(where="metric.loss LIKE '1%'")
 
 
 def test_tags_compare_as_strings(zoo: Any) -> None:
@@ -95,7 +94,7 @@ def test_a_missing_key_never_matches_and_not_inverts_that(zoo: Any) -> None:
 
 
 def test_a_key_used_twice_is_joined_once(zoo: Any) -> None:
-    from lsdb.query.compare import _Query
+    from lsdb.catalog.compare import _Query
     from lsdb.query.keys import Key
     from lsdb.query.where import parse_where
 
@@ -121,7 +120,7 @@ INJECTIONS = {
 def test_injection_attempts_are_just_strings(zoo: Any) -> None:
     got = {where: sorted(matched(zoo, where)) for where in INJECTIONS}
     assert got == INJECTIONS
-    assert len(compare(zoo).rows) == 6
+    assert len(zoo.compare.table().rows) == 6
 
 
 def test_injection_attempts_are_syntax_errors(zoo: Any) -> None:
@@ -136,13 +135,13 @@ def test_injection_attempts_are_syntax_errors(zoo: Any) -> None:
     }
     for where, message in bad.items():
         with pytest.raises(BadInput) as err:
-            compare(zoo, where=where)
+            zoo.compare.table(where=where)
         assert str(err.value).startswith(f"--where: {message}"), where
-    assert len(compare(zoo).rows) == 6
+    assert len(zoo.compare.table().rows) == 6
 
 
 def test_tables_survive_and_values_are_bound_parameters(zoo: Any) -> None:
-    from lsdb.query.compare import _Query
+    from lsdb.catalog.compare import _Query
     from lsdb.query.keys import Key
     from lsdb.query.where import parse_where
 
@@ -152,10 +151,10 @@ def test_tables_survive_and_values_are_bound_parameters(zoo: Any) -> None:
     sql = str(query.select())
     assert "DROP" not in sql and "weird" not in sql and "opt" not in sql
     for where in INJECTIONS:
-        compare(zoo, where=where)
-    tables = set(inspect(zoo.engine).get_table_names())
+        zoo.compare.table(where=where)
+    tables = set(inspect(zoo.db.engine).get_table_names())
     assert {"runs", "run_params", "run_tags", "metric_summaries", "results"} <= tables
-    assert sorted(r["run"] for r in compare(zoo, project="default").rows) == ["a", "b", "c", "d", "e"]
+    assert sorted(r["run"] for r in zoo.compare.table(project="default").rows) == ["a", "b", "c", "d", "e"]
 
 
 def test_quotes_inside_strings_match_exactly(zoo: Any) -> None:
@@ -166,4 +165,4 @@ def test_quotes_inside_strings_match_exactly(zoo: Any) -> None:
 
 def test_result_keys_need_analysis(zoo: Any) -> None:
     with pytest.raises(BadInput, match="'scalar.sharpness' is a result key; pass --analysis"):
-        compare(zoo, where="scalar.sharpness > 1")
+        zoo.compare.table(where="scalar.sharpness > 1")

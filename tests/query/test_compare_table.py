@@ -1,20 +1,18 @@
-"""`compare`: rows and columns, sorting with nulls last, grouping checked against numpy, result rows."""
+"""`CompareRepository.table`: rows and columns, sorting with nulls last, grouping checked against numpy, result rows."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pytest
 
 from lsdb.errors import BadInput, NotFound
-from lsdb.query import compare
 from tests.query.conftest import make_checkpoint, make_result, make_run
 
 
 def test_default_columns_are_run_project_params_and_last_metrics(zoo: Any) -> None:
-    table = compare(zoo)
+    table = zoo.compare.table()
     assert table.columns == ["run", "project", "arch", "flag", "lr", "opt", "wd", "loss", "test_acc"]
     first = table.rows[0]
     assert first == {"run": "a", "project": "default", "arch": "resnet", "flag": None, "lr": 0.1, "opt": "sgd",
@@ -25,7 +23,7 @@ def test_default_columns_are_run_project_params_and_last_metrics(zoo: Any) -> No
 
 def test_explicit_columns_from_every_namespace(zoo: Any) -> None:
     cols = "run,param.lr,tag.seed,metric.test_acc,metric.test_acc.min,metric.loss.count,model,run_id,status,nope"
-    table = compare(zoo, columns=cols, project="default")
+    table = zoo.compare.table(columns=cols, project="default")
     assert table.columns == cols.split(",")
     a = table.rows[0]
     assert a == {"run": "a", "param.lr": 0.1, "tag.seed": "1", "metric.test_acc": 0.9, "metric.test_acc.min": 0.5,
@@ -35,20 +33,20 @@ def test_explicit_columns_from_every_namespace(zoo: Any) -> None:
 def test_bare_names_must_be_unambiguous(any_catalog: Any) -> None:
     make_run(any_catalog, "r", params={"loss": "mse", "lr": 0.1}, metrics={"loss": [1.0]})
     with pytest.raises(BadInput, match=r"key 'loss' is ambiguous \(param.loss, metric.loss\); use the qualified name"):
-        compare(any_catalog, columns="loss")
-    table = compare(any_catalog)
+        any_catalog.compare.table(columns="loss")
+    table = any_catalog.compare.table()
     assert table.columns == ["run", "project", "param.loss", "lr", "metric.loss"]  # headers are valid keys
     assert table.rows[0]["param.loss"] == "mse" and table.rows[0]["metric.loss"] == 1.0
-    assert compare(any_catalog, where="param.loss = mse AND metric.loss < 2", columns="run").rows == [{"run": "r"}]
+    assert any_catalog.compare.table(where="param.loss = mse AND metric.loss < 2", columns="run").rows == [{"run": "r"}]
 
 
 def test_runs_and_project_select_rows(zoo: Any) -> None:
-    assert [r["run"] for r in compare(zoo, runs=["c", "a"], columns="run").rows] == ["a", "c"]
-    assert [r["run"] for r in compare(zoo, project="other", columns="run").rows] == ["x"]
+    assert [r["run"] for r in zoo.compare.table(runs=["c", "a"], columns="run").rows] == ["a", "c"]
+    assert [r["run"] for r in zoo.compare.table(project="other", columns="run").rows] == ["x"]
     with pytest.raises(NotFound, match="run 'zz' not found"):
-        compare(zoo, runs=["a", "zz"])
+        zoo.compare.table(runs=["a", "zz"])
     with pytest.raises(NotFound, match="run 'a' not found in project 'other'"):
-        compare(zoo, runs=["a"], project="other")
+        zoo.compare.table(runs=["a"], project="other")
 
 
 SORTS = [
@@ -64,14 +62,14 @@ SORTS = [
 
 def test_sort_puts_missing_values_last_both_ways(zoo: Any) -> None:
     for sort, order in SORTS:
-        assert [r["run"] for r in compare(zoo, columns="run", sort=sort).rows] == order, sort
+        assert [r["run"] for r in zoo.compare.table(columns="run", sort=sort).rows] == order, sort
 
 
 def test_bad_sort_keys(zoo: Any) -> None:
     with pytest.raises(BadInput, match="--sort: expected a key name"):
-        compare(zoo, sort="-")
+        zoo.compare.table(sort="-")
     with pytest.raises(BadInput, match="--sort: 'lr' is not a column here"):
-        compare(zoo, group_by="arch", sort="lr")
+        zoo.compare.table(group_by="arch", sort="lr")
 
 
 def test_group_by_matches_numpy(any_catalog: Any) -> None:
@@ -83,7 +81,7 @@ def test_group_by_matches_numpy(any_catalog: Any) -> None:
         acc[opt].append(value)
         make_run(any_catalog, f"r{i}", params={"opt": opt, "seed": i, "lr": 0.1}, metrics={"acc": [0.0, value]})
     make_run(any_catalog, "loner", params={"lr": 0.5}, metrics={"acc": [0.25]})
-    table = compare(any_catalog, group_by="opt", agg="mean,std,count,min,max", sort="-acc.mean")
+    table = any_catalog.compare.table(group_by="opt", agg="mean,std,count,min,max", sort="-acc.mean")
     assert table.columns[:2] == ["opt", "rows"]
     assert "acc.std" in table.columns and "lr.mean" in table.columns and "opt.mean" not in table.columns
     by = {row["opt"]: row for row in table.rows}
@@ -99,14 +97,14 @@ def test_group_by_matches_numpy(any_catalog: Any) -> None:
 
 
 def test_group_by_defaults_and_errors(zoo: Any) -> None:
-    table = compare(zoo, group_by="tag.seed", columns="run,test_acc")
+    table = zoo.compare.table(group_by="tag.seed", columns="run,test_acc")
     assert table.columns == ["tag.seed", "rows", "test_acc.mean", "test_acc.std", "test_acc.count"]
     assert [r["tag.seed"] for r in table.rows] == ["1", "2", None]
     assert table.rows[0]["test_acc.mean"] == pytest.approx(0.8)
     with pytest.raises(BadInput, match="--agg: unknown aggregate 'avg'"):
-        compare(zoo, group_by="arch", agg="avg")
+        zoo.compare.table(group_by="arch", agg="avg")
     with pytest.raises(BadInput, match="--agg needs --group-by"):
-        compare(zoo, agg="mean")
+        zoo.compare.table(agg="mean")
 
 
 @pytest.fixture
@@ -129,7 +127,7 @@ def results(zoo: Any) -> dict[str, int]:
 
 
 def test_analysis_rows_carry_run_columns_and_scalars(zoo: Any, results: dict[str, int]) -> None:
-    table = compare(zoo, analysis="sharpness", sort="result_id")
+    table = zoo.compare.table(analysis="sharpness", sort="result_id")
     assert table.columns == ["run", "project", "result_id", "analysis", "arch", "lr", "opt", "wd", "loss", "test_acc",
                              "sharpness", "trace"]
     rows = table.rows
@@ -142,7 +140,8 @@ def test_analysis_rows_carry_run_columns_and_scalars(zoo: Any, results: dict[str
 
 def test_analysis_where_mixes_run_and_result_keys(zoo: Any, results: dict[str, int]) -> None:
     def ids(where: str, **kw: Any) -> list[int]:
-        return [r["result_id"] for r in compare(zoo, analysis="sharpness", where=where, columns="result_id", **kw).rows]
+        table = zoo.compare.table(analysis="sharpness", where=where, columns="result_id", **kw)
+        return [r["result_id"] for r in table.rows]
 
     assert ids("sharpness > 2.5 AND lr = 0.1") == [results["a1"], results["a2"]]
     assert ids("scalar.trace IS NULL") == [results["b"], results["none"]]
@@ -150,31 +149,18 @@ def test_analysis_where_mixes_run_and_result_keys(zoo: Any, results: dict[str, i
     assert ids("run = a OR result_id = " + str(results["none"])) == [results["a1"], results["a2"], results["none"]]
     assert ids("sharpness > 0", runs=["b"]) == [results["b"]]
     assert ids("sharpness > 0", project="other") == []
-    table = compare(zoo, analysis="sharpness", columns="run,rparam.method,rparam.iters", sort="-rparam.iters,run")
+    table = zoo.compare.table(analysis="sharpness", columns="run,rparam.method,rparam.iters", sort="-rparam.iters,run")
     assert table.rows[0] == {"run": "a", "rparam.method": "power", "rparam.iters": 50.0}
 
 
-def _installed(monkeypatch: pytest.MonkeyPatch, analyses: dict[str, list[str]]) -> None:
-    """Pretend these analyses (name -> input roles in slot order) are the installed ones."""
-    import lsdb.plugins
-
-    specs = {name: SimpleNamespace(inputs=[SimpleNamespace(role=r) for r in roles]) for name, roles in analyses.items()}
-    registries = SimpleNamespace(analyses=SimpleNamespace(find=specs.get))
-    monkeypatch.setattr(lsdb.plugins, "default_registries", lambda: registries)
-
-
-def test_result_rows_belong_to_the_first_input_slot(
-    zoo: Any, results: dict[str, int], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    _installed(monkeypatch, {"interp": ["end", "a_start"]})
-    rows = compare(zoo, analysis="interp", columns="run,result_id,barrier").rows
+def test_result_rows_belong_to_the_first_input_slot(zoo: Any, results: dict[str, int]) -> None:
+    rows = zoo.compare.table(analysis="interp", columns="run,result_id,barrier", slots=["end", "a_start"]).rows
     assert rows == [{"run": "b", "result_id": results["ab"], "barrier": 0.5}]  # slot 'end' is declared first
-    _installed(monkeypatch, {})
-    rows = compare(zoo, analysis="interp", columns="run").rows
+    rows = zoo.compare.table(analysis="interp", columns="run").rows
     assert rows == [{"run": "a"}]  # not installed: role 'a_start' sorts before 'end'
 
 
 def test_group_results_by_run(zoo: Any, results: dict[str, int]) -> None:
-    table = compare(zoo, analysis="sharpness", group_by="run", columns="sharpness", agg="mean,count")
+    table = zoo.compare.table(analysis="sharpness", group_by="run", columns="sharpness", agg="mean,count")
     assert table.rows[0] == {"run": "a", "rows": 2, "sharpness.mean": 4.0, "sharpness.count": 2}
     assert table.rows[-1]["run"] is None

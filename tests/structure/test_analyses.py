@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from safetensors.torch import load
 
 from lsdb.analyses.runner import load_view
-from lsdb.catalog import Catalog
+from lsdb.catalog import CatalogDB
 from lsdb.errors import BadInput
 from lsdb.plotting import save_figure
 from lsdb.testing import add_model_checkpoint, run_inline, temp_catalog
@@ -23,7 +23,7 @@ FAST = {"batch_size": 0, "lr": 0.1}
 
 
 @pytest.fixture(scope="module")
-def catalog(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Catalog]:
+def catalog(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CatalogDB]:
     """Three optima (random initializations: the analyses' mechanics do not need trained nets) and a
     three-checkpoint trajectory, all of one architecture."""
     with temp_catalog(tmp_path_factory.mktemp("structure"), plugins=["lsdb_structure.plugin"]) as cat:
@@ -34,8 +34,8 @@ def catalog(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Catalog]:
         yield cat
 
 
-def render_all(catalog: Catalog, result_id: int, analysis: str, folder: Path) -> None:
-    view = load_view(catalog, catalog.get_result(result_id))
+def render_all(catalog: CatalogDB, result_id: int, analysis: str, folder: Path) -> None:
+    view = load_view(catalog, catalog.results.get(result_id))
     for name, renderer in ((n, r) for a, n, r in RENDERERS if a == analysis):
         fig = renderer(view)
         assert isinstance(fig, Figure) and fig.axes
@@ -43,12 +43,12 @@ def render_all(catalog: Catalog, result_id: int, analysis: str, folder: Path) ->
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def weights(catalog: Catalog, checkpoint) -> torch.Tensor:  # type: ignore[no-untyped-def]
+def weights(catalog: CatalogDB, checkpoint) -> torch.Tensor:  # type: ignore[no-untyped-def]
     tensors = load(catalog.objects.read_bytes(checkpoint.blob_digest))
     return torch.cat([tensors[k].double().ravel() for k in ("1.weight", "1.bias", "3.weight", "3.bias")])
 
 
-def test_tunnel_stores_its_knots_in_their_hyperplanes(catalog: Catalog, tmp_path: Path) -> None:
+def test_tunnel_stores_its_knots_in_their_hyperplanes(catalog: CatalogDB, tmp_path: Path) -> None:
     result = run_inline(catalog, "tunnel", ["r0:last", "r1:last"], {"pieces": 3, "steps": 15, "per_segment": 2, **FAST})
     view = load_view(catalog, result)
     a = view.arrays
@@ -58,9 +58,9 @@ def test_tunnel_stores_its_knots_in_their_hyperplanes(catalog: Catalog, tmp_path
     assert a["path_train_loss"][0] == pytest.approx(a["line_train_loss"][0])
     for key in ("path_loss_barrier", "line_loss_barrier", "path_error_barrier", "path_test_max_loss", "distance"):
         assert key in result.scalars
-    knots = [c for c in catalog.list_checkpoints("r0") if c.produced_by == result.id]
+    knots = [c for c in catalog.checkpoints.list("r0") if c.produced_by == result.id]
     assert sorted(c.label for c in knots) == ["tunnel knot 1/3", "tunnel knot 2/3"]
-    ends = [weights(catalog, c) for c in (catalog.list_checkpoints("r0")[0], catalog.list_checkpoints("r1")[0])]
+    ends = [weights(catalog, c) for c in (catalog.checkpoints.list("r0")[0], catalog.checkpoints.list("r1")[0])]
     normal = (ends[1] - ends[0]) / (ends[1] - ends[0]).norm()
     for c in knots:
         t = int(c.label.split()[-1][0]) / 3
@@ -69,7 +69,7 @@ def test_tunnel_stores_its_knots_in_their_hyperplanes(catalog: Catalog, tmp_path
     render_all(catalog, result.id, "tunnel", tmp_path)
 
 
-def test_tunnel_whole_path_option_records_its_history(catalog: Catalog) -> None:
+def test_tunnel_whole_path_option_records_its_history(catalog: CatalogDB) -> None:
     result = run_inline(catalog, "tunnel", ["r0:last", "r2:last"],
                         {"pieces": 2, "steps": 3, "method": "path", "path_steps": 4, "splits": ["train"], **FAST})
     a = load_view(catalog, result).arrays
@@ -78,7 +78,7 @@ def test_tunnel_whole_path_option_records_its_history(catalog: Catalog) -> None:
         run_inline(catalog, "tunnel", ["r0:last", "r0:last"])
 
 
-def test_tunnel_optimizes_batchnorm_nets_with_batch_statistics(catalog: Catalog) -> None:
+def test_tunnel_optimizes_batchnorm_nets_with_batch_statistics(catalog: CatalogDB) -> None:
     spec = "tests.plugins.surfaces_factories:bn_mlp"
     for i in range(2):
         add_model_checkpoint(catalog, f"bn{i}", spec, "digits", seed=i)
@@ -86,12 +86,12 @@ def test_tunnel_optimizes_batchnorm_nets_with_batch_statistics(catalog: Catalog)
                         {"pieces": 2, "steps": 4, "per_segment": 2, "splits": ["train"], **FAST})
     view = load_view(catalog, result)
     assert view.attrs["bn"] == "recompute" and np.isfinite(view.arrays["path_train_loss"]).all()
-    (knot,) = [c for c in catalog.list_checkpoints("bn0") if c.produced_by == result.id]
+    (knot,) = [c for c in catalog.checkpoints.list("bn0") if c.produced_by == result.id]
     tensors = load(catalog.objects.read_bytes(knot.blob_digest))
     assert "2.running_mean" in tensors and tensors["2.num_batches_tracked"].dtype == torch.int64
 
 
-def test_mconnector_lowers_the_simplex_for_three_and_four_optima(catalog: Catalog, tmp_path: Path) -> None:
+def test_mconnector_lowers_the_simplex_for_three_and_four_optima(catalog: CatalogDB, tmp_path: Path) -> None:
     three = run_inline(catalog, "mconnector", ["r0:last", "r1:last", "r2:last"],
                        {"resolution": 2, "steps": 8, "splits": ["train"], **FAST})
     a = load_view(catalog, three).arrays
@@ -104,12 +104,12 @@ def test_mconnector_lowers_the_simplex_for_three_and_four_optima(catalog: Catalo
     four = run_inline(catalog, "mconnector", ["r0:last", "r1:last", "r2:last", "traj:0"],
                       {"resolution": 2, "steps": 2, "splits": ["test"], "save_points": True, **FAST})
     assert four.scalars["m"] == 4 and four.scalars["n_points"] == 10
-    assert len([c for c in catalog.list_checkpoints("r0") if c.produced_by == four.id]) == 6
+    assert len([c for c in catalog.checkpoints.list("r0") if c.produced_by == four.id]) == 6
     render_all(catalog, four.id, "mconnector", tmp_path)
 
 
 @pytest.mark.parametrize("norm", ["none", "filter"])
-def test_tunnel_width_profiles_cross_the_threshold_at_the_width(catalog: Catalog, tmp_path: Path, norm: str) -> None:
+def test_tunnel_width_profiles_cross_the_threshold_at_the_width(catalog: CatalogDB, tmp_path: Path, norm: str) -> None:
     params = {"directions": 4, "grid": 8, "iters": 8, "threshold": 0.5, "max_radius": 40.0, "norm": norm}
     result = run_inline(catalog, "tunnel-width", ["r0:last"], params)
     a, s = load_view(catalog, result).arrays, result.scalars
@@ -123,7 +123,7 @@ def test_tunnel_width_profiles_cross_the_threshold_at_the_width(catalog: Catalog
     render_all(catalog, result.id, "tunnel-width", tmp_path)
 
 
-def test_wedge_sim_runs_its_three_experiments_without_inputs(catalog: Catalog, tmp_path: Path) -> None:
+def test_wedge_sim_runs_its_three_experiments_without_inputs(catalog: CatalogDB, tmp_path: Path) -> None:
     first = run_inline(catalog, "wedge-sim", [], {"experiment": 1, "dim": 20, "n": 4, "trials": 3, "steps": 20})
     assert first.scalars["threshold_dim"] == 4 and first.scalars["mean_final_loss_below_n"] > 1e-3
     assert load_view(catalog, first).arrays["final_loss"].shape == (8, 3)
@@ -137,7 +137,7 @@ def test_wedge_sim_runs_its_three_experiments_without_inputs(catalog: Catalog, t
         run_inline(catalog, "wedge-sim", [], {"experiment": 2, "dim": 5, "n": 3})
 
 
-def test_minima_map_embeds_checkpoints_and_trajectories(catalog: Catalog, tmp_path: Path) -> None:
+def test_minima_map_embeds_checkpoints_and_trajectories(catalog: CatalogDB, tmp_path: Path) -> None:
     result = run_inline(catalog, "minima-map", ["r0:last", "r1:last", "r2:last", "traj"], {"method": "pca"})
     view = load_view(catalog, result)
     a = view.arrays

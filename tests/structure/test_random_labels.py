@@ -71,14 +71,14 @@ def test_cli_records_the_weight_and_how_well_the_random_labels_are_fitted(cli, c
     r = cli("train", "--run", "bad", "--random-labels", "1.0", *args)
     assert r.exit_code == 0, r.stderr
     assert json.loads(r.stdout)["status"] == "complete"
-    run = catalog.get_run("bad")
+    run = catalog.runs.get("bad")
     assert run.params["random_label_weight"] == 1.0
-    keys = {m.key for m in catalog.list_metrics(run.id)}
+    keys = {m.key for m in catalog.metrics.list(run.id)}
     assert {"random_label_loss", "random_label_acc", "train_loss"} <= keys
     refused = cli("train", "--run", "bad", "--resume", "--epochs", "2", "--random-labels", "0.5")
     assert refused.exit_code != 0 and "random_label_weight=1.0" in refused.stderr
     resumed = cli("train", "--run", "bad", "--resume", "--epochs", "2")
     assert resumed.exit_code == 0, resumed.stderr
-    assert catalog.get_run("bad").params["random_label_weight"] == 1.0
+    assert catalog.runs.get("bad").params["random_label_weight"] == 1.0
     clean = cli("train", "--run", "clean", *args)
-    assert clean.exit_code == 0 and "random_label_weight" not in catalog.get_run("clean").params
+    assert clean.exit_code == 0 and "random_label_weight" not in catalog.runs.get("clean").params

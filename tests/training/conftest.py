@@ -23,7 +23,7 @@ def checkpoint_tensors(catalog, record) -> dict[str, torch.Tensor]:  # type: ign
 
 def final_tensors(catalog, run: str) -> dict[str, torch.Tensor]:  # type: ignore[no-untyped-def]
     """The tensors of a run's last checkpoint (highest step)."""
-    last = max(catalog.list_checkpoints(run), key=lambda c: (c.step, c.id))
+    last = max(catalog.checkpoints.list(run), key=lambda c: (c.step, c.id))
     return checkpoint_tensors(catalog, last)
 
 

@@ -44,7 +44,7 @@ def test_a_schedule_that_stays_at_one_is_the_constant_run_bit_for_bit(catalog) -
     train_run(catalog, "flat", model=SMALL_MLP, dataset="digits", config={"epochs": 2})
     run = train_run(catalog, "one", model=SMALL_MLP, dataset="digits",
                     config={"epochs": 2, "schedule": "cosine:final=1.0"}).run
-    assert run.params["schedule"] == "cosine:final=1.0" and "schedule" not in catalog.get_run("flat").params
+    assert run.params["schedule"] == "cosine:final=1.0" and "schedule" not in catalog.runs.get("flat").params
     assert_same_tensors(final_tensors(catalog, "flat"), final_tensors(catalog, "one"))
 
 
@@ -53,7 +53,7 @@ def test_a_zero_learning_rate_after_a_milestone_freezes_the_weights(catalog) -> 
                        config={"epochs": 3, "schedule": "step:milestones=[1],gamma=0.0"})
     # SGD moves the weights by lr times the momentum buffer: nothing once the lr is 0, so the saves
     # after epoch 1 hold epoch 1's weights and are that checkpoint (same weights, same run)
-    assert [c.epoch for c in catalog.list_checkpoints("frozen")] == [0.0, 1.0]
+    assert [c.epoch for c in catalog.checkpoints.list("frozen")] == [0.0, 1.0]
     assert len(result.checkpoints) == 4 and len({c.id for c in result.checkpoints}) == 2
     moving = train_run(catalog, "moving", model=SMALL_MLP, dataset="digits",
                        config={"epochs": 3, "schedule": "step:milestones=[1],gamma=0.5"})

@@ -35,9 +35,9 @@ def test_train_prints_a_summary_and_records_the_run(cli, catalog) -> None:  # ty
     summary = json.loads(r.stdout)
     assert summary["status"] == "complete" and summary["epochs"] == 2 and summary["steps"] == 46
     assert summary["checkpoints_saved"] == 6 and 0 <= summary["test_acc"] <= 1
-    run = catalog.get_run("r")
+    run = catalog.runs.get("r")
     assert run.tags == {"team": "a"} and run.status == "complete"
-    assert [c.step for c in catalog.list_checkpoints("r")] == [0, 10, 20, 30, 40, 46]
+    assert [c.step for c in catalog.checkpoints.list("r")] == [0, 10, 20, 30, 40, 46]
     table = cli("train", "--run", "r", "--resume", "--epochs", "3")
     assert table.exit_code == 0, table.stderr
     assert "train_loss" in table.stdout and "resumed_from_step" in table.stdout and "46" in table.stdout
@@ -52,8 +52,8 @@ def test_nan_loss_exits_nonzero_with_one_line_naming_the_step(cli, catalog) -> N
         r"error: training diverged: loss is \S+ at step (\d+); checkpoints up to step (\d+) are kept\n", r.stderr
     )
     assert match, r.stderr
-    assert max(c.step for c in catalog.list_checkpoints("nan")) == int(match.group(2)) < int(match.group(1))
-    assert catalog.get_run("nan").status == "incomplete"
+    assert max(c.step for c in catalog.checkpoints.list("nan")) == int(match.group(2)) < int(match.group(1))
+    assert catalog.runs.get("nan").status == "incomplete"
 
 
 def test_resume_of_a_missing_run_is_one_clear_line(cli) -> None:  # type: ignore[no-untyped-def]
@@ -97,7 +97,7 @@ def test_bad_specs_and_options_are_one_line_errors(cli, catalog, args: list[str]
     r = cli("train", "--run", "x", *args)
     assert r.exit_code == 2, r.stderr
     assert r.stderr.startswith("error: ") and r.stderr.count("\n") == 1 and message in r.stderr, r.stderr
-    assert catalog.list_runs() == []
+    assert catalog.runs.list() == []
 
 
 def test_save_every_accepts_counts_with_units() -> None:

@@ -1,4 +1,4 @@
-"""Catalog methods of the job queue (mixed into `Catalog`; each public method is one transaction).
+"""The job queue (`JobRepository`) and its workers (`WorkerRepository`); each public method is one transaction.
 
 The protocol (DESIGN §6): a job is claimed by one ``UPDATE jobs ... WHERE id = (SELECT id ...
 ORDER BY priority DESC, id LIMIT 1 [FOR UPDATE SKIP LOCKED]) RETURNING ...`` statement (SKIP
@@ -18,19 +18,19 @@ and a failed or cancelled tile fails the parent and cancels its siblings.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Connection, Table, func, literal_column, select, text, update
 
 from lsdb.catalog import models as m
+from lsdb.catalog.database import Database
 from lsdb.catalog.engine import db_now_ms
 from lsdb.catalog.records import NewCheckpoint, NewResult, NewRun, ResultRecord
+from lsdb.catalog.results import insert_result, result_records
 from lsdb.errors import BadInput, JobLost, NotFound
-
-if TYPE_CHECKING:
-    from contextlib import AbstractContextManager
 
 ACTIVE = ("queued", "running", "waiting")
 _FRESH = {"attempt": 0, "worker_id": None, "lease_expires": None, "finished_at": None, "cancel_requested": False,
@@ -143,23 +143,17 @@ def _lost(fence: Fence) -> JobLost:
     return JobLost(f"job {fence.job_id}: worker {fence.worker_id} no longer holds attempt {fence.attempt}")
 
 
-class QueueMixin:
-    """Enqueue, claim, renew, complete, fail, cancel, release and reap jobs; register workers."""
+class JobRepository:
+    """Enqueue, claim, renew, complete, fail, cancel, release and reap jobs."""
 
-    if TYPE_CHECKING:  # provided by `Catalog` and `ResultsMixin`, with which this class is mixed
-        def _write(self) -> AbstractContextManager[Connection]: ...
-        def _read(self) -> AbstractContextManager[Connection]: ...
-        def _add_result_in(self, conn: Connection, new: NewResult,
-                           produced: Sequence[tuple[NewRun, NewCheckpoint]] = (),
-                           replace: bool = False) -> tuple[int, bool]: ...
-        def _result_records(self, conn: Connection, where: list[Any]) -> list[ResultRecord]: ...
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     # -- enqueue --------------------------------------------------------------------------
-    def add_job(self, new: NewJob, tiles: Sequence[NewJob] = (),
-                dedupe: bool = True) -> tuple[JobRecord, bool]:
+    def add(self, new: NewJob, tiles: Sequence[NewJob] = (), dedupe: bool = True) -> tuple[JobRecord, bool]:
         """Enqueue a job (and its tile jobs); (job, created). With `dedupe`, an active job with the
         same cache key is returned instead (PostgreSQL: under an advisory lock on the key)."""
-        with self._write() as conn:
+        with self.db.write() as conn:
             now = db_now_ms(conn)
             if dedupe and new.cache_key:
                 if conn.dialect.name == "postgresql":
@@ -169,26 +163,16 @@ class QueueMixin:
                 if found is not None:
                     return JobRecord(**found._mapping), False
             where = f"queue {new.queue}, priority {new.priority}" + (f", {len(tiles)} tiles" if tiles else "")
-            job_id = self._insert_job(conn, new, now, "waiting" if tiles else "queued", None, where)
+            job_id = _insert_job(conn, new, now, "waiting" if tiles else "queued", None, where)
             for i, tile in enumerate(tiles):
-                self._insert_job(conn, tile, now, "queued", job_id, f"tile {i + 1} of {len(tiles)} of job {job_id}")
-            return self._job(conn, job_id), True
-
-    def _insert_job(self, conn: Connection, new: NewJob, now: int, status: str, parent: int | None,
-                    message: str) -> int:
-        job_id = conn.execute(J.insert().values(
-            analysis=new.analysis, payload=new.payload, cache_key=new.cache_key, queue=new.queue,
-            resource=new.resource, priority=new.priority, status=status, attempt=0, max_attempts=new.max_attempts,
-            run_after=now, time_limit_s=new.time_limit_s, cancel_requested=False, progress=0.0, parent_id=parent,
-            created_at=now).returning(J.c.id)).scalar_one()
-        _event(conn, job_id, now, "enqueued", None, message)
-        return int(job_id)
+                _insert_job(conn, tile, now, "queued", job_id, f"tile {i + 1} of {len(tiles)} of job {job_id}")
+            return _job(conn, job_id), True
 
     # -- claim and lease ------------------------------------------------------------------------
-    def claim_job(self, worker_id: str, queues: Sequence[str], resources: Sequence[str],
-                  lease_s: float) -> JobRecord | None:
+    def claim(self, worker_id: str, queues: Sequence[str], resources: Sequence[str],
+              lease_s: float) -> JobRecord | None:
         """Claim the most urgent runnable job these queues and resources allow, or None."""
-        with self._write() as conn:
+        with self.db.write() as conn:
             now = _now(conn)  # in SQL: one round trip less on the hot path
             pick = (select(J.c.id).where(J.c.status == "queued", J.c.queue.in_(list(queues)),
                                          J.c.resource.in_(list(resources)), J.c.run_after <= now)
@@ -206,7 +190,7 @@ class QueueMixin:
     def heartbeat(self, worker_id: str, fence: Fence | None, lease_s: float, progress: float = 0.0,
                   message: str | None = None) -> Heartbeat:
         """Renew the worker's heartbeat and, when it runs a job, the job's lease and progress."""
-        with self._write() as conn:
+        with self.db.write() as conn:
             now = db_now_ms(conn)
             reply = Heartbeat()
             if fence is not None:
@@ -220,28 +204,28 @@ class QueueMixin:
             return reply
 
     # -- finishing (all fenced) -------------------------------------------------------------------
-    def complete_job_with_result(
+    def complete_with_result(
         self, fence: Fence, new: NewResult, produced: Sequence[tuple[NewRun, NewCheckpoint]] = (),
         replace: bool = False,
     ) -> tuple[ResultRecord, bool]:
-        """`add_result` and the job's success in one transaction, only while `fence` holds."""
+        """`ResultRepository.add` and the job's success in one transaction, only while `fence` holds."""
         r = m.ResultRow.__table__
-        with self._write() as conn:
-            result_id, created = self._add_result_in(conn, new, produced, replace)
-            self._finish(conn, fence, "succeeded", result_id=result_id)
-            return self._result_records(conn, [r.c.id == result_id])[0], created
+        with self.db.write() as conn:
+            result_id, created = insert_result(conn, new, produced, replace)
+            _finish(conn, fence, "succeeded", result_id=result_id)
+            return result_records(conn, [r.c.id == result_id])[0], created
 
-    def complete_job(self, fence: Fence, result_id: int) -> None:
+    def complete(self, fence: Fence, result_id: int) -> None:
         """Mark the job succeeded with an existing result (found in the cache)."""
-        with self._write() as conn:
-            self._finish(conn, fence, "succeeded", result_id=result_id, message="result was cached")
+        with self.db.write() as conn:
+            _finish(conn, fence, "succeeded", result_id=result_id, message="result was cached")
 
-    def fail_job(self, fence: Fence, error_type: str, message: str, traceback: str | None = None,
-                 retry: bool = True, backoff_s: float = 1.0) -> JobRecord:
+    def fail(self, fence: Fence, error_type: str, message: str, traceback: str | None = None,
+             retry: bool = True, backoff_s: float = 1.0) -> JobRecord:
         """Record an attempt's failure: requeued after ``backoff_s * 2**(attempt-1)`` while
         attempts remain (and `retry`), else failed with the error."""
         error = {"error_type": error_type[:200], "error_message": message, "error_traceback": traceback}
-        with self._write() as conn:
+        with self.db.write() as conn:
             now = db_now_ms(conn)
             row = conn.execute(select(J.c.attempt, J.c.max_attempts).where(*_fenced(fence))).first()
             if row is None:
@@ -256,16 +240,16 @@ class QueueMixin:
                 _event(conn, fence.job_id, now, "retried", fence.worker_id,
                        f"attempt {row.attempt} failed ({error_type}: {_short(message)}); retry in {delay:.3g} s")
             else:
-                self._finish(conn, fence, "failed", error=error, message=f"{error_type}: {_short(message)}")
-            return self._job(conn, fence.job_id)
+                _finish(conn, fence, "failed", error=error, message=f"{error_type}: {_short(message)}")
+            return _job(conn, fence.job_id)
 
     def finish_cancelled(self, fence: Fence, message: str = "cancelled while running") -> None:
-        with self._write() as conn:
-            self._finish(conn, fence, "cancelled", message=message)
+        with self.db.write() as conn:
+            _finish(conn, fence, "cancelled", message=message)
 
-    def release_job(self, fence: Fence, message: str = "released by its worker") -> None:
+    def release(self, fence: Fence, message: str = "released by its worker") -> None:
         """Put a running job back in the queue without counting the attempt (worker shutdown)."""
-        with self._write() as conn:
+        with self.db.write() as conn:
             now = db_now_ms(conn)
             done = conn.execute(update(J).where(*_fenced(fence)).values(
                 status="queued", attempt=J.c.attempt - 1, run_after=now, worker_id=None, lease_expires=None,
@@ -274,61 +258,16 @@ class QueueMixin:
                 raise _lost(fence)
             _event(conn, fence.job_id, now, "released", fence.worker_id, message)
 
-    def _finish(self, conn: Connection, fence: Fence, status: str, *, result_id: int | None = None,
-                error: dict[str, Any] | None = None, message: str | None = None) -> None:
-        values: dict[str, Any] = {"status": status, "finished_at": _now(conn), "lease_expires": None, **(error or {})}
-        if status == "succeeded":
-            values.update(result_id=result_id, progress=1.0, progress_message="done")
-        row = conn.execute(update(J).where(*_fenced(fence)).values(**values)
-                           .returning(J.c.parent_id, J.c.finished_at)).first()
-        if row is None:
-            again = conn.execute(select(J.c.status, J.c.result_id, J.c.worker_id, J.c.attempt)
-                                 .where(J.c.id == fence.job_id)).first()
-            if status == "succeeded" and again is not None and tuple(again) == (
-                    "succeeded", result_id, fence.worker_id, fence.attempt):
-                return  # this very commit already happened (a retry after a lost acknowledgement)
-            raise _lost(fence)
-        _event(conn, fence.job_id, row.finished_at, status, fence.worker_id, message)
-        if row.parent_id is not None:
-            self._tile_finished(conn, row.parent_id, fence.job_id, status, row.finished_at)
-
-    def _tile_finished(self, conn: Connection, parent_id: int, child_id: int, status: str, now: int) -> None:
-        """A tile reached a final state: requeue its parent after the last success, fail it on a loss."""
-        lock = select(J.c.status).where(J.c.id == parent_id)
-        if conn.dialect.name == "postgresql":
-            lock = lock.with_for_update()  # serializes the siblings' completions (see the module docstring)
-        if conn.execute(lock).scalar_one_or_none() != "waiting":
-            return
-        if status == "succeeded":
-            left = conn.execute(select(func.count()).where(J.c.parent_id == parent_id, J.c.status != "succeeded"))
-            if left.scalar_one() == 0:
-                conn.execute(update(J).where(J.c.id == parent_id).values(status="queued", run_after=now))
-                _event(conn, parent_id, now, "tiles_done", None, "every tile succeeded; queued to merge")
-            return
-        message = f"tile job {child_id} {status}"
-        conn.execute(update(J).where(J.c.id == parent_id).values(
-            status="failed", finished_at=now, error_type="TileFailed", error_message=message))
-        _event(conn, parent_id, now, "failed", None, message)
-        self._cancel_children(conn, parent_id, now, f"a sibling tile {status}")
-
-    def _cancel_children(self, conn: Connection, parent_id: int, now: int, reason: str) -> None:
-        queued = conn.execute(update(J).where(J.c.parent_id == parent_id, J.c.status == "queued")
-                              .values(status="cancelled", finished_at=now).returning(J.c.id)).scalars().all()
-        for child in queued:
-            _event(conn, child, now, "cancelled", None, reason)
-        conn.execute(update(J).where(J.c.parent_id == parent_id, J.c.status == "running")
-                     .values(cancel_requested=True))
-
     # -- reaper -----------------------------------------------------------------------------------
     def reap_expired(self, limit: int = 100) -> list[int]:
         """Requeue running jobs whose lease expired (the attempt counts; none left: failed).
         Returns the reaped ids. A cheap read first, so idle workers do not take the write lock."""
-        with self._read() as conn:
+        with self.db.read() as conn:
             expired = conn.execute(select(J.c.id).where(J.c.status == "running", J.c.lease_expires < _now(conn))
                                    .limit(1)).first()
         if expired is None:
             return []
-        with self._write() as conn:
+        with self.db.write() as conn:
             now = db_now_ms(conn)
             pick = (select(J.c.id, J.c.attempt, J.c.max_attempts, J.c.worker_id, J.c.cancel_requested)
                     .where(J.c.status == "running", J.c.lease_expires < now).order_by(J.c.id).limit(limit))
@@ -340,41 +279,41 @@ class QueueMixin:
                 message = f"lease of {row.worker_id} expired (attempt {row.attempt} of {row.max_attempts})"
                 _event(conn, row.id, now, "lease_expired", row.worker_id, message)
                 if row.cancel_requested:
-                    self._finish(conn, fence, "cancelled", message="cancelled (its worker was lost)")
+                    _finish(conn, fence, "cancelled", message="cancelled (its worker was lost)")
                 elif row.attempt < row.max_attempts:
                     conn.execute(update(J).where(*_fenced(fence)).values(
                         status="queued", run_after=now, worker_id=None, lease_expires=None, progress=0.0,
                         progress_message=None))
                 else:
                     error = {"error_type": "LeaseExpired", "error_message": message, "error_traceback": None}
-                    self._finish(conn, fence, "failed", error=error, message="lease expired")
+                    _finish(conn, fence, "failed", error=error, message="lease expired")
                 reaped.append(row.id)
             return reaped
 
     # -- cancel and retry (by hand) ------------------------------------------------------------
-    def cancel_job(self, job_id: int) -> JobRecord:
+    def cancel(self, job_id: int) -> JobRecord:
         """Cancel a job: at once when queued or waiting (with its tiles), cooperatively when running."""
-        with self._write() as conn:
+        with self.db.write() as conn:
             now = db_now_ms(conn)
             if conn.dialect.name == "postgresql":  # children first: the order completions lock in
                 conn.execute(select(J.c.id).where(J.c.parent_id == job_id).order_by(J.c.id).with_for_update())
-            job = self._job(conn, job_id)
+            job = _job(conn, job_id)
             if job.status in ("queued", "waiting"):
                 conn.execute(update(J).where(J.c.id == job_id).values(status="cancelled", finished_at=now))
                 _event(conn, job_id, now, "cancelled", None, f"cancelled while {job.status}")
-                self._cancel_children(conn, job_id, now, f"its parent job {job_id} was cancelled")
+                _cancel_children(conn, job_id, now, f"its parent job {job_id} was cancelled")
                 if job.parent_id is not None:
-                    self._tile_finished(conn, job.parent_id, job_id, "cancelled", now)
+                    _tile_finished(conn, job.parent_id, job_id, "cancelled", now)
             elif job.status == "running" and not job.cancel_requested:
                 conn.execute(update(J).where(J.c.id == job_id).values(cancel_requested=True))
                 _event(conn, job_id, now, "cancel_requested", None, f"worker {job.worker_id} will stop it")
-            return self._job(conn, job_id)
+            return _job(conn, job_id)
 
-    def retry_job(self, job_id: int) -> JobRecord:
+    def retry(self, job_id: int) -> JobRecord:
         """Requeue a failed or cancelled job with fresh attempts (a fan-out parent: its lost tiles too)."""
-        with self._write() as conn:
+        with self.db.write() as conn:
             now = db_now_ms(conn)
-            job = self._job(conn, job_id)
+            job = _job(conn, job_id)
             if job.status not in ("failed", "cancelled"):
                 raise BadInput(f"job {job_id} is {job.status}; only failed or cancelled jobs can be retried")
             fresh = {**_FRESH, "run_after": now}
@@ -386,22 +325,16 @@ class QueueMixin:
             status = "waiting" if waiting.scalar_one() else "queued"
             conn.execute(update(J).where(J.c.id == job_id).values(status=status, **fresh))
             _event(conn, job_id, now, "retried", None, "retried by hand")
-            return self._job(conn, job_id)
+            return _job(conn, job_id)
 
     # -- reading ------------------------------------------------------------------------------------
-    def _job(self, conn: Connection, job_id: int) -> JobRecord:
-        row = conn.execute(select(J).where(J.c.id == job_id)).first()
-        if row is None:
-            raise NotFound(f"job {job_id} not found; see `lsdb jobs list`")
-        return JobRecord(**row._mapping)
-
-    def get_job(self, job_id: int) -> JobRecord:
+    def get(self, job_id: int) -> JobRecord:
         """One job; `NotFound` otherwise."""
-        with self._read() as conn:
-            return self._job(conn, job_id)
+        with self.db.read() as conn:
+            return _job(conn, job_id)
 
-    def list_jobs(self, status: Sequence[str] | str | None = None, queue: str | None = None,
-                  limit: int | None = None, parent_id: int | None = None) -> list[JobRecord]:
+    def list(self, status: Sequence[str] | str | None = None, queue: str | None = None,
+             limit: int | None = None, parent_id: int | None = None) -> list[JobRecord]:
         """Jobs oldest first (with `limit`: the newest `limit` of them)."""
         q = select(J).order_by(J.c.id.desc())
         if status:
@@ -412,32 +345,107 @@ class QueueMixin:
             q = q.where(J.c.parent_id == parent_id)
         if limit is not None:
             q = q.limit(limit)
-        with self._read() as conn:
+        with self.db.read() as conn:
             return [JobRecord(**row._mapping) for row in reversed(conn.execute(q).all())]
 
-    def list_job_events(self, job_id: int) -> list[JobEventRecord]:
-        with self._read() as conn:
-            self._job(conn, job_id)
+    def list_events(self, job_id: int) -> builtins.list[JobEventRecord]:
+        with self.db.read() as conn:
+            _job(conn, job_id)
             rows = conn.execute(select(E).where(E.c.job_id == job_id).order_by(E.c.id)).all()
         return [JobEventRecord(**row._mapping) for row in rows]
 
-    # -- workers ----------------------------------------------------------------------------------
-    def register_worker(self, worker_id: str, host: str, pid: int, device: str,
-                        queues: Sequence[str]) -> WorkerRecord:
-        with self._write() as conn:
+
+class WorkerRepository:
+    """Registered workers: register, set status, list (heartbeats go through `JobRepository.heartbeat`)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def register(self, worker_id: str, host: str, pid: int, device: str,
+                 queues: Sequence[str]) -> WorkerRecord:
+        with self.db.write() as conn:
             now = db_now_ms(conn)
             conn.execute(W.insert().values(id=worker_id, host=host, pid=pid, device=device, queues=list(queues),
                                            status="idle", current_job=None, started_at=now, heartbeat=now))
             return WorkerRecord(**conn.execute(select(W).where(W.c.id == worker_id)).one()._mapping)
 
-    def set_worker_status(self, worker_id: str, status: str) -> None:
-        with self._write() as conn:
+    def set_status(self, worker_id: str, status: str) -> None:
+        with self.db.write() as conn:
             now = db_now_ms(conn)
             conn.execute(update(W).where(W.c.id == worker_id).values(status=status, current_job=None, heartbeat=now))
 
-    def list_workers(self) -> list[WorkerRecord]:
-        with self._read() as conn:
+    def list(self) -> list[WorkerRecord]:
+        with self.db.read() as conn:
             return [WorkerRecord(**row._mapping) for row in conn.execute(select(W).order_by(W.c.started_at, W.c.id))]
+
+
+# -- in the caller's transaction ----------------------------------------------------------------
+
+
+def _insert_job(conn: Connection, new: NewJob, now: int, status: str, parent: int | None,
+                message: str) -> int:
+    job_id = conn.execute(J.insert().values(
+        analysis=new.analysis, payload=new.payload, cache_key=new.cache_key, queue=new.queue,
+        resource=new.resource, priority=new.priority, status=status, attempt=0, max_attempts=new.max_attempts,
+        run_after=now, time_limit_s=new.time_limit_s, cancel_requested=False, progress=0.0, parent_id=parent,
+        created_at=now).returning(J.c.id)).scalar_one()
+    _event(conn, job_id, now, "enqueued", None, message)
+    return int(job_id)
+
+
+def _finish(conn: Connection, fence: Fence, status: str, *, result_id: int | None = None,
+            error: dict[str, Any] | None = None, message: str | None = None) -> None:
+    values: dict[str, Any] = {"status": status, "finished_at": _now(conn), "lease_expires": None, **(error or {})}
+    if status == "succeeded":
+        values.update(result_id=result_id, progress=1.0, progress_message="done")
+    row = conn.execute(update(J).where(*_fenced(fence)).values(**values)
+                       .returning(J.c.parent_id, J.c.finished_at)).first()
+    if row is None:
+        again = conn.execute(select(J.c.status, J.c.result_id, J.c.worker_id, J.c.attempt)
+                             .where(J.c.id == fence.job_id)).first()
+        if status == "succeeded" and again is not None and tuple(again) == (
+                "succeeded", result_id, fence.worker_id, fence.attempt):
+            return  # this very commit already happened (a retry after a lost acknowledgement)
+        raise _lost(fence)
+    _event(conn, fence.job_id, row.finished_at, status, fence.worker_id, message)
+    if row.parent_id is not None:
+        _tile_finished(conn, row.parent_id, fence.job_id, status, row.finished_at)
+
+
+def _tile_finished(conn: Connection, parent_id: int, child_id: int, status: str, now: int) -> None:
+    """A tile reached a final state: requeue its parent after the last success, fail it on a loss."""
+    lock = select(J.c.status).where(J.c.id == parent_id)
+    if conn.dialect.name == "postgresql":
+        lock = lock.with_for_update()  # serializes the siblings' completions (see the module docstring)
+    if conn.execute(lock).scalar_one_or_none() != "waiting":
+        return
+    if status == "succeeded":
+        left = conn.execute(select(func.count()).where(J.c.parent_id == parent_id, J.c.status != "succeeded"))
+        if left.scalar_one() == 0:
+            conn.execute(update(J).where(J.c.id == parent_id).values(status="queued", run_after=now))
+            _event(conn, parent_id, now, "tiles_done", None, "every tile succeeded; queued to merge")
+        return
+    message = f"tile job {child_id} {status}"
+    conn.execute(update(J).where(J.c.id == parent_id).values(
+        status="failed", finished_at=now, error_type="TileFailed", error_message=message))
+    _event(conn, parent_id, now, "failed", None, message)
+    _cancel_children(conn, parent_id, now, f"a sibling tile {status}")
+
+
+def _cancel_children(conn: Connection, parent_id: int, now: int, reason: str) -> None:
+    queued = conn.execute(update(J).where(J.c.parent_id == parent_id, J.c.status == "queued")
+                          .values(status="cancelled", finished_at=now).returning(J.c.id)).scalars().all()
+    for child in queued:
+        _event(conn, child, now, "cancelled", None, reason)
+    conn.execute(update(J).where(J.c.parent_id == parent_id, J.c.status == "running")
+                 .values(cancel_requested=True))
+
+
+def _job(conn: Connection, job_id: int) -> JobRecord:
+    row = conn.execute(select(J).where(J.c.id == job_id)).first()
+    if row is None:
+        raise NotFound(f"job {job_id} not found; see `lsdb jobs list`")
+    return JobRecord(**row._mapping)
 
 
 def _now(conn: Connection) -> Any:

@@ -1,4 +1,4 @@
-"""The queue as a service: enqueue a request (deduplicated, fanned out into tiles), follow a job.
+"""Submitting jobs: enqueue a request (deduplicated, fanned out into tiles), follow a job.
 
 `enqueue` validates the request with `prepare()` before anything is queued, so a bad
 request fails in the user's shell, not in a worker. A request whose result exists returns
@@ -12,18 +12,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from lsdb.catalog.queue import FINAL, JobRecord, NewJob, WorkerRecord
+from lsdb.catalog.jobs import FINAL, JobRecord, NewJob, WorkerRecord
 
 if TYPE_CHECKING:
     from lsdb.analyses.runner import AnalysisRequest
-    from lsdb.catalog import Catalog, ResultRecord
+    from lsdb.catalog import CatalogDB, ResultRecord
     from lsdb.registry import Registries
 
 #: Work units (grid points for a surface) per tile when the caller does not say.
 DEFAULT_TILE_SIZE = 1024
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -42,7 +41,7 @@ def resources_for(device: str) -> tuple[str, ...]:
 
 
 def enqueue(
-    catalog: Catalog,
+    catalog: CatalogDB,
     request: AnalysisRequest,
     *,
     queue: str = "default",
@@ -58,7 +57,7 @@ def enqueue(
 
     prepared = prepare(catalog, request, registries)
     if not force:
-        cached = catalog.find_result(prepared.cache_key)
+        cached = catalog.results.find(prepared.cache_key)
         if cached is not None:
             return Enqueued(result=cached)
     spec = prepared.spec
@@ -74,14 +73,14 @@ def enqueue(
             part = replace(request, params={**request.params, **override})
             tiles.append(new_job(part, prepare(catalog, part, prepared.registries).cache_key, tile=override))
     parent = new_job(request, prepared.cache_key, **({"fanout": len(tiles)} if tiles else {}))
-    job, created = catalog.add_job(parent, tiles)
+    job, created = catalog.jobs.add(parent, tiles)
     return Enqueued(job=job, created=created, tiles=len(tiles) if created else 0)
 
 
-def job_progress(catalog: Catalog, job: JobRecord) -> tuple[float, str]:
+def job_progress(catalog: CatalogDB, job: JobRecord) -> tuple[float, str]:
     """(fraction, message) of a job; a fan-out parent counts its tiles while it waits."""
     if job.status == "waiting" or (job.payload.get("fanout") and job.status == "queued"):
-        tiles = catalog.list_jobs(parent_id=job.id)
+        tiles = catalog.jobs.list(parent_id=job.id)
         if tiles:
             done = sum(t.status == "succeeded" for t in tiles)
             fraction = sum(1.0 if t.status == "succeeded" else t.progress for t in tiles) / len(tiles)
@@ -92,7 +91,7 @@ def job_progress(catalog: Catalog, job: JobRecord) -> tuple[float, str]:
 
 
 def wait_for_job(
-    catalog: Catalog,
+    catalog: CatalogDB,
     job_id: int,
     on_progress: Callable[[JobRecord, float, str], None] | None = None,
     poll_s: float = 0.5,
@@ -101,7 +100,7 @@ def wait_for_job(
     """Poll a job until it is succeeded, failed or cancelled (or `timeout_s` passes); its last record."""
     start = time.monotonic()
     while True:
-        job = catalog.get_job(job_id)
+        job = catalog.jobs.get(job_id)
         if on_progress is not None:
             fraction, message = job_progress(catalog, job)
             on_progress(job, fraction, message)
@@ -110,41 +109,8 @@ def wait_for_job(
         time.sleep(poll_s)
 
 
-def worker_rows(catalog: Catalog, lease_s: float = 30.0) -> list[tuple[WorkerRecord, bool]]:
+def worker_rows(catalog: CatalogDB, lease_s: float = 30.0) -> list[tuple[WorkerRecord, bool]]:
     """Every registered worker and whether it is alive: not stopped, heartbeat within 3 leases."""
-    now = catalog.db_now_ms()
+    now = catalog.db.now_ms()
     return [(w, w.status not in ("stopped", "lost") and now - w.heartbeat <= 3 * lease_s * 1000)
-            for w in catalog.list_workers()]
-
-
-def is_transient(exc: BaseException) -> bool:
-    """A database error that a reconnect may cure: a dropped connection, a restart, a lock timeout."""
-    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-
-    seen: BaseException | None = exc
-    for _ in range(5):  # the catalog re-raises connection errors as LsdbError "from None": look at the context
-        if seen is None:
-            return False
-        if isinstance(seen, (OperationalError, InterfaceError)):
-            return True
-        if isinstance(seen, DBAPIError) and seen.connection_invalidated:
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
-
-
-def retry_transient(fn: Callable[[], T], attempts: int = 8, first_delay_s: float = 0.1,
-                    on_retry: Callable[[BaseException], None] | None = None) -> T:
-    """Call `fn`, retrying transient database errors with exponential backoff (about 25 s in all)."""
-    delay = first_delay_s
-    for i in range(attempts):
-        try:
-            return fn()
-        except Exception as exc:
-            if i == attempts - 1 or not is_transient(exc):
-                raise
-            if on_retry is not None:
-                on_retry(exc)
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
-    raise AssertionError("unreachable")
+            for w in catalog.workers.list()]

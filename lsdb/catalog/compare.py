@@ -1,4 +1,4 @@
-"""`compare`: a table of runs (or of one analysis' results) with chosen columns, filtered, sorted, grouped.
+"""`CompareRepository.table`: runs (or one analysis' results) with chosen columns, filtered, sorted, grouped.
 
 The ``--where`` tree from `lsdb.query.where` is compiled here to SQLAlchemy Core: each key it
 names becomes one LEFT JOIN on its table (``run_params``, ``run_tags``, ``metric_summaries``,
@@ -25,18 +25,16 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, and_, case, false, not_, null, or_, select
 
 from lsdb.catalog import models as m
-from lsdb.errors import BadInput, LsdbError, NotFound
+from lsdb.catalog.database import Database
+from lsdb.errors import BadInput, NotFound
 from lsdb.query.keys import Key, label, parse_key
 from lsdb.query.table import CompareTable, group_rows, parse_agg, parse_sort, sort_rows, sort_table, split_list
 from lsdb.query.where import And, Compare, InList, IsNull, Literal, Match, Node, Not, Or, names, parse_where
-
-if TYPE_CHECKING:
-    from lsdb.catalog.store import Catalog
 
 _OPS: dict[str, Callable[[Any, Any], Any]] = {
     "=": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
@@ -51,62 +49,72 @@ _KEY_TABLES = {
 }
 
 
-def compare(
-    catalog: Catalog,
-    runs: Sequence[str | int] | None = None,
-    where: str | None = None,
-    analysis: str | None = None,
-    columns: str | Sequence[str] | None = None,
-    sort: str | Sequence[str] | None = None,
-    group_by: str | None = None,
-    agg: str | Sequence[str] | None = None,
-    project: str | None = None,
-) -> CompareTable:
-    """Runs (or, with `analysis`, that analysis' results) as a table; see the module docstring.
+class CompareRepository:
+    """`lsdb compare`'s table, read in one transaction."""
 
-    `runs` restricts to runs by name (or id); `columns`, `sort` and `agg` take lists or
-    comma-separated text (``"lr,test_acc"``, ``"-test_acc,lr"``, ``"mean,std"``). Without
-    `columns`: run, project (+ result_id, analysis), every parameter, every metric's last value
-    (+ every scalar). `group_by` returns one row per value of that key, aggregating every
-    numeric column with `agg`; `sort` then refers to the grouped table's headers.
-    """
-    node = parse_where(where) if where else None  # syntax errors before touching the database
-    sort_specs = parse_sort(sort)
-    if agg and not group_by:
-        raise BadInput("--agg needs --group-by")
-    aggs = parse_agg(agg) if group_by else []
-    with_results = analysis is not None
-    with catalog.engine.connect() as conn:
-        known = _known_keys(conn, analysis, project)
-        resolve = {text: parse_key(text, known, with_results) for text in (names(node) if node else [])}
-        shown = [(text, parse_key(text, known, with_results)) for text in split_list(columns)]
-        hidden = [parse_key(text, known, with_results) for text, _ in sort_specs] if not group_by else []
-        group_key = parse_key(group_by, known, with_results) if group_by else None
-        query = _Query(analysis, _input_roles(conn, analysis) if analysis is not None else ())
-        if runs:
-            query.where.append(_run_filter(conn, runs, project))
-        if project is not None:
-            query.where.append(query.runs.c.project == project)
-        if node is not None:
-            query.where.append(query.compile(node, resolve))
-        base = conn.execute(query.select()).all()
-        extra = {k for _, k in shown} | set(hidden) | ({group_key} if group_key else set())
-        values = _fetch(conn, base, extra, defaults=not shown)
-        conn.rollback()
-    rows = [_fixed(r, with_results) | values.get((r.run_id, r.result_id), {}) for r in base]
-    if not shown:
-        shown = [(label(k, known), k) for k in _default_keys(rows, with_results)]
-    sort_rows(rows, [(Key("fixed", "project"), False), (Key("fixed", "run"), False)], dict.get)
-    if not group_by:
-        sort_rows(rows, [(k, desc) for k, (_, desc) in zip(hidden, sort_specs, strict=True)], dict.get)
-    headers = list(dict.fromkeys(text for text, _ in shown))
-    table = CompareTable(headers, [{text: row.get(key) for text, key in shown} for row in rows])
-    if group_by and group_key is not None:
-        for row, labelled in zip(rows, table.rows, strict=True):
-            labelled[group_by] = row.get(group_key)
-        table = group_rows(table.rows, headers, group_by, aggs)
-        sort_table(table, sort_specs)
-    return table
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def table(
+        self,
+        runs: Sequence[str | int] | None = None,
+        where: str | None = None,
+        analysis: str | None = None,
+        columns: str | Sequence[str] | None = None,
+        sort: str | Sequence[str] | None = None,
+        group_by: str | None = None,
+        agg: str | Sequence[str] | None = None,
+        project: str | None = None,
+        slots: Sequence[str] = (),
+    ) -> CompareTable:
+        """Runs (or, with `analysis`, that analysis' results) as a table; see the module docstring.
+
+        `slots` are the analysis' input roles in the order its spec declares them (the caller
+        knows the installed analyses; the catalog does not): a result's row belongs to the run of
+        the first input of the first slot. Without them, roles are taken in name order.
+
+        `runs` restricts to runs by name (or id); `columns`, `sort` and `agg` take lists or
+        comma-separated text (``"lr,test_acc"``, ``"-test_acc,lr"``, ``"mean,std"``). Without
+        `columns`: run, project (+ result_id, analysis), every parameter, every metric's last value
+        (+ every scalar). `group_by` returns one row per value of that key, aggregating every
+        numeric column with `agg`; `sort` then refers to the grouped table's headers.
+        """
+        node = parse_where(where) if where else None  # syntax errors before touching the database
+        sort_specs = parse_sort(sort)
+        if agg and not group_by:
+            raise BadInput("--agg needs --group-by")
+        aggs = parse_agg(agg) if group_by else []
+        with_results = analysis is not None
+        with self.db.read() as conn:
+            known = _known_keys(conn, analysis, project)
+            resolve = {text: parse_key(text, known, with_results) for text in (names(node) if node else [])}
+            shown = [(text, parse_key(text, known, with_results)) for text in split_list(columns)]
+            hidden = [parse_key(text, known, with_results) for text, _ in sort_specs] if not group_by else []
+            group_key = parse_key(group_by, known, with_results) if group_by else None
+            query = _Query(analysis, _input_roles(conn, analysis, slots) if analysis is not None else ())
+            if runs:
+                query.where.append(_run_filter(conn, runs, project))
+            if project is not None:
+                query.where.append(query.runs.c.project == project)
+            if node is not None:
+                query.where.append(query.compile(node, resolve))
+            base = conn.execute(query.select()).all()
+            extra = {k for _, k in shown} | set(hidden) | ({group_key} if group_key else set())
+            values = _fetch(conn, base, extra, defaults=not shown)
+        rows = [_fixed(r, with_results) | values.get((r.run_id, r.result_id), {}) for r in base]
+        if not shown:
+            shown = [(label(k, known), k) for k in _default_keys(rows, with_results)]
+        sort_rows(rows, [(Key("fixed", "project"), False), (Key("fixed", "run"), False)], dict.get)
+        if not group_by:
+            sort_rows(rows, [(k, desc) for k, (_, desc) in zip(hidden, sort_specs, strict=True)], dict.get)
+        headers = list(dict.fromkeys(text for text, _ in shown))
+        table = CompareTable(headers, [{text: row.get(key) for text, key in shown} for row in rows])
+        if group_by and group_key is not None:
+            for row, labelled in zip(rows, table.rows, strict=True):
+                labelled[group_by] = row.get(group_key)
+            table = group_rows(table.rows, headers, group_by, aggs)
+            sort_table(table, sort_specs)
+        return table
 
 
 class _Query:
@@ -221,23 +229,17 @@ def _typed(name: str, num: Any, text: Any, lit: Literal) -> tuple[Any, Any]:
     return text, lit.text  # a number or boolean against a text field: compare the text as written
 
 
-def _input_roles(conn: Connection, analysis: str) -> list[str]:
+def _input_roles(conn: Connection, analysis: str, slots: Sequence[str]) -> list[str]:
     """The analysis' input roles in slot order, when its results use several roles (else empty).
 
     The catalog stores each input's role and position within the role, not the slots' order;
-    the analysis' spec knows it. If the analysis is not installed, roles sort by name.
+    the analysis' spec knows it (`slots`, from the caller). Without it, roles sort by name.
     """
     ri, res = m.ResultInputRow.__table__, m.ResultRow.__table__
     q = select(ri.c.role).distinct().join(res, res.c.id == ri.c.result_id).where(res.c.analysis == analysis)
     if len(conn.execute(q.limit(2)).all()) < 2:
         return []
-    try:
-        from lsdb.plugins import default_registries
-
-        spec = default_registries().analyses.find(analysis)
-    except (LsdbError, ImportError):  # a broken plugin must not break compare: fall back to names
-        return []
-    return [slot.role for slot in spec.inputs] if spec is not None else []
+    return list(slots)
 
 
 def _run_filter(conn: Connection, refs: Sequence[str | int], project: str | None) -> ColumnElement[bool]:
