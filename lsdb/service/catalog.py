@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from lsdb.analyses.spec import AnalysisSpec
     from lsdb.analyses.view import ResultView
     from lsdb.catalog import CheckpointRecord, MetricRecord, ResultRecord, RunRecord
-    from lsdb.catalog.queue import JobEventRecord, JobRecord, WorkerRecord
+    from lsdb.catalog.jobs import JobEventRecord, JobRecord, WorkerRecord
     from lsdb.ingest import IngestOutcome, IngestReport
     from lsdb.maintenance import DoctorFinding, GcReport
     from lsdb.query.overlay import PlotReport
@@ -71,11 +71,11 @@ class Catalog:
 
     def __init__(self, settings: Settings, registries: Registries | None = None) -> None:
         """The catalog `settings` name; `registries` are the plugins to use (default: this process')."""
-        from lsdb.catalog import Catalog as Database
+        from lsdb.catalog import CatalogDB
         from lsdb.plugins import resolve
 
         self.settings = settings
-        self._db = Database(settings)
+        self._db = CatalogDB(settings)
         self._registries = resolve(registries)
 
     # -- lifecycle ----------------------------------------------------------------------------------
@@ -174,27 +174,27 @@ class Catalog:
 
     def runs(self, project: str | None = None) -> list[RunRecord]:
         """Every run (of `project`) with its specs, parameters, tags and last metrics."""
-        return self._db.list_runs(project)
+        return self._db.runs.list(project)
 
     def get_run(self, run: str | int, project: str | None = None) -> RunRecord:
         """One run by name (or id); `NotFound` otherwise."""
-        return self._db.get_run(run, project)
+        return self._db.runs.get(run, project)
 
     def metrics(self, run: str | int, key: str | None = None, project: str | None = None) -> list[MetricRecord]:
         """A run's logged metric values (of one `key`), by key then step."""
-        return self._db.list_metrics(self._db.get_run(run, project).id, key)
+        return self._db.metrics.list(self._db.runs.get(run, project).id, key)
 
     def checkpoints(self, run: str | int | None = None, project: str | None = None,
                     limit: int | None = None) -> list[CheckpointRecord]:
         """Checkpoints by run, then step: a run's trajectory."""
-        return self._db.list_checkpoints(run, project, limit)
+        return self._db.checkpoints.list(run, project, limit)
 
     def checkpoints_json(self, run: str | int | None = None, project: str | None = None,
                          limit: int | None = None) -> str:
         """`checkpoints` as a JSON array, built without records (fast for 10^5 rows)."""
         from lsdb.service.listing import checkpoints_json
 
-        return checkpoints_json(self._db.list_checkpoint_rows(run, project, limit))
+        return checkpoints_json(self._db.checkpoints.list_rows(run, project, limit))
 
     def checkpoint(self, checkpoint_id: int) -> dict[str, Any]:
         """One checkpoint's record plus its layers (name, dtype, shape) from the stored object."""
@@ -266,7 +266,7 @@ class Catalog:
         request already queued or running, is returned instead of a new job. Grids larger than
         `tile_size` points fan out into tile jobs (0: never).
         """
-        from lsdb.jobs.queue import DEFAULT_TILE_SIZE, enqueue
+        from lsdb.jobs.submit import DEFAULT_TILE_SIZE, enqueue
 
         request = self._request(analysis, inputs, params, kwparams, dataset, seed, dtype, project)
         done = enqueue(self._db, request, queue=queue, priority=priority, force=force, max_attempts=max_attempts,
@@ -278,28 +278,28 @@ class Catalog:
 
     def job(self, job_id: int) -> Job:
         """A handle on job `job_id`; `NotFound` otherwise."""
-        return Job(self, self._db.get_job(job_id))
+        return Job(self, self._db.jobs.get(job_id))
 
     def jobs(self, status: str | Sequence[str] | None = None, queue: str | None = None,
              limit: int | None = 50, parent: int | None = None) -> list[JobRecord]:
         """The newest `limit` jobs (oldest first), by status and queue, or a fan-out's tiles (`parent`)."""
-        return self._db.list_jobs(status=status or None, queue=queue, limit=limit, parent_id=parent)
+        return self._db.jobs.list(status=status or None, queue=queue, limit=limit, parent_id=parent)
 
     def job_events(self, job_id: int) -> list[JobEventRecord]:
         """A job's log: enqueued, claimed, retried, lease_expired, released, succeeded, failed, cancelled."""
-        return self._db.list_job_events(job_id)
+        return self._db.jobs.list_events(job_id)
 
     def cancel_job(self, job_id: int) -> JobRecord:
         """Cancel a job: queued ones at once (with their tiles), running ones at their next progress report."""
-        return self._db.cancel_job(job_id)
+        return self._db.jobs.cancel(job_id)
 
     def retry_job(self, job_id: int) -> JobRecord:
         """Requeue a failed or cancelled job with fresh attempts."""
-        return self._db.retry_job(job_id)
+        return self._db.jobs.retry(job_id)
 
     def workers(self, lease_s: float = 30.0) -> list[WorkerStatus]:
         """Registered workers and whether each is alive."""
-        from lsdb.jobs.queue import worker_rows
+        from lsdb.jobs.submit import worker_rows
 
         return [WorkerStatus(w, alive) for w, alive in worker_rows(self._db, lease_s)]
 
@@ -336,11 +336,11 @@ class Catalog:
     def results(self, run: str | int | None = None, analysis: str | None = None,
                 project: str | None = None) -> list[Result]:
         """Stored results (with an input of `run`; of `analysis`), oldest first."""
-        return [self._result(r) for r in self._db.list_results(run, analysis, project)]
+        return [self._result(r) for r in self._db.results.list(run, analysis, project)]
 
     def result(self, result_id: int, computed: bool = False) -> Result:
         """One stored result; `NotFound` otherwise."""
-        return self._result(self._db.get_result(result_id), computed)
+        return self._result(self._db.results.get(result_id), computed)
 
     def export(self, result_id: int, format: str = "npz", path: str | Path | None = None) -> Path:
         """Write a result's arrays and scalars as npz, csv or json; the file written."""
@@ -367,10 +367,8 @@ class Catalog:
     ) -> CompareTable:
         """Runs (or one analysis' results) as a table: filtered by the typed `where` grammar, sorted,
         grouped. ``.rows``/``.columns``, ``.to_records()``, ``.to_pandas()`` (when pandas is installed)."""
-        from lsdb.query import compare
-
-        return compare(self._db, runs=runs or None, where=where, analysis=analysis, columns=columns, sort=sort,
-                       group_by=group_by, agg=agg, project=project)
+        return self._db.compare.table(runs or None, where, analysis, columns, sort, group_by, agg, project,
+                                      slots=self._slots(analysis))
 
     def plot_compare(
         self,
@@ -388,7 +386,8 @@ class Catalog:
         """Overlay the 1D curves of the results `compare` selects (or plot column `y` against `x`) into `path`."""
         from lsdb.query.overlay import plot_compare
 
-        return plot_compare(self._db, path, x=x, y=y, runs=runs or None, where=where, analysis=analysis,
+        return plot_compare(_SlottedCompare(self._db.compare, self._slots(analysis)), self._db.results,
+                            self._db.objects, path, x=x, y=y, runs=runs or None, where=where, analysis=analysis,
                             project=project, group_by=group_by, sort=sort)
 
     # -- maintenance --------------------------------------------------------------------------------
@@ -430,21 +429,36 @@ class Catalog:
         return self._registries.renderers.kinds(analysis)
 
     def _job_progress(self, job: JobRecord) -> tuple[float, str]:
-        from lsdb.jobs.queue import job_progress
+        from lsdb.jobs.submit import job_progress
 
         return job_progress(self._db, job)
 
     def _wait_for_job(self, job_id: int, on_progress: ProgressFn | None, poll_s: float,
                       timeout_s: float | None) -> JobRecord:
-        from lsdb.jobs.queue import wait_for_job
+        from lsdb.jobs.submit import wait_for_job
 
         job = wait_for_job(self._db, job_id, on_progress, poll_s, timeout_s)
         if timeout_s is not None and job.status not in ("succeeded", "failed", "cancelled"):
             raise LsdbError(f"job {job_id} is still {job.status} after {timeout_s:g} s")
         return job
 
+    def _slots(self, analysis: str | None) -> list[str]:
+        """The analysis' input roles in declared order (a result's row belongs to its first slot's run)."""
+        spec = self._registries.analyses.find(analysis) if analysis else None
+        return [slot.role for slot in spec.inputs] if spec is not None else []
+
     def _computed_by(self, job: JobRecord) -> bool:
-        return job.result_id is not None and self._db.get_result(job.result_id).job_id == job.id
+        return job.result_id is not None and self._db.results.get(job.result_id).job_id == job.id
+
+
+class _SlottedCompare:
+    """The compare repository with the analysis' slot order filled in (what `plot_compare` reads through)."""
+
+    def __init__(self, repo: Any, slots: list[str]) -> None:
+        self._repo, self._slots = repo, slots
+
+    def table(self, *args: Any, **kwargs: Any) -> CompareTable:
+        return self._repo.table(*args, **kwargs, slots=self._slots)  # type: ignore[no-any-return]
 
 
 def open_catalog(url: str | None = None, store: str | os.PathLike[str] | None = None) -> Catalog:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from lsdb.errors import LsdbError
 
 if TYPE_CHECKING:
-    from lsdb.catalog.queue import JobRecord
+    from lsdb.catalog.jobs import JobRecord
     from lsdb.service.catalog import Catalog
     from lsdb.service.results import Result
 
