@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from lsdb.cli.render import Format, render, render_mapping
 from lsdb.cli.state import state
 from lsdb.errors import BadInput
+
+if TYPE_CHECKING:
+    from lsdb.service import Job, Result
 
 analyses_app = typer.Typer(help="List the analyses plugins provide, or show one.", invoke_without_command=True)
 
@@ -50,60 +56,87 @@ def run(
     format: Format = typer.Option(Format.table, "--format"),
 ) -> None:
     """Run an analysis: inline now (--inline), or as a job for the workers."""
-    from lsdb.analyses.runner import AnalysisRequest
-
-    request = AnalysisRequest(
-        analysis=analysis,
-        inputs=list(inputs or []),
-        params=parse_params(param),
-        dataset=dataset,
-        seed=seed,
-        project=project,
-        dtype=dtype,
-    )
+    params = parse_params(param)
     catalog = state(ctx).catalog()
     if not inline:
-        from lsdb.cli.jobs_cmds import enqueue_and_maybe_wait
-
-        enqueue_and_maybe_wait(
-            catalog, request, queue=queue, priority=priority, force=force, wait=wait, fmt=format,
-            time_limit=time_limit, max_attempts=max_attempts, tile_size=tile_size,
+        job = catalog.submit(
+            analysis, *(inputs or []), params=params, dataset=dataset, seed=seed, dtype=dtype, force=force,
+            project=project, queue=queue, priority=priority, time_limit=time_limit, max_attempts=max_attempts,
+            tile_size=tile_size,
         )
+        _show_job(job, wait, format)
         return
+    with _progress(analysis, format) as update:
+        result = catalog.run(
+            analysis, *(inputs or []), params=params, dataset=dataset, seed=seed, dtype=dtype, device=device,
+            force=force, project=project, progress=update,
+        )
+    show_result_summary(result, format)
+
+
+@contextmanager
+def _progress(label: str, fmt: Format) -> Iterator[Callable[[float, str], None]]:
+    """``update(fraction, message)`` of a transient bar (for tables only), shown from the first update
+    on, so a request refused before any work starts prints nothing but its error."""
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-    from lsdb.analyses.runner import prepare, run_analysis
+    bar = Progress(TextColumn(label), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
+                   TextColumn("{task.description}"), transient=True, disable=fmt is not Format.table)
+    task = bar.add_task("", total=1.0)
+    started = False
 
-    prepared = prepare(catalog, request)
-    with Progress(
-        TextColumn(f"{analysis}"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.description}"),
-        transient=True,
-        disable=format is not Format.table,
-    ) as bar:
-        task = bar.add_task("", total=1.0)
-        result, computed = run_analysis(
-            catalog,
-            request,
-            device=device,
-            force=force,
-            prepared=prepared,
-            progress=lambda f, msg: bar.update(task, completed=f, description=msg),
-        )
-    show_result_summary(result, computed, format)
+    def update(fraction: float, message: str) -> None:
+        nonlocal started
+        if not started:
+            bar.start()
+            started = True
+        bar.update(task, completed=fraction, description=message)
+
+    try:
+        yield update
+    finally:
+        if started:
+            bar.stop()
 
 
-def show_result_summary(result, computed: bool, format: Format) -> None:  # type: ignore[no-untyped-def]
+def _show_job(job: Job, wait: bool, fmt: Format) -> None:
+    """What `submit` did (queued, found the same request queued or running, or found its result),
+    and with `wait` follow the job with a progress bar and show its result."""
+    if job.cached is not None:
+        show_result_summary(job.cached, fmt)
+        return
+    record = job.record
+    assert record is not None
+    if fmt is Format.table:
+        what = f"queued on '{record.queue}'" if job.created else f"is already {record.status} (the same request)"
+        typer.echo(f"job {record.id} {what}" + (f" as {job.tiles} tiles" if job.tiles else ""), err=wait)
+        if not wait:
+            typer.echo(f"follow it: `lsdb jobs show {record.id}`; workers run it: `lsdb worker`", err=True)
+    elif not wait:
+        row = {"job": record.id, "status": record.status, "created": job.created, "tiles": job.tiles,
+               "analysis": record.analysis, "queue": record.queue}
+        render([row], fmt, list(row))
+    if not wait:
+        return
+    try:
+        with _progress(f"job {record.id}", fmt) as update:
+            result = job.wait(on_progress=lambda j, f, msg: update(f, f"{j.status}: {msg}"))
+    except KeyboardInterrupt:
+        sys.stderr.write(f"stopped following job {record.id}; it goes on (`lsdb jobs cancel {record.id}` stops it)\n")
+        raise typer.Exit(130) from None
+    show_result_summary(result, fmt)
+
+
+def show_result_summary(result: Result, format: Format) -> None:
+    """A result's scalars (a table, or its JSON with ``computed``) and, for tables, where to go next."""
     if format is Format.json:
-        render_mapping({**result.to_dict(), "computed": computed}, format)
+        render_mapping(result.to_dict(), format)
         return
     rows = [{"scalar": k, "value": v} for k, v in sorted(result.scalars.items())]
     render(rows, format, ["scalar", "value"], title=f"result {result.id} ({result.analysis})")
     if format is Format.table:
-        how = f"computed in {result.wall_seconds:.2f} s" if computed and result.wall_seconds else "cached"
+        seconds = result.wall_seconds
+        how = f"computed in {seconds:.2f} s" if result.computed and seconds else "cached"
         typer.echo(f"result {result.id}: {how}; `lsdb results show {result.id}`, `lsdb plot {result.id}`", err=True)
 
 
@@ -112,56 +145,41 @@ def analyses(ctx: typer.Context, format: Format = typer.Option(Format.table, "--
     """List analyses with their inputs and plugin."""
     if ctx.invoked_subcommand is not None:
         return
-    from lsdb.plugins import get_plugins
+    from lsdb.service import list_analyses
 
-    rows = []
-    for spec in sorted(get_plugins().analyses().values(), key=lambda s: s.name):
-        rows.append(
-            {
-                "analysis": spec.name,
-                "version": spec.version,
-                "plugin": spec.plugin,
-                "inputs": ", ".join(
-                    f"{s.role}" + ("" if s.min == s.max == 1 else f"[{s.min}..{s.max or ''}]") for s in spec.inputs
-                ),
-                "summary": spec.summary,
-            }
-        )
+    rows = [
+        {
+            "analysis": spec.name,
+            "version": spec.version,
+            "plugin": spec.plugin,
+            "inputs": ", ".join(
+                f"{s.role}" + ("" if s.min == s.max == 1 else f"[{s.min}..{s.max or ''}]") for s in spec.inputs
+            ),
+            "summary": spec.summary,
+        }
+        for spec in list_analyses()
+    ]
     render(rows, format, ["analysis", "version", "plugin", "inputs", "summary"])
 
 
 @analyses_app.command("show")
 def analyses_show(name: str, format: Format = typer.Option(Format.table, "--format")) -> None:
     """Inputs, parameters (type, default, help) and documentation of one analysis."""
-    from lsdb.analyses.spec import describe_params
-    from lsdb.plugins import get_analysis
+    from lsdb.service import describe_analysis
 
-    spec = get_analysis(name)
-    params = describe_params(spec)
-    inputs = [{"role": s.role, "kind": s.kind, "min": s.min, "max": s.max, "help": s.help} for s in spec.inputs]
+    info = describe_analysis(name)
     if format is Format.json:
-        render_mapping(
-            {
-                "name": spec.name,
-                "version": spec.version,
-                "plugin": spec.plugin,
-                "resources": spec.resources,
-                "description": spec.description,
-                "inputs": inputs,
-                "params": params,
-            },
-            format,
-        )
+        render_mapping(info, format)
         return
-    typer.echo(f"{spec.name} (version {spec.version}, plugin {spec.plugin}, resources {spec.resources})\n")
-    typer.echo((spec.description or "").strip() + "\n")
-    render(inputs, format, ["role", "kind", "min", "max", "help"], title="inputs")
-    render(params, format, ["name", "type", "default", "choices", "help"], title="parameters")
+    typer.echo(f"{info['name']} (version {info['version']}, plugin {info['plugin']}, resources {info['resources']})\n")
+    typer.echo((info["description"] or "").strip() + "\n")
+    render(info["inputs"], format, ["role", "kind", "min", "max", "help"], title="inputs")
+    render(info["params"], format, ["name", "type", "default", "choices", "help"], title="parameters")
 
 
 def plugins(format: Format = typer.Option(Format.table, "--format")) -> None:
     """Loaded plugins: version, hooks, analyses and any load error."""
-    from lsdb.plugins import plugin_infos
+    from lsdb.service import list_plugins
 
     rows: list[dict[str, Any]] = [
         {
@@ -173,7 +191,7 @@ def plugins(format: Format = typer.Option(Format.table, "--format")) -> None:
             "analyses": p.analyses,
             "error": p.error,
         }
-        for p in plugin_infos()
+        for p in list_plugins()
     ]
     if format is not Format.json:
         for row in rows:

@@ -6,9 +6,18 @@ import sys
 
 import typer
 
-import lsdb.cli.jobs_cmds as jobs_cmds
-import lsdb.cli.train_cmds as train_cmds
-from lsdb.cli import analysis_cmds, catalog_cmds, compare_cmds, db_cmds, ingest_cmds, maintenance_cmds, results_cmds
+from lsdb.cli import (
+    analysis_cmds,
+    catalog_cmds,
+    compare_cmds,
+    db_cmds,
+    ingest_cmds,
+    jobs_cmds,
+    maintenance_cmds,
+    results_cmds,
+    train_cmds,
+    ui_cmds,
+)
 from lsdb.cli.state import State
 
 app = typer.Typer(
@@ -39,12 +48,14 @@ results_cmds.register(app)
 jobs_cmds.register(app)
 compare_cmds.register(app)
 train_cmds.register(app)
+ui_cmds.register(app)
 
 
 def _wants_plugin_commands(args: list[str]) -> bool:
     """Plugins' commands are loaded only when the command is not a built-in one (or for help),
     so `lsdb checkpoints` does not import every plugin."""
-    words, skip = [], False
+    words: list[str] = []
+    skip = False
     for a in args:
         if skip:
             skip = False
@@ -56,12 +67,6 @@ def _wants_plugin_commands(args: list[str]) -> bool:
     return not words or words[0] not in builtin or "--help" in args
 
 
-def _add_plugin_commands() -> None:
-    from lsdb.plugins import get_plugins
-
-    get_plugins().pm.hook.register_commands(app=app)
-
-
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: `LsdbError`s become one line on stderr and a non-zero exit."""
     from lsdb.allocator import keep_freed_memory
@@ -71,7 +76,9 @@ def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     if _wants_plugin_commands(args):
-        _add_plugin_commands()
+        from lsdb.service import add_plugin_commands
+
+        add_plugin_commands(app)
     command = typer.main.get_command(app)
     try:
         command.main(args=args, prog_name="lsdb")  # usage errors: click's message, exit 2

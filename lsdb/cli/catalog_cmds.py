@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 import typer
 
 from lsdb.cli.render import Format, fmt_time, render, render_mapping
-from lsdb.service.listing import checkpoints_json
 from lsdb.cli.state import state
 
 show_app = typer.Typer(help="Show one object in detail.", no_args_is_help=True)
@@ -20,39 +18,33 @@ def register(app: typer.Typer) -> None:
     app.add_typer(show_app, name="show")
 
 
-def _spec(spec: dict[str, Any] | None) -> str:
-    if not spec:
-        return ""
-    from lsdb.specs import parse_spec
-
-    return str(parse_spec(spec))
-
-
 def runs(
     ctx: typer.Context,
     project: str = typer.Option(None, "--project"),
     format: Format = typer.Option(Format.table, "--format"),
 ) -> None:
     """List runs with their model, dataset, checkpoint count and last metrics."""
-    records = state(ctx).catalog().list_runs(project)
+    from lsdb.service import format_spec
+
+    records = state(ctx).catalog().runs(project)
     if format is Format.json:
         render([r.to_dict() for r in records], format)
         return
-    rows = []
     metric_keys: list[str] = sorted({k for r in records for k in r.metrics})
-    for r in records:
-        row = {
+    rows = [
+        {
             "id": r.id,
             "project": r.project,
             "run": r.name,
-            "model": _spec(r.model_spec),
-            "dataset": _spec(r.dataset_spec),
+            "model": format_spec(r.model_spec),
+            "dataset": format_spec(r.dataset_spec),
             "loss": r.loss,
             "status": r.status,
             "checkpoints": r.n_checkpoints,
+            **{k: r.metrics.get(k) for k in metric_keys},
         }
-        row.update({k: r.metrics.get(k) for k in metric_keys})
-        rows.append(row)
+        for r in records
+    ]
     render(rows, format, ["id", "project", "run", "model", "dataset", "loss", "status", "checkpoints", *metric_keys])
 
 
@@ -65,9 +57,9 @@ def checkpoints(
 ) -> None:
     """List checkpoints (a run's trajectory is its checkpoints by step)."""
     if format is Format.json:
-        sys.stdout.write(checkpoints_json(state(ctx).catalog().list_checkpoint_rows(run, project, limit)) + "\n")
+        sys.stdout.write(state(ctx).catalog().checkpoints_json(run, project, limit) + "\n")
         return
-    records = state(ctx).catalog().list_checkpoints(run, project, limit)
+    records = state(ctx).catalog().checkpoints(run, project, limit)
     rows = [
         {
             "id": r.id,
@@ -92,12 +84,10 @@ def show_checkpoint(
     format: Format = typer.Option(Format.table, "--format"),
 ) -> None:
     """Parameter count, layers with shapes, digests, source path and step of one checkpoint."""
-    from lsdb.inspection import describe_checkpoint
-
-    info = describe_checkpoint(state(ctx).catalog(), checkpoint_id)
+    info = state(ctx).catalog().checkpoint(checkpoint_id)
     if format is Format.json:
         render_mapping(info, format)
         return
     layers = info.pop("layers")
-    render_mapping({k: v for k, v in info.items()}, Format.table if format is Format.table else format)
+    render_mapping(info, format)
     render(layers, format, ["name", "dtype", "shape", "numel"], title="layers")

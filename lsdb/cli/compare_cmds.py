@@ -45,21 +45,17 @@ def compare(
     y: str = typer.Option(None, "--y", help="--plot: y array (with --analysis) or y column."),
 ) -> None:
     """Compare runs or results; see `lsdb compare --help` for keys and the --where grammar."""
-    from lsdb.query import compare as compare_table
-
     catalog = state(ctx).catalog()
-    table = compare_table(
-        catalog, runs=runs or None, where=where, analysis=analysis, columns=columns, sort=sort or None,
-        group_by=group_by, agg=agg, project=project,
+    table = catalog.compare(
+        runs or None, where=where, analysis=analysis, columns=columns, sort=sort or None, group_by=group_by,
+        agg=agg, project=project,
     )
     title = f"{analysis} results" if analysis else "runs"
     render(table.rows, format, table.columns, title=title if format is Format.table else None)
     if plot:
-        from lsdb.query.overlay import plot_compare
-
-        report = plot_compare(
-            catalog, plot, x=x, y=y, runs=runs or None, where=where, analysis=analysis, project=project,
-            group_by=group_by, sort=sort or None,
+        report = catalog.plot_compare(
+            plot, runs or None, x=x, y=y, where=where, analysis=analysis, project=project, group_by=group_by,
+            sort=sort or None,
         )
         for reason in report.skipped:
             sys.stderr.write(f"skipped: {reason}\n")

@@ -17,9 +17,8 @@ def register(app: typer.Typer) -> None:
 
 def init(ctx: typer.Context) -> None:
     """Create the catalog (at the current schema) and the store, or check an existing one."""
-    st = state(ctx)
-    catalog = st.catalog()
-    catalog.objects.check_writable()
+    catalog = state(ctx).catalog()
+    catalog.check_writable()
     typer.echo(f"catalog: {catalog.settings.describe()}")
     typer.echo(f"store:   {catalog.settings.store_root}")
 
@@ -27,11 +26,9 @@ def init(ctx: typer.Context) -> None:
 @db_app.command("upgrade")
 def upgrade(ctx: typer.Context) -> None:
     """Upgrade the catalog's schema to the one this lsdb needs."""
-    from lsdb.catalog.engine import make_engine
-    from lsdb.catalog.migrate import upgrade as run_upgrade
+    from lsdb.service import upgrade_catalog
 
-    settings = state(ctx).settings()
-    before, after = run_upgrade(make_engine(settings.database_url))
+    before, after = upgrade_catalog(state(ctx).settings().database_url)
     if before == after:
         typer.echo(f"already at {after}")
     else:
@@ -41,12 +38,10 @@ def upgrade(ctx: typer.Context) -> None:
 @db_app.command("current")
 def current(ctx: typer.Context, format: Format = typer.Option(Format.table, "--format")) -> None:
     """Show the catalog's schema revision and the one this lsdb needs."""
-    from lsdb.catalog.engine import make_engine
-    from lsdb.catalog.migrate import current_revision, head_revision
+    from lsdb.service import catalog_revision
 
     settings = state(ctx).settings()
-    rev = current_revision(make_engine(settings.database_url))
-    head = head_revision()
+    rev, head = catalog_revision(settings.database_url)
     render_mapping(
         {"catalog": settings.describe(), "current": rev or "(empty)", "head": head, "up_to_date": rev == head}, format
     )

@@ -46,23 +46,7 @@ def ingest(
     """Ingest checkpoints (.pt/.pth/.bin/.ckpt/.safetensors) safely: weights only, never code."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from lsdb.ingest import ingest as run_ingest
-    from lsdb.runs import make_new_run
-
-    new_run = make_new_run(
-        run,
-        project,
-        model=model,
-        dataset=dataset,
-        loss=loss,
-        params=parse_pairs(param, "--param"),
-        tags=parse_pairs(tag, "--tag"),
-    )
-    check = None
-    if new_run.model_spec is not None and new_run.dataset_spec is not None:
-        from lsdb.runs import state_dict_check
-
-        check = state_dict_check(new_run.model_spec, new_run.dataset_spec)
+    params, tags = parse_pairs(param, "--param"), parse_pairs(tag, "--tag")
     catalog = state(ctx).catalog()
     with Progress(
         TextColumn("ingest"),
@@ -74,14 +58,18 @@ def ingest(
         disable=format is not Format.table,
     ) as bar:
         task = bar.add_task("", total=None)
-        report = run_ingest(
-            catalog,
+        report = catalog.ingest(
             paths,
-            new_run,
+            run,
+            project=project,
+            model=model,
+            dataset=dataset,
+            loss=loss,
             step=step,
             epoch=epoch,
+            tags=tags,
+            params=params,
             recursive=recursive,
-            check=check,
             on_start=lambda n: bar.update(task, total=n),
             on_file=lambda o: bar.update(task, advance=1, description=Path(o.path).name),
         )

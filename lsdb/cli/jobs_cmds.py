@@ -1,4 +1,4 @@
-"""`lsdb jobs [list|show|cancel|retry|logs]`, `lsdb worker`, `lsdb workers [start]`, and `lsdb run`'s queue path."""
+"""`lsdb jobs [list|show|cancel|retry|logs]`, `lsdb worker`, `lsdb workers [start]`."""
 
 from __future__ import annotations
 
@@ -22,62 +22,6 @@ def register(app: typer.Typer) -> None:
     app.add_typer(jobs_app, name="jobs")
     app.command("worker")(worker)
     app.add_typer(workers_app, name="workers")
-
-
-# -- lsdb run (without --inline) -----------------------------------------------------------------------
-
-
-def enqueue_and_maybe_wait(catalog, request, *, queue: str = "default", priority: int = 0,  # type: ignore[no-untyped-def]
-                           force: bool = False, wait: bool = False, fmt: Format = Format.table,
-                           time_limit: float | None = None, max_attempts: int = 3,
-                           tile_size: int | None = None) -> None:
-    """Queue `request` (or find its result or its active job), print what happened, and with
-    `wait` follow the job with a progress bar and show the result. `tile_size` 0: never fan out."""
-    from lsdb.cli.analysis_cmds import show_result_summary
-    from lsdb.jobs.queue import DEFAULT_TILE_SIZE, enqueue
-
-    outcome = enqueue(catalog, request, queue=queue, priority=priority, force=force, max_attempts=max_attempts,
-                      time_limit_s=time_limit, tile_size=DEFAULT_TILE_SIZE if tile_size is None else tile_size)
-    if outcome.result is not None:
-        show_result_summary(outcome.result, False, fmt)
-        return
-    job = outcome.job
-    assert job is not None
-    if fmt is Format.table:
-        what = f"queued on '{job.queue}'" if outcome.created else f"is already {job.status} (the same request)"
-        typer.echo(f"job {job.id} {what}" + (f" as {outcome.tiles} tiles" if outcome.tiles else ""), err=wait)
-        if not wait:
-            typer.echo(f"follow it: `lsdb jobs show {job.id}`; workers run it: `lsdb worker`", err=True)
-    elif not wait:
-        row = {"job": job.id, "status": job.status, "created": outcome.created, "tiles": outcome.tiles,
-               "analysis": job.analysis, "queue": job.queue}
-        render([row], fmt, list(row))
-    if wait:
-        _follow(catalog, job.id, fmt, show_result_summary)
-
-
-def _follow(catalog, job_id: int, fmt: Format, show_result_summary: Any) -> None:  # type: ignore[no-untyped-def]
-    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
-
-    from lsdb.jobs.queue import wait_for_job
-
-    try:
-        with Progress(TextColumn(f"job {job_id}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
-                      TextColumn("{task.description}"), transient=True, disable=fmt is not Format.table) as bar:
-            task = bar.add_task("", total=1.0)
-            job = wait_for_job(catalog, job_id, lambda j, f, msg: bar.update(task, completed=f,
-                                                                             description=f"{j.status}: {msg}"))
-    except KeyboardInterrupt:
-        sys.stderr.write(f"stopped following job {job_id}; it goes on (`lsdb jobs cancel {job_id}` stops it)\n")
-        raise typer.Exit(130) from None
-    if job.status == "succeeded" and job.result_id is not None:
-        result = catalog.get_result(job.result_id)
-        show_result_summary(result, result.job_id == job.id, fmt)
-        return
-    if job.status == "failed":
-        raise LsdbError(f"job {job_id} failed: {job.error_type}: {_first_line(job.error_message)}; "
-                        f"see `lsdb jobs show {job_id}`")
-    raise LsdbError(f"job {job_id} was {job.status}")
 
 
 # -- lsdb jobs ---------------------------------------------------------------------------------------------
@@ -109,7 +53,7 @@ def jobs_list(
 
 
 def _list(ctx: typer.Context, status: list[str] | None, queue: str | None, limit: int, fmt: Format) -> None:
-    records = state(ctx).catalog().list_jobs(status=status or None, queue=queue, limit=limit)
+    records = state(ctx).catalog().jobs(status=status or None, queue=queue, limit=limit)
     if fmt is Format.json:
         render([r.to_dict() for r in records], fmt)
         return
@@ -127,9 +71,10 @@ def _list(ctx: typer.Context, status: list[str] | None, queue: str | None, limit
 def jobs_show(ctx: typer.Context, job_id: int, format: Format = typer.Option(Format.table, "--format")) -> None:
     """Every field of one job, its tiles, and the error's traceback."""
     catalog = state(ctx).catalog()
-    job = catalog.get_job(job_id)
+    job = catalog.job(job_id).record
+    assert job is not None
     data = job.to_dict()
-    data["tiles"] = [t.id for t in catalog.list_jobs(parent_id=job_id)]
+    data["tiles"] = [t.id for t in catalog.jobs(parent=job_id, limit=None)]
     if format is Format.json:
         render_mapping(data, format)
         return
@@ -166,7 +111,7 @@ def jobs_retry(ctx: typer.Context, job_ids: list[int] = typer.Argument(..., help
 @jobs_app.command("logs")
 def jobs_logs(ctx: typer.Context, job_id: int, format: Format = typer.Option(Format.table, "--format")) -> None:
     """The job's events: enqueued, claimed, retried, lease_expired, released, succeeded, failed, cancelled."""
-    events = state(ctx).catalog().list_job_events(job_id)
+    events = state(ctx).catalog().job_events(job_id)
     rows = [e.to_dict() for e in events]
     if format is not Format.json:
         for row in rows:
@@ -194,13 +139,10 @@ def worker(
     """Claim and run jobs on one device until stopped (SIGTERM/Ctrl-C finish or release the current job)."""
     import logging
 
-    from lsdb.jobs.worker import Worker, WorkerOptions
-
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
-    options = WorkerOptions(device=device, queues=tuple(queue or ("default",)), max_jobs=max_jobs, once=once,
-                            idle_exit_s=idle_exit, threads=threads, lease_s=lease, poll_s=poll, backoff_s=backoff,
-                            grace_s=grace, inprocess=inprocess)
-    Worker(state(ctx).catalog(), options).run()
+    state(ctx).catalog().serve(device=device, queues=tuple(queue or ("default",)), max_jobs=max_jobs, once=once,
+                               idle_exit_s=idle_exit, threads=threads, lease_s=lease, poll_s=poll, backoff_s=backoff,
+                               grace_s=grace, inprocess=inprocess)
 
 
 @workers_app.callback()
@@ -213,10 +155,9 @@ def workers(
     """Registered workers: alive, device, current job, last heartbeat."""
     if ctx.invoked_subcommand is not None:
         return
-    from lsdb.jobs.queue import worker_rows
-
     rows = []
-    for w, alive in worker_rows(state(ctx).catalog(), lease):
+    for status in state(ctx).catalog().workers(lease):
+        w, alive = status.worker, status.alive
         if not all_ and not alive and w.status == "stopped":
             continue
         row: dict[str, Any] = {**w.to_dict(), "alive": alive}
@@ -251,19 +192,11 @@ def workers_start(
         args.append(f"--threads={threads}")
     if inprocess:
         args.append("--inprocess")
-    settings = state(ctx).settings()
-    if backend == "ray":
-        from lsdb.jobs.ray_backend import start_ray_workers
-
-        start_ray_workers(settings, address=address, num_workers=num_workers, gpus_per_worker=gpus_per_worker,
-                          worker_args=args)
-        return
-    if backend != "local":
+    if backend not in ("local", "ray"):
         raise LsdbError(f"unknown backend '{backend}'; use local or ray")
-    from lsdb.jobs.supervisor import supervise
-
-    state(ctx).catalog()  # create or check the catalog once, before N workers race to
-    supervise(settings, devices, args, max_restarts=max_restarts)
+    # opening the catalog creates or checks it once, before N workers race to
+    state(ctx).catalog().start_workers(devices, args, max_restarts=max_restarts, backend=backend, address=address,
+                                       num_workers=num_workers, gpus_per_worker=gpus_per_worker)
 
 
 def _first_line(text: str | None) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import typer
 
 from lsdb.cli.render import Format, render
@@ -20,9 +22,7 @@ def gc(
     dry_run: bool = typer.Option(False, "--dry-run", help="Report what would be removed."),
 ) -> None:
     """Remove store objects that no catalog row refers to."""
-    from lsdb.maintenance import gc as run_gc
-
-    report = run_gc(state(ctx).catalog(), older_than, dry_run)
+    report = state(ctx).catalog().gc(older_than, dry_run)
     verb = "would remove" if dry_run else "removed"
     typer.echo(
         f"{verb} {len(report.removed_objects)} objects, {len(report.removed_temp_files)} temporary files and "
@@ -35,15 +35,16 @@ def doctor(ctx: typer.Context, format: Format = typer.Option(Format.table, "--fo
     """Re-hash every stored object and report missing or corrupt ones (non-zero exit if any)."""
     from rich.progress import Progress
 
-    from lsdb.maintenance import doctor as run_doctor
-
     catalog = state(ctx).catalog()
     with Progress(transient=True, disable=format is not Format.table) as bar:
         task = bar.add_task("verifying", total=None)
-        checked, findings = run_doctor(catalog, on_object=lambda: bar.advance(task))
+        report = catalog.doctor(on_object=lambda: bar.advance(task))
+    findings = report.findings
     if findings or format is not Format.table:
-        render([f.__dict__ for f in findings], format, ["digest", "status", "media_type", "size"])
+        render([dataclasses.asdict(f) for f in findings], format, ["digest", "status", "media_type", "size"])
     if findings:
-        raise StoreError(f"{len(findings)} of {checked} objects are missing or corrupt (first: {findings[0].digest})")
+        raise StoreError(
+            f"{len(findings)} of {report.checked} objects are missing or corrupt (first: {findings[0].digest})"
+        )
     if format is Format.table:
-        typer.echo(f"{checked} objects verified, all intact")
+        typer.echo(f"{report.checked} objects verified, all intact")

@@ -28,7 +28,7 @@ def results(
     """List results (optionally of one run or one analysis)."""
     if ctx.invoked_subcommand is not None:
         return
-    records = state(ctx).catalog().list_results(run, analysis, project)
+    records = [result.record for result in state(ctx).catalog().results(run, analysis, project)]
     if format is Format.json:
         render([r.to_dict() for r in records], format)
         return
@@ -52,7 +52,7 @@ def results(
 @results_app.command("show")
 def show(ctx: typer.Context, result_id: int, format: Format = typer.Option(Format.table, "--format")) -> None:
     """Inputs, params, scalars and arrays of one result."""
-    r = state(ctx).catalog().get_result(result_id)
+    r = state(ctx).catalog().result(result_id).record
     if format is Format.json:
         render_mapping(r.to_dict(), format)
         return
@@ -89,13 +89,11 @@ def show(ctx: typer.Context, result_id: int, format: Format = typer.Option(Forma
 def export(
     ctx: typer.Context,
     result_id: int,
-    format: str = typer.Option("npz", "--format", help="npz | csv | json"),
+    format: str = typer.Option("npz", "--format", help="npz | csv | json | vtk | html"),
     output: Path = typer.Option(None, "--output", "-o", help="File to write (default: result-ID.FORMAT)."),
 ) -> None:
     """Export a result's arrays and scalars (npz, csv or json)."""
-    from lsdb.analyses.exporting import export_result
-
-    path = export_result(state(ctx).catalog(), result_id, format, output)
+    path = state(ctx).catalog().export(result_id, format, output)
     typer.echo(str(path))
 
 
@@ -106,7 +104,5 @@ def plot(
     kind: str = typer.Option("default", "--kind", help="Renderer name (e.g. contour, filled, 3d)."),
 ) -> None:
     """Plot a result with its analysis' renderer."""
-    from lsdb.analyses.exporting import plot_result
-
-    path = plot_result(state(ctx).catalog(), result_id, kind, output)
+    path = state(ctx).catalog().plot(result_id, kind, output)
     typer.echo(str(path))

@@ -1,4 +1,4 @@
-"""What every command shares: the global options and a lazily opened catalog."""
+"""What every command shares: the global options and a lazily opened catalog (the facade)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from lsdb.config import Settings
+
 if TYPE_CHECKING:
-    from lsdb.catalog import Catalog
+    from lsdb.service import Catalog
 
 
 @dataclass
@@ -21,15 +23,13 @@ class State:
     def catalog(self) -> Catalog:
         """Open the catalog on first use (creating it at the current schema if new)."""
         if self._catalog is None:
-            from lsdb.catalog import Catalog
-            from lsdb.config import Settings
+            from lsdb.service import open_catalog
 
-            self._catalog = Catalog(Settings.resolve(self.db, self.store))
+            self._catalog = open_catalog(self.db, self.store)
         return self._catalog
 
-    def settings(self):  # type: ignore[no-untyped-def]
-        from lsdb.config import Settings
-
+    def settings(self) -> Settings:
+        """The catalog URL and store root the global options (or the environment) select."""
         return Settings.resolve(self.db, self.store)
 
 

@@ -115,8 +115,6 @@ def train(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from lsdb.training import TrainProgress, train_run
-
     given = {
         "optimizer": optimizer,
         "lr": lr,
@@ -148,7 +146,7 @@ def train(
     )
     task = bar.add_task("", total=None, epoch=0.0, loss="-")
 
-    def progress(p: TrainProgress) -> None:
+    def progress(p: Any) -> None:  # an lsdb TrainProgress
         fields: dict[str, Any] = {"epoch": p.epochs_done}
         if p.loss is not None:
             fields["loss"] = f"{p.loss:.4f}"
@@ -157,18 +155,17 @@ def train(
         bar.update(task, total=p.total_steps, completed=p.step, **fields)
 
     with bar, _stop_on_ctrl_c() as should_stop:
-        result = train_run(
-            catalog,
+        result = catalog.train(
             run,
-            project,
             model,
             dataset,
-            config,
+            project=project,
             device=device,
             resume=resume,
             tags=tags,
             progress=progress,
             should_stop=should_stop,
+            **config,
         )
     summary = result.summary
     row: dict[str, Any] = {
