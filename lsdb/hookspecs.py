@@ -75,6 +75,15 @@ def register_renderers(register: Callable[..., None]) -> None:
 
 
 @hookspec
+def register_interactive_renderers(register: Callable[..., None]) -> None:
+    """Register interactive views for `lsdb ui` and HTML exports: ``register(analysis_name, fn, name="default")``.
+
+    ``fn(result: ResultView) -> dict``: a plotly figure as JSON-ready data (``{"data": [...],
+    "layout": {...}}``). An analysis without one is shown with its PNG renderer.
+    """
+
+
+@hookspec
 def register_commands(app: typer.Typer) -> None:
     """Add sub-commands to the `lsdb` Typer app (keep them thin: parse, call, render)."""
 

@@ -27,7 +27,16 @@ import pluggy
 
 from lsdb import hookspecs
 from lsdb.errors import PluginError
-from lsdb.registry import Events, FactoryRegistry, PluginInfo, Registries, Registry, RendererRegistry, check_format
+from lsdb.registry import (
+    Events,
+    FactoryRegistry,
+    InteractiveRegistry,
+    PluginInfo,
+    Registries,
+    Registry,
+    RendererRegistry,
+    check_format,
+)
 
 if TYPE_CHECKING:
     from lsdb.analyses.spec import AnalysisSpec
@@ -148,8 +157,11 @@ class PluginLoader:
         self.call_registration("register_checkpoint_formats", add_format)
         self.call_registration("register_analyses", add_analysis)
         self.call_registration("register_renderers", renderers.register)
+        interactive = InteractiveRegistry()
+        self.call_registration("register_interactive_renderers", interactive.register)
         return Registries(models=models, datasets=datasets, formats=formats, analyses=analyses, renderers=renderers,
-                          events=Events(self.pm.hook), plugins=list(self.infos.values()), hook=self.pm.hook)
+                          events=Events(self.pm.hook), plugins=list(self.infos.values()), hook=self.pm.hook,
+                          interactive=interactive)
 
 
 def load_registries(extra: Sequence[str] = ()) -> Registries:

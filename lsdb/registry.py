@@ -192,6 +192,26 @@ class RendererRegistry(Registry[Renderer]):
         return {e.name[len(prefix):]: e.value for e in self.entries() if e.name.startswith(prefix)}
 
 
+#: ``interactive(view) -> dict``: a plotly figure (``{"data": [...], "layout": {...}}``).
+InteractiveRenderer = Callable[["ResultView"], "dict[str, Any]"]
+
+
+class InteractiveRegistry(Registry[InteractiveRenderer]):
+    """Interactive (plotly JSON) views by analysis and name: ``register(analysis, fn, name="default")``."""
+
+    def __init__(self) -> None:
+        super().__init__("interactive renderer", lambda v: None if callable(v) else "is not callable")
+
+    def register(self, analysis: str, renderer: InteractiveRenderer, name: str = "default",
+                 plugin: str = "lsdb") -> None:
+        self.add(f"{analysis}/{name}", renderer, plugin)
+
+    def kinds(self, analysis: str) -> dict[str, InteractiveRenderer]:
+        """The interactive views of one analysis, by name."""
+        prefix = f"{analysis}/"
+        return {e.name[len(prefix):]: e.value for e in self.entries() if e.name.startswith(prefix)}
+
+
 @dataclass
 class PluginInfo:
     """What `lsdb plugins` shows for one plugin."""
@@ -254,6 +274,8 @@ class Registries:
     plugins: list[PluginInfo] = field(default_factory=list)
     #: the pluggy hook relay, for hooks that are not registries (`register_commands`)
     hook: Any = None
+    #: interactive (plotly) views for `lsdb ui` and HTML exports (`register_interactive_renderers`)
+    interactive: InteractiveRegistry = field(default_factory=InteractiveRegistry)
 
     def plugin_version(self, name: str) -> str | None:
         return next((p.version for p in self.plugins if p.name == name), None)

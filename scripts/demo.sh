@@ -50,3 +50,6 @@ lsdb plot 4 -o "$OUT/trajectory.png"
 lsdb compare small-batch large-batch --analysis surface --where "rparam.dims = 1" --plot "$OUT/surfaces_1d.png" >/dev/null
 ls "$OUT"/*.png
 lsdb doctor
+
+step "browse it all in a web page (read-only by default; Ctrl-C stops it)"
+echo "lsdb ui        # with LSDB_HOME=$LSDB_HOME"

@@ -53,6 +53,15 @@ class RunRepository:
                 q = q.where(t.c.project == project)
             return run_records(conn, conn.execute(q).all())
 
+    def page(self, project: str | None = None, offset: int = 0, limit: int = 50) -> tuple[int, Sequence[int]]:
+        """(how many runs, the ids of those at `offset`..`offset+limit`), by project then name, in SQL."""
+        t = m.RunRow.__table__
+        where = [t.c.project == project] if project is not None else []
+        with self.db.read() as conn:
+            total = int(conn.execute(select(func.count()).select_from(t).where(*where)).scalar_one())
+            q = select(t.c.id).where(*where).order_by(t.c.project, t.c.name, t.c.id).offset(offset).limit(limit)
+            return total, [int(i) for i in conn.execute(q).scalars()]
+
     def set_status(self, run_id: int, status: str) -> None:
         with self.db.write() as conn:
             conn.execute(update(m.RunRow.__table__).where(m.RunRow.id == run_id).values(status=status))

@@ -16,6 +16,7 @@ from lsdb.cli import (
     maintenance_cmds,
     results_cmds,
     train_cmds,
+    ui_cmds,
 )
 from lsdb.cli.state import State
 
@@ -47,6 +48,7 @@ results_cmds.register(app)
 jobs_cmds.register(app)
 compare_cmds.register(app)
 train_cmds.register(app)
+ui_cmds.register(app)
 
 
 def _wants_plugin_commands(args: list[str]) -> bool:

@@ -89,7 +89,7 @@ def show(ctx: typer.Context, result_id: int, format: Format = typer.Option(Forma
 def export(
     ctx: typer.Context,
     result_id: int,
-    format: str = typer.Option("npz", "--format", help="npz | csv | json"),
+    format: str = typer.Option("npz", "--format", help="npz | csv | json | vtk | html"),
     output: Path = typer.Option(None, "--output", "-o", help="File to write (default: result-ID.FORMAT)."),
 ) -> None:
     """Export a result's arrays and scalars (npz, csv or json)."""

@@ -1,7 +1,15 @@
 """The service layer: lsdb's Python API (`Catalog`, `Result`, `Job`), which the CLI, the scripts
 and notebooks all call. Nothing above this layer reaches into the catalog, the queue or the runner."""
 
-from lsdb.service.catalog import Catalog, DoctorReport, WorkerStatus, catalog_revision, open_catalog, upgrade_catalog
+from lsdb.service.catalog import (
+    Catalog,
+    DoctorReport,
+    RunsPage,
+    WorkerStatus,
+    catalog_revision,
+    open_catalog,
+    upgrade_catalog,
+)
 from lsdb.service.jobs import Job
 from lsdb.service.listing import format_spec
 from lsdb.service.registry import add_plugin_commands, describe_analysis, get_analysis, list_analyses, list_plugins
@@ -18,6 +26,7 @@ __all__ = [
     "DoctorReport",
     "Job",
     "Result",
+    "RunsPage",
     "WorkerStatus",
     "catalog_revision",
     "open_catalog",

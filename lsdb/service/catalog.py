@@ -66,6 +66,16 @@ class DoctorReport:
         return not self.findings
 
 
+@dataclass(frozen=True)
+class RunsPage:
+    """One page of `Catalog.runs_page`: `total` runs matched; `runs` are those at `offset`..`offset+limit`."""
+
+    total: int
+    offset: int
+    limit: int
+    runs: list[RunRecord]
+
+
 class Catalog:
     """A catalog (database + artifact store) and the verbs that work on it; see the module docstring."""
 
@@ -179,6 +189,23 @@ class Catalog:
     def get_run(self, run: str | int, project: str | None = None) -> RunRecord:
         """One run by name (or id); `NotFound` otherwise."""
         return self._db.runs.get(run, project)
+
+    def runs_page(self, where: str | None = None, *, sort: str | Sequence[str] | None = None, offset: int = 0,
+                  limit: int = 50, project: str | None = None) -> RunsPage:
+        """Runs matching `where` (the `compare` grammar), sorted like `compare`, one page at a time.
+
+        The filter and the order come from one `compare` of the ids alone; only the page's runs
+        are then read whole (parameters, tags, last metrics, checkpoint count).
+        """
+        if offset < 0 or limit < 1:
+            raise BadInput("offset must be >= 0 and limit >= 1")
+        if not where and not sort:  # compare's order (project, name), paged in SQL: fast for 10^4 runs
+            total, page = self._db.runs.page(project, offset, limit)
+        else:
+            table = self.compare(where=where, columns="run_id", sort=sort, project=project)
+            ids = [int(row["run_id"]) for row in table.rows]
+            total, page = len(ids), ids[offset:offset + limit]
+        return RunsPage(total, offset, limit, [self._db.runs.get(i) for i in page])
 
     def metrics(self, run: str | int, key: str | None = None, project: str | None = None) -> list[MetricRecord]:
         """A run's logged metric values (of one `key`), by key then step."""
@@ -346,6 +373,11 @@ class Catalog:
         """Write a result's arrays and scalars as npz, csv or json; the file written."""
         return self.result(result_id).export(format, path)
 
+    def artifact_path(self, result_id: int) -> Path | None:
+        """The stored HDF5 file of a result's arrays (read-only; None for a result without arrays)."""
+        digest = self._db.results.get(result_id).artifact_digest
+        return self._db.objects.path(digest) if digest else None
+
     def plot(self, result_id: int, kind: str = "default", path: str | Path | None = None) -> Path:
         """Draw a result with its analysis' renderer `kind` into png/svg/pdf `path`; the file written."""
         from lsdb.analyses.exporting import check_plot_path
@@ -427,6 +459,10 @@ class Catalog:
 
     def _renderers(self, analysis: str) -> dict[str, Callable[[ResultView], Figure]]:
         return self._registries.renderers.kinds(analysis)
+
+    def interactive_renderers(self, analysis: str) -> dict[str, Callable[[ResultView], dict[str, Any]]]:
+        """The interactive (plotly JSON) views plugins registered for `analysis`, by name (`lsdb ui`)."""
+        return self._registries.interactive.kinds(analysis)
 
     def _job_progress(self, job: JobRecord) -> tuple[float, str]:
         from lsdb.jobs.submit import job_progress
