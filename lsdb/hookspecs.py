@@ -25,7 +25,7 @@ import pluggy
 if TYPE_CHECKING:
     import typer
 
-    from lsdb.analyses.spec import AnalysisSpec
+    from lsdb.analyses.contract import AnalysisSpec
     from lsdb.catalog.records import CheckpointRecord
 
 hookspec = pluggy.HookspecMarker("lsdb")

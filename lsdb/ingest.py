@@ -190,7 +190,7 @@ def publish_tensors(
     The one way checkpoint weights are published: ingest, training, the record API and the runner
     (for the checkpoints an analysis produces) all call it."""
     # one pass: the canonical safetensors bytes are hashed as they are written, and their
-    # digest *is* the tensor digest (DESIGN.md §2), so the weights are hashed exactly once
+    # digest *is* the tensor digest (docs/architecture.md, "The store"), so the weights are hashed exactly once
     blob = objects.put_chunks(canonical_chunks(tensors))
     return NewCheckpoint(
         tensor_digest=blob.digest,

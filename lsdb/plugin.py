@@ -36,7 +36,7 @@ from lsdb.analyses.planes import (
     plane_directions,
     trajectory_points,
 )
-from lsdb.analyses.spec import AnalysisOutput, AnalysisSpec, NewCheckpointOutput, Slot
+from lsdb.analyses.contract import AnalysisOutput, AnalysisSpec, NewCheckpointOutput, Slot
 from lsdb.analyses.view import ResultView
 from lsdb.errors import BadInput
 from lsdb.hookspecs import hookimpl

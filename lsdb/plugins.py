@@ -39,7 +39,7 @@ from lsdb.registry import (
 )
 
 if TYPE_CHECKING:
-    from lsdb.analyses.spec import AnalysisSpec
+    from lsdb.analyses.contract import AnalysisSpec
     from lsdb.checkpoints.formats import CheckpointFormat
 
 __all__ = ["PluginInfo", "PluginLoader", "default_registries", "load_registries", "reset_plugins", "resolve"]
@@ -133,7 +133,7 @@ class PluginLoader:
 
     def registries(self) -> Registries:
         """Call every registration hook once and collect what was registered, validated."""
-        from lsdb.analyses.spec import AnalysisSpec
+        from lsdb.analyses.contract import AnalysisSpec
 
         models: FactoryRegistry[Any] = FactoryRegistry("model", fixed_args=2)
         datasets: FactoryRegistry[Any] = FactoryRegistry("dataset", fixed_args=0)

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from torch import nn
 
-    from lsdb.analyses.spec import AnalysisSpec
+    from lsdb.analyses.contract import AnalysisSpec
     from lsdb.analyses.view import ResultView
     from lsdb.checkpoints.formats import CheckpointFormat
     from lsdb.data.base import Dataset

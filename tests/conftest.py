@@ -109,14 +109,6 @@ def store_root(tmp_path: Path) -> Path:
     return tmp_path / "store"
 
 
-def open_db(url: str, store: Path):  # type: ignore[no-untyped-def]
-    """A `CatalogDB` on `url` and `store` (what tests drive: the repositories, not the user-facing facade)."""
-    from lsdb.catalog import CatalogDB
-    from lsdb.config import Settings
-
-    return CatalogDB(Settings.resolve(url, store))
-
-
 @pytest.fixture
 def catalog(sqlite_url: str, store_root: Path):  # type: ignore[no-untyped-def]
     from lsdb.catalog import CatalogDB

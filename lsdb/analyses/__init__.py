@@ -1,7 +1,7 @@
 """The analysis contract (spec, context, output) and the runner that executes one."""
 
 from lsdb.analyses.context import Cancelled, Context, InputCheckpoint
-from lsdb.analyses.spec import AnalysisOutput, AnalysisSpec, NewCheckpointOutput, Slot
+from lsdb.analyses.contract import AnalysisOutput, AnalysisSpec, NewCheckpointOutput, Slot
 from lsdb.analyses.view import ResultView
 
 __all__ = [

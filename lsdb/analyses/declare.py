@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, overload
 
 from lsdb.analyses.context import Context, InputCheckpoint, by_step, single
-from lsdb.analyses.spec import AnalysisOutput, AnalysisSpec, Slot
+from lsdb.analyses.contract import AnalysisOutput, AnalysisSpec, Slot
 from lsdb.errors import BadInput, PluginError
 
 if TYPE_CHECKING:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from lsdb.analyses.spec import AnalysisSpec, Slot
+from lsdb.analyses.contract import AnalysisSpec, Slot
 from lsdb.catalog import CatalogDB, CheckpointRecord
 from lsdb.errors import BadInput, NotFound
 

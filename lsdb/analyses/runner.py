@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from lsdb.analyses.inputs import resolve_inputs
-from lsdb.analyses.spec import AnalysisOutput, AnalysisSpec, params_to_dict, parse_params
+from lsdb.analyses.contract import AnalysisOutput, AnalysisSpec, params_to_dict, parse_params
 from lsdb.catalog import CatalogDB, CheckpointRecord, NewCheckpoint, NewResult, NewRun, ResultRecord
 from lsdb.errors import BadInput
 from lsdb.registry import Registries

@@ -3,7 +3,7 @@
 A checkpoint is stored as safetensors written by this module, never by a third-party writer, so
 that the bytes are a pure function of the weights: tensors in sorted-name order, a JSON header
 with sorted keys and no `__metadata__`, padded with spaces to a multiple of 8. The sha256 of
-those bytes is the checkpoint's `tensor_digest` (DESIGN §2: name, dtype, shape and bytes in
+those bytes is the checkpoint's `tensor_digest` (docs/architecture.md, "The store": name, dtype, shape and bytes in
 sorted key order), and it is also the digest of the stored blob, so ingest hashes once.
 """
 

@@ -1,7 +1,7 @@
 """The math of loss landscapes, in pure torch: parameter vectors, directions, and the evaluator.
 
 Functions here take modules, tensors, seeds and devices and return tensors; nothing in this
-package reads a database, a file or a spec (DESIGN.md §1, §4).
+package reads a database, a file or a spec (docs/architecture.md: the math layer).
 """
 
 from lsdb.landscape.directions import (

@@ -2,7 +2,7 @@
 
 `train` runs minibatch SGD or Adam on a model whose data already sits in memory, evaluates
 the full train and test splits once per epoch, and hands out snapshots at save points. It is
-pure torch (DESIGN §1): no catalog, no files; the caller decides what a snapshot becomes.
+pure torch (docs/architecture.md: the math layer): no catalog, no files; the caller decides what a snapshot becomes.
 
 Determinism: the order of examples in epoch ``e`` is a permutation drawn from a generator
 seeded with a hash of ``(seed, e)``, so it does not depend on what ran before. Layers that draw

@@ -30,7 +30,7 @@ from lsdb.service.results import Result
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from lsdb.analyses.spec import AnalysisSpec
+    from lsdb.analyses.contract import AnalysisSpec
     from lsdb.analyses.view import ResultView
     from lsdb.catalog import CheckpointRecord, MetricRecord, ResultRecord, RunRecord
     from lsdb.catalog.jobs import JobEventRecord, JobRecord, WorkerRecord

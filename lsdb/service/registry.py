@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import typer
 
-    from lsdb.analyses.spec import AnalysisSpec
+    from lsdb.analyses.contract import AnalysisSpec
     from lsdb.registry import PluginInfo, Registries
 
 
@@ -30,7 +30,7 @@ def get_analysis(name: str, reg: Registries | None = None) -> AnalysisSpec:
 
 def describe_analysis(name: str, reg: Registries | None = None) -> dict[str, Any]:
     """Name, version, plugin, resources, description, inputs and parameters (type, default, help, choices)."""
-    from lsdb.analyses.spec import describe_params
+    from lsdb.analyses.contract import describe_params
 
     spec = get_analysis(name, reg)
     return {

@@ -1,4 +1,4 @@
-"""HDF5 result artifacts: one file per result, readable with plain h5py (DESIGN §3).
+"""HDF5 result artifacts: one file per result, readable with plain h5py (docs/architecture.md, "The store").
 
 Arrays become root-level datasets (uncompressed by default, for speed); attributes go on the root
 group, numbers and strings as themselves, anything else (dicts, lists, None) as a JSON string. The

@@ -1,4 +1,4 @@
-"""Content-addressed objects on disk: `ROOT/objects/sha256/ab/cdef...` (DESIGN §3).
+"""Content-addressed objects on disk: `ROOT/objects/sha256/ab/cdef...` (docs/architecture.md, "The store").
 
 An object is published atomically: written to a temporary file in the same file system
 (`.tmp-*`), hashed while it is written, fsynced, `os.replace`d under its digest, made read-only,

@@ -20,7 +20,7 @@ from lsdb_curvature.renderers import render_eigenmap, render_eigenmap_lambda_max
 from lsdb_surfaces.surface import SurfaceParams, run_surface
 
 from lsdb.analyses import AnalysisOutput
-from lsdb.analyses.spec import parse_params
+from lsdb.analyses.contract import parse_params
 from lsdb.errors import BadInput
 from lsdb.landscape import ParamLayout
 from lsdb.plotting import save_figure

@@ -10,7 +10,7 @@ import torch
 from lsdb_curvature.hessian import HESSIAN, HessianParams, run_hessian
 from lsdb_curvature.renderers import render_hessian
 
-from lsdb.analyses.spec import parse_params
+from lsdb.analyses.contract import parse_params
 from lsdb.errors import BadInput
 from lsdb.landscape import ParamLayout
 from lsdb.plotting import save_figure

@@ -54,7 +54,7 @@ def test_jobs_list_show_cancel_retry_and_logs(any_cli: Any) -> None:
 
 
 def test_workers_lists_registered_workers(any_cli: Any, db_url: str, store_root: Any) -> None:
-    from tests.conftest import open_db
+    from lsdb.testing import open_db
 
     catalog = open_db(db_url, store_root)
     catalog.workers.register("w-1", "host", 42, "cpu", ["default", "big"])

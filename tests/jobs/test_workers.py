@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from lsdb.jobs.submit import enqueue
-from tests.conftest import Cli, open_db
+from lsdb.testing import open_db
+from tests.conftest import Cli
 from tests.jobs.conftest import Workers, probe, wait_until
 from tests.jobs.plugin_jobs import executions
 

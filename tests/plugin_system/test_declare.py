@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from lsdb.analyses.spec import describe_params, parse_params
+from lsdb.analyses.contract import describe_params, parse_params
 from lsdb.plugin import (
     AnalysisSpec,
     BadInput,

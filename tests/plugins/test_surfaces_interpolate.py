@@ -9,7 +9,7 @@ import pytest
 import torch
 from lsdb_surfaces.interpolate import INTERPOLATE, InterpolateParams, alpha_grid
 
-from lsdb.analyses.spec import parse_params
+from lsdb.analyses.contract import parse_params
 from lsdb.errors import BadInput
 from lsdb.landscape import barrier
 from tests.plugins.surfaces_factories import (

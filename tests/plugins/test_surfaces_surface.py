@@ -9,7 +9,7 @@ from lsdb_surfaces.surface import SURFACE, SurfaceParams
 from lsdb_surfaces.trajectory import TRAJECTORY, TrajectoryParams
 
 from lsdb.analyses import Cancelled
-from lsdb.analyses.spec import parse_params
+from lsdb.analyses.contract import parse_params
 from lsdb.errors import BadInput
 from lsdb.landscape import ParamLayout, convexity, sharpness
 from tests.plugins.surfaces_factories import (

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from lsdb_surfaces.trajectory import TRAJECTORY, TrajectoryParams
 
-from lsdb.analyses.spec import parse_params
+from lsdb.analyses.contract import parse_params
 from lsdb.errors import BadInput
 from tests.plugins.surfaces_factories import (
     digits_trajectory,

@@ -134,7 +134,7 @@ def shared_zoo(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     """The zoo built once per module and backend, for tests that only read it."""
     from sqlalchemy import create_engine, text
 
-    from tests.conftest import open_db
+    from lsdb.testing import open_db
 
     folder = tmp_path_factory.mktemp("zoo")
     if request.param == "sqlite":

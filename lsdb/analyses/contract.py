@@ -1,4 +1,4 @@
-"""The analysis contract (DESIGN.md §5): what a plugin declares and what its `run` gets and returns.
+"""The analysis contract: what a plugin declares (`AnalysisSpec`, `Slot`, parameters) and what its `run` returns.
 
 An analysis is an `AnalysisSpec`: a name, an integer version (part of the cache key), the
 input slots it takes, a parameter dataclass with defaults and validation, the resources it
