@@ -7,6 +7,10 @@ the Loss Landscape of Neural Nets", §3 and Fig. 2: loss and accuracy on twin ax
 solid and test dashed). The loss barrier is the largest rise of the loss above the straight
 line between the two end losses, as used to measure linear mode connectivity (Frankle et
 al. 2020, "Linear Mode Connectivity and the Lottery Ticket Hypothesis", §2, on the error).
+
+With ``align=weights|activations`` the end's hidden units are first permuted to match the
+start's (Ainsworth et al. 2023, "Git Re-Basin", Alg. 1 / §3.1; `lsdb.landscape.matching`), so
+the line is measured modulo permutation symmetry; ``align=none`` (the default) is unchanged.
 """
 
 from __future__ import annotations
@@ -18,11 +22,14 @@ import numpy as np
 import torch
 
 from lsdb.landscape import barrier
+from lsdb.landscape.matching import activation_matching, weight_matching
+from lsdb.landscape.permutations import apply_permutation, permutation_spec
 from lsdb.plugin import (
     BN_MODES,
     SPLITS,
     AnalysisOutput,
     AnalysisSpec,
+    BadInput,
     Context,
     InputCheckpoint,
     Slot,
@@ -33,6 +40,10 @@ from lsdb.plugin import (
 
 #: A grid value this close to 0 or 1 is snapped onto it; otherwise 0 and 1 are inserted.
 SNAP_TOLERANCE = 1e-9
+#: ``align``: permute the end to match the start first (Ainsworth et al. 2023), or not.
+ALIGN_CHOICES = ("none", "weights", "activations")
+#: Training examples (and batch size) activation matching correlates over.
+ALIGN_SUBSET, ALIGN_BATCH = 1024, 256
 
 
 @dataclass(frozen=True)
@@ -53,6 +64,11 @@ class InterpolateParams:
     include_buffers: bool = field(
         default=True,
         metadata={"help": "interpolate floating buffers (BatchNorm running statistics) too; else keep the start's"},
+    )
+    align: str = field(
+        default="none",
+        metadata={"help": "permute the end's hidden units to match the start's first: weights or activations "
+                          "matching (Ainsworth et al. 2023), or none", "choices": ALIGN_CHOICES},
     )
 
     def __post_init__(self) -> None:
@@ -89,7 +105,12 @@ def run_interpolate(
     model = ctx.build_model(start.state())
     layout = ctx.layout(model)
     theta0 = layout.flatten(model, dtype=ctx.dtype, device=ctx.device)
-    theta1 = ctx.point(layout, end)
+    if params.align == "none":
+        theta1 = ctx.point(layout, end)
+    else:
+        ctx.progress(0.0, f"{params.align} matching")
+        aligned = aligned_end(ctx, model, start.state(), end.state(), params.align)
+        theta1 = layout.flatten(aligned, dtype=ctx.dtype, device=ctx.device)
     width = layout.numel if params.include_buffers else layout.n_params
     direction = (theta1[:width] - theta0[:width]).unsqueeze(0)
     alphas = alpha_grid(params.alpha_min, params.alpha_max, params.steps)
@@ -114,7 +135,30 @@ def run_interpolate(
         scalars.update(_split_scalars(split, alphas, loss, acc if classification else None))
     ctx.progress(1.0, "done")
     attrs = {"start": start.name, "end": end.name, "n_points": int(len(alphas))}
+    if params.align != "none":
+        attrs["align"] = params.align
     return AnalysisOutput(arrays=arrays, scalars=finite_scalars(scalars), attrs=attrs)
+
+
+def aligned_end(ctx: Context, model: torch.nn.Module, start: dict[str, torch.Tensor], end: dict[str, torch.Tensor],
+                method: str) -> dict[str, torch.Tensor]:
+    """`end` with its hidden units permuted to match `start` (weight or activation matching); `BadInput` when
+    the model's graph has no permutation rule (the message names the module)."""
+    x = ctx.data("train")[0]
+    if len(x) == 0:
+        raise BadInput("interpolate: align needs training examples (to trace the model and match activations)")
+    try:
+        spec = permutation_spec(model, x[:2])
+        if method == "weights":
+            perms = weight_matching(spec, start, end, seed=ctx.seed).perms
+        else:
+            keep = torch.randperm(len(x), generator=ctx.generator(offset=18))[:ALIGN_SUBSET].sort().values
+            subset = x[keep.to(x.device)]
+            perms = activation_matching(spec, ctx.build_model(start), ctx.build_model(end),
+                                        subset.split(ALIGN_BATCH)).perms
+    except ValueError as exc:
+        raise BadInput(f"interpolate: {exc}") from None
+    return apply_permutation(spec, perms, end)
 
 
 def _split_scalars(split: str, alphas: np.ndarray, loss: np.ndarray, acc: np.ndarray | None) -> dict[str, float]:
@@ -154,6 +198,7 @@ INTERPOLATE = AnalysisSpec(
         "test_loss_barrier (max over α in [0, 1] of the loss above the straight line between the end losses), "
         "error_barrier, barrier_alpha, start_/end_<split>_loss and _acc, min_<split>_loss. With bn=eval and "
         "include_buffers, BatchNorm running statistics are interpolated too (for α outside [0, 1] a running "
-        "variance can turn negative; use bn=recompute for BatchNorm networks)."
+        "variance can turn negative; use bn=recompute for BatchNorm networks). align=weights|activations permutes "
+        "the end to match the start first (Git Re-Basin, Ainsworth et al. 2023)."
     ),
 )
