@@ -25,6 +25,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from lsdb.analyses.context import Cancelled, Context, InputCheckpoint, by_step, single
+from lsdb.analyses.contract import AnalysisOutput, AnalysisSpec, NewCheckpointOutput, Slot
 from lsdb.analyses.declare import Inputs, Param, Trajectory, analysis, renderer
 from lsdb.analyses.planes import (
     DIRECTIONS,
@@ -36,7 +37,6 @@ from lsdb.analyses.planes import (
     plane_directions,
     trajectory_points,
 )
-from lsdb.analyses.contract import AnalysisOutput, AnalysisSpec, NewCheckpointOutput, Slot
 from lsdb.analyses.view import ResultView
 from lsdb.errors import BadInput
 from lsdb.hookspecs import hookimpl

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from lsdb.analyses.inputs import resolve_inputs
 from lsdb.analyses.contract import AnalysisOutput, AnalysisSpec, params_to_dict, parse_params
+from lsdb.analyses.inputs import resolve_inputs
 from lsdb.catalog import CatalogDB, CheckpointRecord, NewCheckpoint, NewResult, NewRun, ResultRecord
 from lsdb.errors import BadInput
 from lsdb.registry import Registries

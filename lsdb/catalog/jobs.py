@@ -1,6 +1,7 @@
 """The job queue (`JobRepository`) and its workers (`WorkerRepository`); each public method is one transaction.
 
-The protocol (docs/architecture.md, "The job protocol"): a job is claimed by one ``UPDATE jobs ... WHERE id = (SELECT id ...
+The protocol (docs/architecture.md, "The job protocol"): a job is claimed by one
+``UPDATE jobs ... WHERE id = (SELECT id ...
 ORDER BY priority DESC, id LIMIT 1 [FOR UPDATE SKIP LOCKED]) RETURNING ...`` statement (SKIP
 LOCKED on PostgreSQL; the whole transaction under ``BEGIN IMMEDIATE`` on SQLite). The claim
 hands the worker a `Fence` (job, worker, attempt): every later write about the job (lease

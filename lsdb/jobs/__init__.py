@@ -1,4 +1,5 @@
-"""Jobs and workers (docs/architecture.md, "The job protocol"): submitting and following jobs, the worker loop, its executors, the supervisor.
+"""Jobs and workers (docs/architecture.md, "The job protocol"): submitting and following jobs,
+the worker loop, its executors, the supervisor.
 
 The catalog side of the protocol (claim, lease, fenced completion, reaper) is
 `lsdb.catalog.jobs`; this package is what runs on top of it: `submit` (enqueue, follow),

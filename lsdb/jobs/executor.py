@@ -42,8 +42,8 @@ from lsdb.errors import BadInput, JobLost
 from lsdb.jobs.transient import retry_transient
 
 if TYPE_CHECKING:
-    from lsdb.analyses.runner import Prepared
     from lsdb.analyses.contract import AnalysisOutput
+    from lsdb.analyses.runner import Prepared
     from lsdb.catalog import CatalogDB, NewCheckpoint, NewResult, NewRun, ResultRecord
     from lsdb.catalog.jobs import JobRecord, JobRepository
     from lsdb.registry import Registries
@@ -110,8 +110,8 @@ def execute_job(
 
 def merge_tiles(catalog: CatalogDB, prepared: Prepared, job_id: int) -> tuple[AnalysisOutput, float, str]:
     """The parent's output from its tiles' results, in tile order; (output, summed wall seconds, devices)."""
-    from lsdb.analyses.runner import load_view
     from lsdb.analyses.contract import AnalysisOutput
+    from lsdb.analyses.runner import load_view
 
     merge = prepared.spec.merge
     if merge is None:
