@@ -52,6 +52,8 @@ DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
     ("lsdb_connectivity", "lsdb_connectivity.plugin"),
     ("lsdb_curvature", "lsdb_curvature.plugin"),
     ("lsdb_structure", "lsdb_structure.plugin"),
+    ("lsdb_spectra", "lsdb_spectra.plugin"),
+    ("lsdb_alignment", "lsdb_alignment.plugin"),
 )
 
 

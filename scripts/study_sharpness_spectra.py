@@ -111,7 +111,7 @@ def run_study(quick: bool, workdir: Path, figures: Path | None, threads: int, se
             timings[f"train {name}"] = time.perf_counter() - start
             start = time.perf_counter()
             cat.run("weight-spectrum", f"{name}:last", device="cpu")
-            cat.run("sharpness", f"{name}:last", device="cpu", **sharp)
+            cat.run("sharpness", f"{name}:last", device="cpu", params=sharp)
             cat.run("surface", f"{name}:last", device="cpu", dims=2, xnum=grid, ynum=grid, sharpness_radius=0.25)
             timings[f"analyses {name}"] = time.perf_counter() - start
         cols = "run,batch_size,lr,random_label_weight,metric.test_acc,metric.train_acc"
