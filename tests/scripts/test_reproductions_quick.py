@@ -43,6 +43,11 @@ EXPECTED: dict[str, list[str]] = {
         "mlp-eigenmap.npz",
         *(f"figures/eigenmap_{name}.png" for name in ("mlp", "resnet8_skip", "resnet8_noskip")),
     ],
+    "reproduce_rebasin.py": [
+        "summary.json",
+        "summary.md",
+        *(f"rebasin_{name}.png" for name in ("mlp_barriers", "merge_plane", "merge_plane_error", "align_line")),
+    ],
 }
 
 #: a line of each script's printed tables
@@ -51,6 +56,7 @@ PRINTED = {
     "reproduce_fort2019.py": '"tunnel_width":',
     "reproduce_garipov2018.py": "## Mode connectivity: barriers on the straight line and on the fitted curves",
     "reproduce_curvature.py": "convex-looking",
+    "reproduce_rebasin.py": "| data | width | naive | weight matching |",
 }
 
 
