@@ -222,7 +222,7 @@ class Events:
             return
         try:
             caller(**kwargs)
-        except Exception as exc:  # noqa: BLE001 - a listener must not undo a committed fact
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - a listener must not undo a committed fact
             import sys
 
             sys.stderr.write(f"warning: a {name} listener failed: {type(exc).__name__}: {exc}\n")

@@ -67,7 +67,7 @@ def test_float32_cross_entropy_is_accurate_at_convergence(digits) -> None:
     small = same_logits < 1e-6  # tiny per-example losses are not rounded to 0 any more
     if small.any():
         assert (new[0][small] > 0).all()
-        torch.testing.assert_close(new[0][small].double(), same_logits[small], rtol=1e-5, atol=1e-30)  # float32 subnormals below
+        torch.testing.assert_close(new[0][small].double(), same_logits[small], rtol=1e-5, atol=1e-30)
 
     evaluated = Evaluator(model, x, y, dtype=torch.float32).at_points(
         torch.cat([p.detach().flatten() for p in model.parameters()]).unsqueeze(0))
