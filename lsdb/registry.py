@@ -135,7 +135,7 @@ class FactoryRegistry(Registry[Callable[..., T]]):
             module_name, _, attr = name.partition(":")
             try:
                 module = importlib.import_module(module_name)
-            except ImportError as exc:
+            except (ImportError, ValueError, TypeError) as exc:  # ValueError/TypeError: '', '.x' (found by fuzzing)
                 raise BadInput(f"{self.kind} '{name}': cannot import module '{module_name}' ({exc})") from None
             fn = getattr(module, attr, None)
             if not callable(fn):
