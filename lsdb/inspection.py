@@ -10,15 +10,33 @@ from typing import Any
 from lsdb.catalog import CatalogDB
 from lsdb.errors import StoreError
 
+#: A safetensors header larger than this is refused (the format's own readers cap it at 100 MB).
+MAX_HEADER_BYTES = 100 * 2**20
+
 
 def safetensors_header(path: str) -> dict[str, Any]:
-    """The JSON header of a safetensors file (names, dtypes, shapes, offsets)."""
+    """The JSON header of a safetensors file (names, dtypes, shapes, offsets).
+
+    A file whose header is truncated, oversized, not UTF-8 JSON or not a JSON object is a one-line
+    `StoreError` (found by fuzzing: it used to raise JSONDecodeError, or read a length of 2^64).
+    """
     with open(path, "rb") as fh:
         raw = fh.read(8)
         if len(raw) != 8:
             raise StoreError(f"{path}: truncated safetensors object; run `lsdb doctor`")
         (n,) = struct.unpack("<Q", raw)
-        header = json.loads(fh.read(n))
+        if n > MAX_HEADER_BYTES:
+            raise StoreError(f"{path}: not a safetensors object (header of {n} bytes); run `lsdb doctor`")
+        text = fh.read(n)
+    if len(text) != n:
+        raise StoreError(f"{path}: truncated safetensors object; run `lsdb doctor`")
+    try:
+        header = json.loads(text.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise StoreError(f"{path}: not a safetensors object (its header is not JSON: {exc}); run `lsdb doctor`"
+                         ) from None
+    if not isinstance(header, dict):
+        raise StoreError(f"{path}: not a safetensors object (its header is not a JSON object); run `lsdb doctor`")
     header.pop("__metadata__", None)
     return header
 

@@ -135,7 +135,7 @@ class FactoryRegistry(Registry[Callable[..., T]]):
             module_name, _, attr = name.partition(":")
             try:
                 module = importlib.import_module(module_name)
-            except ImportError as exc:
+            except (ImportError, ValueError, TypeError) as exc:  # ValueError/TypeError: '', '.x' (found by fuzzing)
                 raise BadInput(f"{self.kind} '{name}': cannot import module '{module_name}' ({exc})") from None
             fn = getattr(module, attr, None)
             if not callable(fn):
@@ -242,7 +242,7 @@ class Events:
             return
         try:
             caller(**kwargs)
-        except Exception as exc:  # noqa: BLE001 - a listener must not undo a committed fact
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - a listener must not undo a committed fact
             import sys
 
             sys.stderr.write(f"warning: a {name} listener failed: {type(exc).__name__}: {exc}\n")

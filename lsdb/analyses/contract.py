@@ -101,10 +101,53 @@ class AnalysisSpec:
     #: merges their outputs. The merged output must equal what `run` returns for the whole request.
     tile: TileFn | None = None
     merge: MergeFn | None = None
+    #: Host memory (bytes) the analysis needs for `params` beyond the model and the data (a grid's
+    #: arrays): checked against what the machine has before any work starts (`check_memory`).
+    memory: Callable[[Any], int] | None = None
 
     @property
     def summary(self) -> str:
         return (self.description or "").strip().split("\n")[0]
+
+
+def available_memory() -> int | None:
+    """Bytes this process may plan for: ``LSDB_MAX_MEMORY`` (bytes, or with a K/M/G/T suffix) when
+    set, else the machine's available memory (``MemAvailable``), None when unknown."""
+    import os
+
+    limit = os.environ.get("LSDB_MAX_MEMORY", "").strip()
+    if limit:
+        units = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+        try:
+            scale = units.get(limit[-1].upper(), 1)
+            return int(float(limit[:-1] if limit[-1].upper() in units else limit) * scale)
+        except ValueError:
+            raise BadInput(f"LSDB_MAX_MEMORY must be a number of bytes (e.g. 8G), got {limit!r}") from None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory(spec: AnalysisSpec, params: Any) -> None:
+    """A one-line `BadInput` when `spec.memory(params)` exceeds `available_memory()`."""
+    if spec.memory is None:
+        return
+    need, have = int(spec.memory(params)), available_memory()
+    if have is not None and need > have:
+        raise BadInput(f"{spec.name} needs about {_gib(need)} of memory for these parameters, more than this "
+                       f"machine has available ({_gib(have)}); use a smaller grid, or set LSDB_MAX_MEMORY")
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.3g} GiB" if n >= 2**30 else f"{n / 2**20:.3g} MiB"
 
 
 # --- parameters ------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -81,6 +81,16 @@ class Prepared:
     loss: str
     cache_key: str
     registries: Registries
+    #: what `cache_key` hashes (without the params): a tile's key is this with the tile's params
+    key_doc: dict[str, Any] = field(default_factory=dict)
+
+    def with_params(self, overrides: dict[str, Any]) -> tuple[AnalysisRequest, str]:
+        """The request with `overrides` on its params and its cache key, validated like `prepare`
+        but without resolving the inputs, runs and dataset again (the tiles of a fan-out)."""
+        request = replace(self.request, params={**self.request.params, **overrides})
+        params_dict = params_to_dict(parse_params(self.spec, request.params))
+        doc = {**self.key_doc, "params": params_dict}
+        return request, hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def prepare(catalog: CatalogDB, request: AnalysisRequest, registries: Registries | None = None) -> Prepared:
@@ -138,6 +148,7 @@ def prepare(catalog: CatalogDB, request: AnalysisRequest, registries: Registries
         run.loss if run else "cross_entropy",
         cache_key,
         registries,
+        key_doc,
     )
 
 
@@ -193,8 +204,13 @@ def compute(
     progress: Callable[[float, str], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
 ) -> tuple[AnalysisOutput, float, Any]:
-    """Run the analysis itself (no catalog writes); (output, wall seconds, device)."""
+    """Run the analysis itself (no catalog writes); (output, wall seconds, device). A request whose
+    declared memory exceeds what the machine has fails first, with a one-line `BadInput`."""
     import torch
+
+    from lsdb.analyses.contract import check_memory
+
+    check_memory(prepared.spec, prepared.params)
 
     from lsdb.analyses.context import Context
     from lsdb.devices import resolve_device

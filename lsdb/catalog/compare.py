@@ -32,7 +32,7 @@ from sqlalchemy import ColumnElement, Connection, and_, case, false, not_, null,
 from lsdb.catalog import models as m
 from lsdb.catalog.database import Database
 from lsdb.errors import BadInput, NotFound
-from lsdb.query.keys import Key, label, parse_key
+from lsdb.query.keys import Key, check_known, label, parse_key
 from lsdb.query.table import CompareTable, group_rows, parse_agg, parse_sort, sort_rows, sort_table, split_list
 from lsdb.query.where import And, Compare, InList, IsNull, Literal, Match, Node, Not, Or, names, parse_where
 
@@ -88,6 +88,8 @@ class CompareRepository:
         with self.db.read() as conn:
             known = _known_keys(conn, analysis, project)
             resolve = {text: parse_key(text, known, with_results) for text in (names(node) if node else [])}
+            for text, key in resolve.items():
+                check_known(key, text, known)
             shown = [(text, parse_key(text, known, with_results)) for text in split_list(columns)]
             hidden = [parse_key(text, known, with_results) for text, _ in sort_specs] if not group_by else []
             group_key = parse_key(group_by, known, with_results) if group_by else None

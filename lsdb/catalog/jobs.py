@@ -133,6 +133,9 @@ class Heartbeat:
 
     cancel_requested: bool = False
     lost: bool = False
+    #: the job is no longer running because this very attempt committed its final state (the job
+    #: process' fenced success, then its listeners): not a lost lease
+    finished: bool = False
 
 
 def _fenced(fence: Fence) -> list[Any]:
@@ -165,8 +168,12 @@ class JobRepository:
                     return JobRecord(**found._mapping), False
             where = f"queue {new.queue}, priority {new.priority}" + (f", {len(tiles)} tiles" if tiles else "")
             job_id = _insert_job(conn, new, now, "waiting" if tiles else "queued", None, where)
-            for i, tile in enumerate(tiles):
-                _insert_job(conn, tile, now, "queued", job_id, f"tile {i + 1} of {len(tiles)} of job {job_id}")
+            if tiles:  # one multi-row insert for the tiles and one for their events
+                conn.execute(J.insert(), [_job_values(tile, now, "queued", job_id) for tile in tiles])
+                tile_ids = conn.execute(select(J.c.id).where(J.c.parent_id == job_id).order_by(J.c.id)).scalars().all()
+                conn.execute(E.insert(), [
+                    {"job_id": tid, "at": now, "kind": "enqueued", "worker_id": None,
+                     "message": f"tile {i + 1} of {len(tiles)} of job {job_id}"} for i, tid in enumerate(tile_ids)])
             return _job(conn, job_id), True
 
     # -- claim and lease ------------------------------------------------------------------------
@@ -198,10 +205,16 @@ class JobRepository:
                 row = conn.execute(update(J).where(*_fenced(fence)).values(
                     lease_expires=now + int(lease_s * 1000), heartbeat=now, progress=float(progress),
                     progress_message=message).returning(J.c.cancel_requested)).first()
-                reply = Heartbeat(lost=True) if row is None else Heartbeat(cancel_requested=bool(row[0]))
+                if row is not None:
+                    reply = Heartbeat(cancel_requested=bool(row[0]))
+                else:
+                    own = conn.execute(select(J.c.status).where(
+                        J.c.id == fence.job_id, J.c.worker_id == fence.worker_id, J.c.attempt == fence.attempt,
+                        J.c.status.in_(FINAL))).first()
+                    reply = Heartbeat(finished=True) if own is not None else Heartbeat(lost=True)
+            busy = fence is not None and not reply.lost
             conn.execute(update(W).where(W.c.id == worker_id).values(
-                heartbeat=now, status="busy" if fence and not reply.lost else "idle",
-                current_job=fence.job_id if fence and not reply.lost else None))
+                heartbeat=now, status="busy" if busy else "idle", current_job=fence.job_id if fence and busy else None))
             return reply
 
     # -- finishing (all fenced) -------------------------------------------------------------------
@@ -244,9 +257,10 @@ class JobRepository:
                 _finish(conn, fence, "failed", error=error, message=f"{error_type}: {_short(message)}")
             return _job(conn, fence.job_id)
 
-    def finish_cancelled(self, fence: Fence, message: str = "cancelled while running") -> None:
+    def finish_cancelled(self, fence: Fence, message: str = "cancelled while running") -> JobRecord:
         with self.db.write() as conn:
             _finish(conn, fence, "cancelled", message=message)
+            return _job(conn, fence.job_id)
 
     def release(self, fence: Fence, message: str = "released by its worker") -> None:
         """Put a running job back in the queue without counting the attempt (worker shutdown)."""
@@ -263,6 +277,11 @@ class JobRepository:
     def reap_expired(self, limit: int = 100) -> list[int]:
         """Requeue running jobs whose lease expired (the attempt counts; none left: failed).
         Returns the reaped ids. A cheap read first, so idle workers do not take the write lock."""
+        return [job.id for job in self.reap(limit)]
+
+    def reap(self, limit: int = 100) -> builtins.list[JobRecord]:
+        """`reap_expired`, returning each reaped job as this transaction left it (queued, failed or
+        cancelled): the reaper commits the final state of a job out of attempts, so it notifies."""
         with self.db.read() as conn:
             expired = conn.execute(select(J.c.id).where(J.c.status == "running", J.c.lease_expires < _now(conn))
                                    .limit(1)).first()
@@ -288,12 +307,16 @@ class JobRepository:
                 else:
                     error = {"error_type": "LeaseExpired", "error_message": message, "error_traceback": None}
                     _finish(conn, fence, "failed", error=error, message="lease expired")
-                reaped.append(row.id)
+                reaped.append(_job(conn, row.id))
             return reaped
 
     # -- cancel and retry (by hand) ------------------------------------------------------------
     def cancel(self, job_id: int) -> JobRecord:
         """Cancel a job: at once when queued or waiting (with its tiles), cooperatively when running."""
+        return self.cancel_now(job_id)[0]
+
+    def cancel_now(self, job_id: int) -> tuple[JobRecord, bool]:
+        """`cancel`, and whether this transaction committed the job's final state (queued or waiting)."""
         with self.db.write() as conn:
             now = db_now_ms(conn)
             if conn.dialect.name == "postgresql":  # children first: the order completions lock in
@@ -305,10 +328,11 @@ class JobRepository:
                 _cancel_children(conn, job_id, now, f"its parent job {job_id} was cancelled")
                 if job.parent_id is not None:
                     _tile_finished(conn, job.parent_id, job_id, "cancelled", now)
-            elif job.status == "running" and not job.cancel_requested:
+                return _job(conn, job_id), True
+            if job.status == "running" and not job.cancel_requested:
                 conn.execute(update(J).where(J.c.id == job_id).values(cancel_requested=True))
                 _event(conn, job_id, now, "cancel_requested", None, f"worker {job.worker_id} will stop it")
-            return _job(conn, job_id)
+            return _job(conn, job_id), False
 
     def retry(self, job_id: int) -> JobRecord:
         """Requeue a failed or cancelled job with fresh attempts (a fan-out parent: its lost tiles too)."""
@@ -383,13 +407,16 @@ class WorkerRepository:
 # -- in the caller's transaction ----------------------------------------------------------------
 
 
+def _job_values(new: NewJob, now: int, status: str, parent: int | None) -> dict[str, Any]:
+    return dict(analysis=new.analysis, payload=new.payload, cache_key=new.cache_key, queue=new.queue,
+                resource=new.resource, priority=new.priority, status=status, attempt=0, max_attempts=new.max_attempts,
+                run_after=now, time_limit_s=new.time_limit_s, cancel_requested=False, progress=0.0, parent_id=parent,
+                created_at=now)
+
+
 def _insert_job(conn: Connection, new: NewJob, now: int, status: str, parent: int | None,
                 message: str) -> int:
-    job_id = conn.execute(J.insert().values(
-        analysis=new.analysis, payload=new.payload, cache_key=new.cache_key, queue=new.queue,
-        resource=new.resource, priority=new.priority, status=status, attempt=0, max_attempts=new.max_attempts,
-        run_after=now, time_limit_s=new.time_limit_s, cancel_requested=False, progress=0.0, parent_id=parent,
-        created_at=now).returning(J.c.id)).scalar_one()
+    job_id = conn.execute(J.insert().values(**_job_values(new, now, status, parent)).returning(J.c.id)).scalar_one()
     _event(conn, job_id, now, "enqueued", None, message)
     return int(job_id)
 

@@ -8,13 +8,20 @@ result rows and the job's ``succeeded`` state are one transaction that rolls bac
 worker does not, and a crash, a CUDA OOM or a ``kill -9`` of the child costs one attempt,
 never the worker.
 
+Listener semantics (docs/workers.md, "Listeners"): `result_stored` and `job_finished` run once
+per job's final state, after the transaction that committed it, in the process that committed
+it (the child for a success; for a final state the worker commits, the worker's child on its
+behalf, with the record the worker committed: a notice is never re-read or replayed for an
+attempt that did not end the job). A listener's failure is reported and never undoes the commit.
+
 The child is started once and reused for the next jobs (importing torch and the plugins
 takes seconds); it is replaced after it dies or is killed. It exits when its parent does
 (``PR_SET_PDEATHSIG`` on Linux, and EOF on its stdin). Protocol, one JSON object per line:
 
 * parent -> child (stdin): ``{"op": "run", "job": {...}, "fence": [id, worker, attempt],
-  "device": "cpu"}``, ``{"op": "cancel", "job": id}``, ``{"op": "finished", "job": id}`` (call the
-  `job_finished` hook: the child has the plugins loaded, the worker does not need them);
+  "device": "cpu"}``, ``{"op": "cancel", "job": id}``, ``{"op": "finished", "job": {record}}`` (call
+  the `job_finished` hook with the final state the *worker* committed — a failure, time limit or
+  cancellation: the child has the plugins loaded, the worker does not need them);
 * child -> parent (the child's original stdout; whatever the analysis prints goes to
   stderr): ``{"type": "ready"}``, ``{"type": "progress", "fraction": f, "message": m}``,
   ``{"type": "done", "outcome": "succeeded" | "failed" | "cancelled" | "lost", ...}``.
@@ -92,30 +99,38 @@ def execute_job(
             cached = None if force else retry_transient(lambda: catalog.results.find(prepared.cache_key))
             if cached is not None:
                 retry_transient(lambda: catalog.jobs.complete(fence, cached.id))
+                _notify_own_success(catalog, fence, registries)
                 return {"outcome": "succeeded", "result_id": cached.id, "computed": False}
             output, wall, dev = compute(catalog, prepared, device=device, progress=progress,
                                         should_cancel=should_cancel)
         record, created = store_output(catalog, prepared, output, wall_seconds=wall, device=str(dev),
                                        job_id=fence.job_id, replace=force,
                                        commit=FencedCommit(catalog.jobs, fence))
+        _notify_own_success(catalog, fence, registries)  # after `result_stored`: both after the commit
         return {"outcome": "succeeded", "result_id": record.id, "computed": created}
     except Cancelled:
         return {"outcome": "cancelled"}
     except JobLost as exc:
         return {"outcome": "lost", "message": str(exc)}
-    except Exception as exc:  # noqa: BLE001 - the job failed, the executor carries on
-        return {"outcome": "failed", "error_type": type(exc).__name__, "message": str(exc) or repr(exc),
+    except (Exception, SystemExit, KeyboardInterrupt) as exc:  # noqa: BLE001 - the job failed, the executor carries on
+        # SystemExit/KeyboardInterrupt raised by a factory or an analysis (the job process ignores
+        # SIGINT, so a real Ctrl-C never reaches here) fail the job like any other error
+        message = str(exc) or repr(exc)
+        if not isinstance(exc, Exception):
+            message = f"{type(exc).__name__}({str(exc)!r}) raised inside the job; treated as an error"
+        return {"outcome": "failed", "error_type": type(exc).__name__, "message": message,
                 "traceback": traceback.format_exc(), "retryable": not isinstance(exc, BadInput)}
 
 
 def merge_tiles(catalog: CatalogDB, prepared: Prepared, job_id: int) -> tuple[AnalysisOutput, float, str]:
     """The parent's output from its tiles' results, in tile order; (output, summed wall seconds, devices)."""
-    from lsdb.analyses.contract import AnalysisOutput
+    from lsdb.analyses.contract import AnalysisOutput, check_memory
     from lsdb.analyses.runner import load_view
 
     merge = prepared.spec.merge
     if merge is None:
         raise BadInput(f"analysis '{prepared.spec.name}' declares no merge; job {job_id} cannot be assembled")
+    check_memory(prepared.spec, prepared.params)  # the whole grid, before loading any tile
     outputs, wall, devices = [], 0.0, set()
     for tile in catalog.jobs.list(parent_id=job_id):
         if tile.status != "succeeded" or tile.result_id is None:
@@ -129,16 +144,29 @@ def merge_tiles(catalog: CatalogDB, prepared: Prepared, job_id: int) -> tuple[An
     return merge(prepared.params, outputs), wall, ",".join(sorted(devices))
 
 
-def notify_job_finished(catalog: CatalogDB, job_id: int, registries: Registries) -> None:
-    """Call the `job_finished` event hook (when some plugin implements it) if the job is final."""
-    if not registries.events.listens_for_jobs:
+def _notify_own_success(catalog: CatalogDB, fence: Fence, registries: Registries | None) -> None:
+    """`job_finished` for the success this process has just committed under `fence` (once: only
+    the attempt whose fenced commit made the job final reaches here)."""
+    from lsdb.plugins import resolve
+
+    events = resolve(registries).events
+    if not events.listens_for_jobs:
         return
     try:
-        job = catalog.jobs.get(job_id)
-    except Exception as exc:  # noqa: BLE001 - an event hook must not stop the executor
-        sys.stderr.write(f"warning: job_finished hook for job {job_id} failed: {exc}\n")
+        job = retry_transient(lambda: catalog.jobs.get(fence.job_id))
+    except Exception as exc:  # noqa: BLE001 - an event hook must not undo or fail the committed job
+        sys.stderr.write(f"warning: job_finished hook for job {fence.job_id} not called: {exc}\n")
         return
-    if job.status in ("succeeded", "failed", "cancelled"):
+    if job.status == "succeeded" and (job.worker_id, job.attempt) == (fence.worker_id, fence.attempt):
+        events.job_finished(job)
+
+
+def notify_job_finished(record: dict[str, Any] | JobRecord, registries: Registries) -> None:
+    """Call the `job_finished` hook with a final state the worker committed (its record, not a re-read)."""
+    from lsdb.catalog.jobs import JobRecord
+
+    job = record if isinstance(record, JobRecord) else JobRecord(**record)
+    if registries.events.listens_for_jobs and job.status in ("succeeded", "failed", "cancelled"):
         registries.events.job_finished(job)
 
 
@@ -160,14 +188,14 @@ class ChildExecutor:
         self.ready_timeout_s = ready_timeout_s
         self.proc: subprocess.Popen[bytes] | None = None
         self.messages: queue.Queue[dict[str, Any]] = queue.Queue()
-        self._finished: list[int] = []
+        self._finished: list[dict[str, Any]] = []
 
     def ensure_ready(self) -> None:
         """Start a child unless a live one is waiting; block until it has loaded lsdb and the plugins."""
         if self.proc is not None and self.proc.poll() is None:
             return
-        cmd = [sys.executable, "-m", "lsdb.jobs.executor", "--db", self.database_url, "--store",
-               str(self.store_root), "--parent-pid", str(os.getpid())]
+        cmd = [*child_command(), "--db", self.database_url, "--store", str(self.store_root),
+               "--parent-pid", str(os.getpid())]
         env = child_env(dict(os.environ))  # lsdb.allocator: from the child's first allocation
         if self.threads:
             cmd += ["--threads", str(self.threads)]
@@ -179,8 +207,8 @@ class ChildExecutor:
         if msg is None or msg.get("type") != "ready":
             self.kill()
             raise ExecutorDied(f"the executor process did not start: {msg}")
-        for job_id in self._finished:  # jobs that ended while no child was alive
-            self._send({"op": "finished", "job": job_id})
+        for record in self._finished:  # final states this worker committed while no child was alive
+            self._send({"op": "finished", "job": record})
         self._finished.clear()
 
     def start(self, job: JobRecord, fence: Fence, device: str) -> None:
@@ -190,12 +218,14 @@ class ChildExecutor:
     def cancel(self, job_id: int) -> None:
         self._send({"op": "cancel", "job": job_id})
 
-    def finished(self, job_id: int) -> None:
-        """Have the child call the `job_finished` hook (it has the plugins loaded; the worker need not)."""
+    def finished(self, job: JobRecord) -> None:
+        """Have the child call the `job_finished` hook for a final state the worker committed (the
+        child has the plugins loaded; the worker need not). Without a live child: the next one."""
+        record = job.to_dict()
         try:
-            self._send({"op": "finished", "job": job_id})
+            self._send({"op": "finished", "job": record})
         except ExecutorDied:
-            self._finished.append(job_id)
+            self._finished.append(record)
 
     def poll(self, timeout_s: float) -> dict[str, Any] | None:
         """The child's next message, ``{"type": "exit", "code": rc}`` once it has ended, or None."""
@@ -227,6 +257,17 @@ class ChildExecutor:
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError) as exc:
             raise ExecutorDied(f"the executor process is gone: {exc}") from None
+
+
+def child_command() -> list[str]:
+    """``python -P -m lsdb.jobs.executor``: the job process never imports from the worker's current
+    folder (a ``torch.py`` or ``lsdb.py`` there). ``-P`` (``sys.flags.safe_path``) needs Python 3.11;
+    on 3.10 the first entry of ``sys.path`` (the current folder, as with ``-c``) is dropped before
+    anything is imported."""
+    if sys.version_info >= (3, 11):
+        return [sys.executable, "-P", "-m", "lsdb.jobs.executor"]
+    return [sys.executable, "-c", "import sys; del sys.path[0]; import runpy; "  # pragma: no cover - 3.10
+            "runpy.run_module('lsdb.jobs.executor', run_name='__main__', alter_sys=True)"]
 
 
 def _pump(proc: subprocess.Popen[bytes], out: queue.Queue[dict[str, Any]]) -> None:
@@ -273,10 +314,10 @@ class InlineExecutor:
     def cancel(self, job_id: int) -> None:
         self._cancelled.set()
 
-    def finished(self, job_id: int) -> None:
+    def finished(self, job: JobRecord) -> None:
         from lsdb.plugins import resolve
 
-        notify_job_finished(self.catalog, job_id, resolve(self.registries))
+        notify_job_finished(job, resolve(self.registries))
 
     def poll(self, timeout_s: float) -> dict[str, Any] | None:
         try:
@@ -355,7 +396,7 @@ def main(argv: list[str] | None = None) -> None:
     send({"type": "ready"})
     while (msg := inbox.get()) is not None:
         if msg.get("op") == "finished":
-            notify_job_finished(catalog, int(msg["job"]), registries)
+            notify_job_finished(msg["job"], registries)
             continue
         send({"type": "done", **_run_one(catalog, registries, msg, send,
                                          lambda i: i in cancelled or orphaned.is_set())})

@@ -1,7 +1,9 @@
 """Submitting jobs: enqueue a request (deduplicated, fanned out into tiles), follow a job.
 
 `enqueue` validates the request with `prepare()` before anything is queued, so a bad
-request fails in the user's shell, not in a worker. A request whose result exists returns
+request fails in the user's shell, not in a worker; tile jobs get their params validated and
+their cache keys from the prepared request (`Prepared.with_params`), and the parent and all its
+tiles are inserted in one batched transaction (at most `MAX_TILES` tiles). A request whose result exists returns
 the result; one that is already queued or running (same ``cache_key``) returns that job.
 An analysis that declares ``tile``/``merge`` and is larger than the tile size becomes one
 tile job per part plus a ``waiting`` parent that merges them once the last tile lands.
@@ -11,10 +13,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from lsdb.catalog.jobs import FINAL, JobRecord, NewJob, WorkerRecord
+from lsdb.errors import BadInput
 
 if TYPE_CHECKING:
     from lsdb.analyses.runner import AnalysisRequest
@@ -23,6 +26,8 @@ if TYPE_CHECKING:
 
 #: Work units (grid points for a surface) per tile when the caller does not say.
 DEFAULT_TILE_SIZE = 1024
+#: The most tile jobs one request may fan out into (a 2048 x 2048 surface in 1,024-point tiles is 4,096).
+MAX_TILES = 10_000
 
 
 @dataclass(frozen=True)
@@ -68,10 +73,13 @@ def enqueue(
 
     tiles: list[NewJob] = []
     overrides = spec.tile(prepared.params, tile_size) if spec.tile and spec.merge and tile_size else []
+    if len(overrides) > MAX_TILES:
+        raise BadInput(f"{spec.name}: {len(overrides)} tiles of {tile_size} points is more than {MAX_TILES}; "
+                       "use a smaller grid or a larger tile size")
     if len(overrides) > 1:
-        for override in overrides:
-            part = replace(request, params={**request.params, **override})
-            tiles.append(new_job(part, prepare(catalog, part, prepared.registries).cache_key, tile=override))
+        for override in overrides:  # each tile's params validated and keyed without a full prepare()
+            part, key = prepared.with_params(override)
+            tiles.append(new_job(part, key, tile=override))
     parent = new_job(request, prepared.cache_key, **({"fanout": len(tiles)} if tiles else {}))
     job, created = catalog.jobs.add(parent, tiles)
     return Enqueued(job=job, created=created, tiles=len(tiles) if created else 0)

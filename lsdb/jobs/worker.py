@@ -23,7 +23,7 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from lsdb.catalog.jobs import Fence
+from lsdb.catalog.jobs import FINAL, Fence
 from lsdb.devices import resolve_device
 from lsdb.errors import JobLost
 from lsdb.jobs.executor import ChildExecutor, ExecutorDied, InlineExecutor
@@ -92,7 +92,9 @@ class Worker:
             while not self._stop.is_set():
                 if time.monotonic() - last_reap >= min(1.0, opts.lease_s / 4):
                     last_reap = time.monotonic()
-                    self._db(self.catalog.jobs.reap_expired, default=[])
+                    for reaped in self._db(self.catalog.jobs.reap, default=[]):
+                        if reaped.status in FINAL:  # this worker's reaper committed it: it notifies
+                            self.executor.finished(reaped)
                 if opts.max_jobs is not None and self.jobs_done >= opts.max_jobs:
                     break
                 self.executor.ensure_ready()
@@ -182,20 +184,24 @@ class Worker:
                                          retry=True, backoff_s=backoff),
             "time_limit": lambda: jobs.fail(fence, "TimeLimitExceeded",
                                             f"time limit exceeded ({job.time_limit_s:g} s)", retry=False),
-            "cancelled": lambda: jobs.finish_cancelled(fence),
+            "cancelled": lambda: jobs.finish_cancelled(fence),  # each returns the committed record
             "released": lambda: jobs.release(fence, f"released by {self.id} on shutdown"),
         }
         log.info("job %d attempt %d: %s after %.2f s%s", job.id, fence.attempt, kind, seconds,
                  f" ({outcome.get('error_type')}: {outcome.get('message')})" if kind == "failed" else "")
         if kind == "failed" and "OutOfMemory" in str(outcome.get("error_type")):
             self.executor.kill()  # a fresh process for the next job: a clean CUDA context
+        committed = None
         if kind in actions:
             try:
-                self._db(actions[kind], raise_lost=True)
+                committed = self._db(actions[kind], raise_lost=True)
             except JobLost as exc:
                 log.warning("job %d: %s; its outcome was not recorded", job.id, exc)
-        if kind not in ("lost", "released"):
-            self.executor.finished(job.id)  # the `job_finished` hook runs where the plugins are loaded
+        if committed is not None and committed.status in FINAL:
+            # this worker committed the job's final state: `job_finished` once, with that record, in
+            # the job process (where the plugins are loaded). A success was committed, and its
+            # listeners called, by the job process itself; a retried attempt notifies nobody.
+            self.executor.finished(committed)
 
     # -- heartbeat ------------------------------------------------------------------------------------
     def _heartbeat_loop(self) -> None:
@@ -217,6 +223,8 @@ class Worker:
             last, sent = now, (fence, progress if fence else None)
             with self._lock:
                 current = self._fence == fence and fence is not None
+            if current and reply.finished:
+                continue  # the job process committed this attempt's final state and runs its listeners
             if current and reply.lost:
                 log.warning("job %d: lease lost; stopping it", fence.job_id if fence else -1)
                 self._lost.set()

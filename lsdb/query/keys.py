@@ -104,7 +104,20 @@ def _parse(text: str, known: Mapping[str, set[str]]) -> Key:
         base, _, stat = text.rpartition(".")
         if stat.lower() in METRIC_STATS and base in known.get("metric", ()):
             return Key("metric", base, stat.lower())
-    return Key("param", text)  # unknown: a parameter no run has, so it matches nothing
+    return Key("param", text)  # unknown: a parameter no run has (`check_known` rejects it in --where)
+
+
+def check_known(key: Key, text: str, known: Mapping[str, set[str]]) -> None:
+    """A one-line `BadInput` when no row could have `key` (a typo in ``--where``), naming the known keys.
+
+    `known` holds every key name that some row in scope has, so a key outside it matches no row:
+    ``nosuchkey = 1`` or ``param.nosuch = 1`` is an error, not an empty table.
+    """
+    if key.namespace == "fixed" or key.name in known.get(key.namespace, ()):
+        return
+    listed = [*FIXED, *(f"{ns}.{name}" for ns in NAMESPACES for name in sorted(known.get(ns, ())))]
+    shown = ", ".join(listed[:40]) + (f" (+{len(listed) - 40} more)" if len(listed) > 40 else "")
+    raise BadInput(f"--where: unknown key '{text}': no run or result in scope has it; known keys: {shown}")
 
 
 def label(key: Key, known: Mapping[str, set[str]]) -> str:

@@ -21,7 +21,8 @@ Grammar (keywords are case-insensitive)::
 This module only parses: it turns text into frozen nodes (`Compare`, `InList`, `IsNull`,
 `Match`, `And`, `Or`, `Not`) and never builds SQL. The catalog's `CompareRepository` compiles the
 nodes to SQLAlchemy expressions with bound parameters. Every syntax error is a `BadInput` whose
-one-line message names the 1-based column where the expression went wrong.
+one-line message names the 1-based column where the expression went wrong; nesting deeper than
+`MAX_DEPTH` is such an error too.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ Value = Union[float, str, bool]
 OPERATORS = {"=": "=", "==": "=", "!=": "!=", "<>": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 """Comparison operators as written -> their canonical form."""
 KEYWORDS = {"AND", "OR", "NOT", "IN", "IS", "NULL", "LIKE", "CONTAINS", "TRUE", "FALSE"}
+MAX_DEPTH = 100
+"""Parentheses and NOTs nest at most this deep (a one-line error, not a RecursionError, beyond)."""
 
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?(?![A-Za-z0-9_.\-])")
 _WORD = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
@@ -217,6 +220,12 @@ class _Parser:
     def __init__(self, tokens: list[Token]) -> None:
         self.tokens = tokens
         self.i = 0
+        self.depth = 0
+
+    def nest(self, tok: Token) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise _error(f"nested more than {MAX_DEPTH} levels deep at column {tok.column}")
 
     @property
     def tok(self) -> Token:
@@ -257,13 +266,16 @@ class _Parser:
 
     def not_(self) -> Node:
         if self.keyword("NOT"):
-            self.take()
-            return Not(self.not_())
+            self.nest(self.take())
+            node = Not(self.not_())
+            self.depth -= 1
+            return node
         return self.atom()
 
     def atom(self) -> Node:
         if self.tok.kind == "LPAREN":
             opened = self.take()
+            self.nest(opened)
             node = self.or_()
             if self.tok.kind != "RPAREN":
                 raise _error(
@@ -271,6 +283,7 @@ class _Parser:
                     f"found {_found(self.tok)} at column {self.tok.column}"
                 )
             self.take()
+            self.depth -= 1
             return node
         return self.comparison()
 

@@ -317,8 +317,14 @@ class Catalog:
         return self._db.jobs.list_events(job_id)
 
     def cancel_job(self, job_id: int) -> JobRecord:
-        """Cancel a job: queued ones at once (with their tiles), running ones at their next progress report."""
-        return self._db.jobs.cancel(job_id)
+        """Cancel a job: queued ones at once (with their tiles), running ones at their next progress report.
+        A job this call cancels at once fires `job_finished` here, after the commit."""
+        job, now_final = self._db.jobs.cancel_now(job_id)
+        if now_final:
+            from lsdb.jobs.executor import notify_job_finished
+
+            notify_job_finished(job, self._registries)
+        return job
 
     def retry_job(self, job_id: int) -> JobRecord:
         """Requeue a failed or cancelled job with fresh attempts."""

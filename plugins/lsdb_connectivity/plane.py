@@ -44,8 +44,8 @@ COLLINEAR_TOLERANCE = 1e-6
 class PlaneParams:
     """Parameters of `plane`."""
 
-    xnum: int = field(default=21, metadata={"help": "grid points along û (start → end)", "min": 2})
-    ynum: int = field(default=21, metadata={"help": "grid points along v̂ (towards the bend)", "min": 2})
+    xnum: int = field(default=21, metadata={"help": "grid points along û (start → end)", "min": 2, "max": 2048})
+    ynum: int = field(default=21, metadata={"help": "grid points along v̂ (towards the bend)", "min": 2, "max": 2048})
     margin: float = field(default=0.2, metadata={"help": "grid margin beyond the points, as a fraction of their "
                                                          "extent on each axis", "min": 0.0})
     curve: str = field(default="bezier", metadata={"help": "curve drawn through start, bend and end",

@@ -79,10 +79,10 @@ class EigenmapParams:
     orthogonalize: bool = field(default=False, metadata={"help": "Gram–Schmidt d2 against d1 (norms kept)"})
     xmin: float = field(default=-1.0, metadata={"help": "first x coefficient"})
     xmax: float = field(default=1.0, metadata={"help": "last x coefficient"})
-    xnum: int = field(default=21, metadata={"help": "grid points along x", "min": 2})
+    xnum: int = field(default=21, metadata={"help": "grid points along x", "min": 2, "max": 1024})
     ymin: float = field(default=-1.0, metadata={"help": "first y coefficient"})
     ymax: float = field(default=1.0, metadata={"help": "last y coefficient"})
-    ynum: int = field(default=21, metadata={"help": "grid points along y", "min": 2})
+    ynum: int = field(default=21, metadata={"help": "grid points along y", "min": 2, "max": 1024})
     split: str = field(default="train", metadata={"help": "split the loss is taken over", "choices": SPLITS})
     subset: int | None = field(default=None, metadata={"help": "use a fixed random subset of this many examples",
                                                        "min": 1})
@@ -239,6 +239,13 @@ def merge_eigenmap(params: EigenmapParams, outputs: list[AnalysisOutput]) -> Ana
     return AnalysisOutput(arrays=arrays, scalars=finite_scalars(scalars), attrs=dict(outputs[0].attrs))
 
 
+def eigenmap_memory(params: EigenmapParams) -> int:
+    """Bytes the computed rectangle's per-point arrays need (about 16 float64 values a point)."""
+    rows = (params.rows[1] - params.rows[0]) if params.rows else params.ynum
+    cols = (params.cols[1] - params.cols[0]) if params.cols else params.xnum
+    return 128 * rows * cols
+
+
 EIGENMAP = AnalysisSpec(
     name="eigenmap",
     version=1,
@@ -253,6 +260,7 @@ EIGENMAP = AnalysisSpec(
     resources="any",
     tile=tile_eigenmap,
     merge=merge_eigenmap,
+    memory=eigenmap_memory,
     description=(
         "Hessian λmax, λmin and |λmin/λmax| over the plane of a surface (Li et al. 2018, §7, Fig. 7), by "
         "warm-started Lanczos in snake order.\n\nArrays ((rows, cols) of the computed rectangle): lambda_max, "

@@ -6,7 +6,10 @@ model's parameters, used only through exact Hessian-vector products (`lsdb.lands
 * the top-k eigenvalues and eigenvectors and the smallest (most negative) eigenvalue, by
   Lanczos (1950) with full reorthogonalization in one Krylov space (`lsdb.landscape.lanczos`),
   stopped when every wanted value is within `tol` relative (the smallest relative to the
-  spectral radius) by the Ritz error bounds;
+  spectral radius) by the Ritz error bounds. These bound the error of exact arithmetic only
+  (they reach 1e-50); the reported errors add an estimate of the rounding of the float32
+  products (`rounding_error`): `eigenvalue_errors` and `max_rel_error` are Ritz bound +
+  rounding, `ritz_errors` and `max_rel_ritz_residual` the Ritz bounds alone;
 * the trace, by Hutchinson's estimator with Rademacher probes, stopped on its standard error,
   which is reported (`trace_stderr`);
 * optionally the eigenvalue density by stochastic Lanczos quadrature (Ghorbani et al. 2019;
@@ -140,6 +143,26 @@ def eigen_checkpoint(state: dict[str, Tensor], model: nn.Module, vector: Tensor,
     return out
 
 
+def rounding_error(matvec: Callable[[Tensor], Tensor], vectors: Tensor | None, spread: float,
+                   dtype: torch.dtype) -> float:
+    """An estimate of how far rounding in the Hessian-vector products moves the eigenvalues (absolute).
+
+    The Ritz bounds assume exact products; a float32 product H̃v = Hv + Ev is off by rounding, and
+    every eigenvalue of H̃ is within ‖E‖ of one of H (Weyl). ‖Ev‖ is measured on the top Ritz
+    vector y by computing one product twice in ways equal in exact arithmetic, H(3y)/3 and H(y),
+    whose roundings differ: twice their distance, and at least ρ·eps(dtype) (ρ the spectral radius
+    found: the rounding of the result itself). Two extra products. An estimate, not a proof; tested
+    against float64 references (tests/curvature/test_hessian_analysis.py).
+    """
+    floor = spread * torch.finfo(dtype).eps
+    if vectors is None or len(vectors) == 0:
+        return 2 * floor
+    y = vectors[0]
+    once = matvec(y)
+    thrice = matvec(3.0 * y) / 3.0
+    return 2 * max(float(torch.linalg.vector_norm((thrice - once).double())), floor)
+
+
 def run_hessian(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], params: HessianParams) -> AnalysisOutput:
     """Extreme eigenpairs, trace and density of the loss Hessian at one checkpoint (see the module docstring)."""
     center = single(inputs, "center")
@@ -153,10 +176,13 @@ def run_hessian(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], param
     eig = lanczos(
         op.matvec, op.n, k=params.k, bottom=1, tol=params.tol, max_iter=params.max_iter,
         start=grad if usable_grad else None, start_noise=GRADIENT_START_NOISE, generator=ctx.generator(0),
-        dtype=op.dtype, device=op.device, vectors=params.save_eigenvectors or params.eigen_checkpoints > 0,
+        dtype=op.dtype, device=op.device, vectors=True,
         progress=stage(ctx, 0.02, top_stop, params.max_iter, "Lanczos"),
     )
     lanczos_hvps = op.hvp_count
+    rounding = rounding_error(op.matvec, eig.top_vectors, float(eig.ritz_values.abs().max()), op.dtype)
+    ritz_errors = eig.top_errors
+    errors = ritz_errors + rounding
     top = eig.top.tolist()
     lam_max, lam_min = top[0], float(eig.bottom[0])
     scalars: dict[str, float] = {"lambda_max": lam_max}
@@ -167,14 +193,18 @@ def run_hessian(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], param
         "lanczos_iterations": float(eig.iterations),
         "lanczos_hvps": float(lanczos_hvps),
         "converged": float(eig.converged),
-        "max_rel_error": max(e / max(abs(v), 1e-300) for e, v in zip(eig.top_errors.tolist(), top, strict=True)),
+        "max_rel_error": max(e / max(abs(v), 1e-300) for e, v in zip(errors.tolist(), top, strict=True)),
+        "max_rel_ritz_residual": max(e / max(abs(v), 1e-300) for e, v in zip(ritz_errors.tolist(), top, strict=True)),
+        "rounding_error": rounding,
+        "lambda_min_error": float(eig.bottom_errors[0]) + rounding,
         "loss": op.loss,
         "grad_norm": float(op.gradient.norm()) if op.gradient is not None else math.nan,
         "n_examples": float(op.n_examples),
     })
     arrays: dict[str, np.ndarray | Tensor] = {
         "eigenvalues": eig.top.numpy(),
-        "eigenvalue_errors": eig.top_errors.numpy(),
+        "eigenvalue_errors": errors.numpy(),
+        "ritz_errors": ritz_errors.numpy(),
         "ritz_values": eig.ritz_values.numpy(),
     }
     if params.save_eigenvectors and eig.top_vectors is not None and eig.bottom_vectors is not None:
@@ -225,10 +255,12 @@ HESSIAN = AnalysisSpec(
     description=(
         "Curvature at a checkpoint: top-k and most negative Hessian eigenvalues (Lanczos), trace (Hutchinson) "
         "and eigenvalue density (SLQ; Ghorbani et al. 2019), from exact Hessian-vector products.\n\n"
-        "Arrays: eigenvalues, eigenvalue_errors, ritz_values, eigenvectors (k, P) and min_eigenvector (P) "
+        "Arrays: eigenvalues, eigenvalue_errors (Ritz bound + rounding estimate), ritz_errors (the Ritz bounds "
+        "alone, exact arithmetic), ritz_values, eigenvectors (k, P) and min_eigenvector (P) "
         "(save_eigenvectors), trace_samples, density_grid, density, slq_nodes, slq_weights (density). "
         "Scalars: lambda_max, lambda_2.., lambda_min, min_max_ratio (|λmin/λmax|), trace, trace_stderr, "
-        "trace_probes, hvp_count, lanczos_hvps, lanczos_iterations, converged, max_rel_error, loss, grad_norm, "
+        "trace_probes, hvp_count, lanczos_hvps, lanczos_iterations, converged, max_rel_error (largest "
+        "eigenvalue_errors relative), max_rel_ritz_residual, rounding_error, lambda_min_error, loss, grad_norm, "
         "n_examples, slq_trace."
     ),
 )

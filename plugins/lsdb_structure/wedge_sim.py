@@ -83,7 +83,10 @@ def _subspaces(seed: int, p: WedgeSimParams) -> tuple[dict[str, np.ndarray], dic
     reached = (final < ZERO_LOSS).all(axis=1)
     arrays = {"dims": np.asarray(dims), "final_loss": final, "mean_final_loss": final.mean(axis=1),
               "loss_curves": run.curves.numpy()}
-    scalars = {"threshold_dim": float(dims[int(np.argmax(reached))]) if reached.any() else float("nan")}
+    # threshold_dim is NaN (and so absent from the stored scalars) when no dimension tried reached zero
+    # loss in every trial (e.g. method=gd with too few steps); threshold_reached says which it was
+    scalars = {"threshold_dim": float(dims[int(np.argmax(reached))]) if reached.any() else float("nan"),
+               "threshold_reached": float(reached.any())}
     for d, label in ((p.n - 1, "below_n"), (p.n, "at_n")):
         if d in dims:
             scalars[f"mean_final_loss_{label}"] = float(final[dims.index(d)].mean())
@@ -142,8 +145,10 @@ WEDGE_SIM = AnalysisSpec(
     description=(
         "The wedge toy model of Fort & Jastrzebski 2019 (§3): loss = distance to the nearest of the wedges "
         "{x_S = 0}, |S| = n, in D dimensions. experiment=1: optimization on random d-dimensional affine subspaces "
-        "(arrays dims, final_loss (d, trials), mean_final_loss, loss_curves; scalar threshold_dim, the smallest d "
-        "reaching zero loss: n); 2: the tunnel between two wedges (t, path_loss, line_loss, knots, line, "
+        "(arrays dims, final_loss (d, trials), mean_final_loss, loss_curves; scalars threshold_dim, the smallest d "
+        "reaching zero loss in every trial (expected: n), and threshold_reached, 1 or 0; when no d reached it "
+        "(e.g. method=gd with too few steps) threshold_reached is 0 and threshold_dim is absent); "
+        "2: the tunnel between two wedges (t, path_loss, line_loss, knots, line, "
         "deviation_cosine, knot_wedge, knot_start_share; path_max_loss, line_max_loss, deviation_contrast); "
         "3: radial probing from a wedge (widths, radii, profiles; width_mean, width_std, width_cv, "
         "predicted_width). No inputs."

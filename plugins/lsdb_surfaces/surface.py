@@ -90,10 +90,10 @@ class SurfaceParams:
     )
     xmin: float = field(default=-1.0, metadata={"help": "first x coefficient"})
     xmax: float = field(default=1.0, metadata={"help": "last x coefficient"})
-    xnum: int = field(default=51, metadata={"help": "grid points along x", "min": 2})
+    xnum: int = field(default=51, metadata={"help": "grid points along x", "min": 2, "max": 2048})
     ymin: float = field(default=-1.0, metadata={"help": "first y coefficient (dims=2)"})
     ymax: float = field(default=1.0, metadata={"help": "last y coefficient (dims=2)"})
-    ynum: int = field(default=51, metadata={"help": "grid points along y (dims=2)", "min": 2})
+    ynum: int = field(default=51, metadata={"help": "grid points along y (dims=2)", "min": 2, "max": 2048})
     split: str = field(default="train", metadata={"help": "split the loss is evaluated on", "choices": SPLITS})
     bn: str = field(default="eval", metadata={"help": "BatchNorm: eval or recompute", "choices": BN_MODES})
     sharpness_radius: float = field(
@@ -244,6 +244,16 @@ def merge_surface(params: SurfaceParams, outputs: list[AnalysisOutput]) -> Analy
     return AnalysisOutput(arrays=arrays, scalars=finite_scalars(scalars), attrs=dict(first.attrs))
 
 
+#: Host bytes per grid point: loss and accuracy in float64, their (ny, nx) copies and the evaluator's totals.
+BYTES_PER_POINT = 64
+
+
+def surface_memory(params: SurfaceParams) -> int:
+    """Bytes the grid's arrays need (the computed rows only, for a tile): checked before work starts."""
+    rows = (params.rows[1] - params.rows[0]) if params.rows else params._rows_total()
+    return BYTES_PER_POINT * rows * (params.xnum if params.dims == 2 else 1)
+
+
 SURFACE = AnalysisSpec(
     name="surface",
     version=1,
@@ -263,6 +273,7 @@ SURFACE = AnalysisSpec(
     resources="any",
     tile=tile_surface,
     merge=merge_surface,
+    memory=surface_memory,
     description=(
         "The loss on a line or plane through a checkpoint: random filter-normalized, checkpoint, PCA or Hessian "
         "eigenvector directions (Li et al. 2018, §3-4, §6-7).\n\nArrays: x, y, loss and acc ((ny, nx), or (nx,) "

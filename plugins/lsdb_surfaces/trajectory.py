@@ -39,8 +39,8 @@ from lsdb.plugin import (
 class TrajectoryParams:
     """Parameters of `trajectory`."""
 
-    xnum: int = field(default=21, metadata={"help": "grid points along the 1st PCA direction", "min": 2})
-    ynum: int = field(default=21, metadata={"help": "grid points along the 2nd PCA direction", "min": 2})
+    xnum: int = field(default=21, metadata={"help": "grid points along the 1st PCA direction", "min": 2, "max": 2048})
+    ynum: int = field(default=21, metadata={"help": "grid points along the 2nd PCA direction", "min": 2, "max": 2048})
     margin: float = field(
         default=0.2,
         metadata={"help": "the grid extends this fraction of the path's extent beyond it on each side", "min": 0.0},

@@ -53,6 +53,8 @@ class ProbeParams:
     steps: int = field(default=1, metadata={"help": "progress reports while sleeping", "min": 1})
     fail: str = field(default="", metadata={"help": "raise ValueError or RuntimeError"})
     crash: bool = field(default=False, metadata={"help": "kill the process mid-run"})
+    crash_once: str = field(default="", metadata={"help": "marker file: crash when it does not exist (and create it)"})
+    exit: bool = field(default=False, metadata={"help": "raise SystemExit mid-run"})
 
 
 def run_probe(ctx: Context, inputs: Mapping[str, Any], params: ProbeParams) -> AnalysisOutput:
@@ -63,6 +65,11 @@ def run_probe(ctx: Context, inputs: Mapping[str, Any], params: ProbeParams) -> A
         ctx.progress((i + 1) / params.steps, f"step {i + 1} of {params.steps}")
     if params.crash:
         os._exit(3)
+    if params.crash_once and not os.path.exists(params.crash_once):
+        append_line(params.crash_once, "crashed")
+        os._exit(4)
+    if params.exit:
+        raise SystemExit(5)
     if params.fail:
         raise {"ValueError": ValueError, "RuntimeError": RuntimeError}[params.fail](f"probe {params.token} failed")
     append_line(params.log, f"done {params.token} {os.getpid()}")
@@ -119,5 +126,18 @@ def register_analyses(register: Any) -> None:
 
 @hookimpl
 def job_finished(job: Any) -> None:
-    """Log final states to ``$LSDB_TEST_JOB_LOG`` (when set) to test the event hook."""
-    append_line(os.environ.get("LSDB_TEST_JOB_LOG", ""), f"finished {job.id} {job.status}")
+    """Log final states to ``$LSDB_TEST_JOB_LOG`` (when set) to test the event hook, after
+    ``$LSDB_TEST_LISTENER_SLEEP`` seconds (a slow listener)."""
+    path = os.environ.get("LSDB_TEST_JOB_LOG", "")
+    if path:
+        time.sleep(float(os.environ.get("LSDB_TEST_LISTENER_SLEEP", "0")))
+        append_line(path, f"finished {job.id} {job.status}")
+
+
+@hookimpl
+def result_stored(result: Any) -> None:
+    """Log stored results to ``$LSDB_TEST_STORED_LOG`` after ``$LSDB_TEST_LISTENER_SLEEP`` seconds."""
+    path = os.environ.get("LSDB_TEST_STORED_LOG", "")
+    if path:
+        time.sleep(float(os.environ.get("LSDB_TEST_LISTENER_SLEEP", "0")))
+        append_line(path, f"stored {result.job_id} {os.getpid()}")

@@ -84,10 +84,23 @@ def test_tags_compare_as_strings(zoo: Any) -> None:
     assert matched(zoo, "tag.seed = 1.0") == []  # the text '1.0' is not the tag '1'
 
 
-def test_a_missing_key_never_matches_and_not_inverts_that(zoo: Any) -> None:
-    assert matched(zoo, "no_such_key = 1") == []
-    assert matched(zoo, "no_such_key != 1") == []
-    assert len(matched(zoo, "NOT no_such_key = 1")) == 6
+def test_an_unknown_key_is_an_error_naming_the_known_keys(zoo: Any) -> None:
+    for where in ("no_such_key = 1", "param.nosuch = 1", "NOT no_such_key = 1", "tag.nope IS NULL",
+                  "metric.nosuch.max > 1", "lr = 1 OR (flag = 1 AND param.lrr = 2)"):
+        with pytest.raises(BadInput, match=r"--where: unknown key '[\w.]+'.*known keys: run, .*param.lr") as err:
+            matched(zoo, where)
+        assert "\n" not in str(err.value)
+
+
+def test_deep_nesting_is_a_one_line_error(zoo: Any) -> None:
+    assert matched(zoo, "(" * 50 + "lr = 0.1" + ")" * 50) == matched(zoo, "lr = 0.1")
+    for deep in ("(" * 5000 + "lr = 1" + ")" * 5000, "NOT " * 5000 + "lr = 1", "(NOT " * 3000 + "lr = 1"):
+        with pytest.raises(BadInput, match="nested more than 100 levels deep") as err:
+            matched(zoo, deep)
+        assert "\n" not in str(err.value)
+
+
+def test_a_key_missing_from_some_rows_never_matches_and_not_inverts_that(zoo: Any) -> None:
     assert sorted(matched(zoo, "lr != 0.1")) == ["b", "d"]
     assert sorted(matched(zoo, "NOT lr = 0.1")) == ["b", "d", "e"]
     assert sorted(matched(zoo, "NOT (lr = 0.1 AND arch = vgg)")) == ["a", "b", "d", "e", "x"]

@@ -126,6 +126,11 @@ def test_tunnel_width_profiles_cross_the_threshold_at_the_width(catalog: Catalog
 def test_wedge_sim_runs_its_three_experiments_without_inputs(catalog: CatalogDB, tmp_path: Path) -> None:
     first = run_inline(catalog, "wedge-sim", [], {"experiment": 1, "dim": 20, "n": 4, "trials": 3, "steps": 20})
     assert first.scalars["threshold_dim"] == 4 and first.scalars["mean_final_loss_below_n"] > 1e-3
+    assert first.scalars["threshold_reached"] == 1.0
+    # gradient descent with one step reaches zero loss nowhere: said so, not silently dropped
+    gd = run_inline(catalog, "wedge-sim", [], {"experiment": 1, "dim": 20, "n": 4, "trials": 3, "steps": 1,
+                                               "method": "gd", "lr": 0.01})
+    assert gd.scalars["threshold_reached"] == 0.0 and "threshold_dim" not in gd.scalars
     assert load_view(catalog, first).arrays["final_loss"].shape == (8, 3)
     second = run_inline(catalog, "wedge-sim", [], {"experiment": 2, "dim": 20, "n": 3, "pieces": 6, "steps": 60})
     assert second.scalars["path_max_loss"] < second.scalars["line_max_loss"]
