@@ -47,7 +47,7 @@ def test_align_stores_the_permuted_network_with_its_lineage_and_permutations(tmp
         b = add_model_checkpoint(catalog, "b", SMALL, "digits", seed=1)
         result = run_inline(catalog, "align", [a.id, b.id], {"steps": 5})
         assert len(result.produced) == 1
-        stored = catalog.get_checkpoint(result.produced[0])
+        stored = catalog.checkpoints.get(result.produced[0])
         assert stored.produced_by == result.id and stored.label == f"aligned to a@#{a.id} (weights)"
         spec = permutation_spec(build_model(SMALL, (64,), 10), torch.zeros(2, 64))
         arrays = _arrays(catalog, result.id, tmp_path)
@@ -77,7 +77,7 @@ def test_aligning_a_permuted_copy_gives_back_the_network_and_no_barrier(tmp_path
         a = add_model_checkpoint(catalog, "a", model, dataset, seed=0)
         b, _ = add_tensors(catalog, make_new_run("copy", model=model, dataset=dataset), copy)
         result = run_inline(catalog, "align", [a.id, b.id], {"steps": 3})
-        assert catalog.get_checkpoint(result.produced[0]).tensor_digest == a.tensor_digest
+        assert catalog.checkpoints.get(result.produced[0]).tensor_digest == a.tensor_digest
         assert result.scalars["aligned_barrier"] == 0.0 and result.scalars["moved_fraction"] > 0.5
 
 
@@ -89,11 +89,11 @@ def test_merge_methods_store_their_merge_and_merge_plane_places_them(tmp_path: P
         ids = {}
         for method in ("average", "task-arithmetic", "ties", "slerp"):
             result = run_inline(catalog, "merge", [a.id, b.id, f"base={base.id}"], {"method": method})
-            stored = catalog.get_checkpoint(result.produced[0])
+            stored = catalog.checkpoints.get(result.produced[0])
             assert stored.produced_by == result.id and stored.label == f"merge {method}"
             ids[method] = stored.id
         ta = _merged_expectation(base, a, b)
-        assert catalog.get_checkpoint(ids["task-arithmetic"]).tensor_digest == tensor_digest(ta)
+        assert catalog.checkpoints.get(ids["task-arithmetic"]).tensor_digest == tensor_digest(ta)
         aligned = run_inline(catalog, "merge", [a.id, b.id], {"method": "average", "align": "weights"})
         assert aligned.scalars["n_merged"] == 2
         plane = run_inline(catalog, "merge-plane", [base.id, a.id, b.id, f"merged={ids['task-arithmetic']}"],
