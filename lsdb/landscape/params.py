@@ -153,3 +153,15 @@ def _named_tensors(source: StateSource) -> dict[str, Tensor]:
         named.update(source.named_buffers())
         return named
     return dict(source)
+
+
+def tied_names(model: nn.Module) -> dict[str, str]:
+    """Each alias of a tied parameter (``lm_head.weight``) -> the name it is stored under
+    (``transformer.wte.weight``, the first in ``named_parameters()``); empty without tying."""
+    canonical: dict[int, str] = {}
+    out: dict[str, str] = {}
+    for name, p in model.named_parameters(remove_duplicate=False):
+        first = canonical.setdefault(id(p), name)
+        if first != name:
+            out[name] = first
+    return out
