@@ -176,5 +176,9 @@ class _AttentionMask:
 def spec_for_folder(folder: Path) -> dict[str, Any]:
     """The ``hf`` model spec (canonical JSON) of a model folder: its path and task from config.json."""
     raw = read_config_json(folder)
+    transformers = require_transformers()
+    if raw["model_type"] not in transformers.CONFIG_MAPPING:
+        raise BadInput(f"{folder}/config.json: architecture '{raw['model_type']}' is not known to transformers "
+                       f"{transformers.__version__}")
     task = task_of_architectures(raw.get("architectures")) or "causal-lm"
     return {"name": "hf", "kwargs": {"path": str(Path(folder).resolve()), "task": task}}
