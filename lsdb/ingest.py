@@ -341,7 +341,7 @@ def _ingest_folder(
         meta["metrics"] = loaded.metrics
     if loaded.notes:
         meta["notes"] = list(loaded.notes)
-    row = {"step": file_step, "epoch": file_epoch, "source_path": str(path.resolve()), "meta": meta}
+    row: dict[str, Any] = {"step": file_step, "epoch": file_epoch, "source_path": str(path.resolve()), "meta": meta}
     if isinstance(loaded, StreamedCheckpoint):
         new = publish_streamed(catalog.objects, loaded, label=None, produced_by=None, **row)
         record, created = catalog.checkpoints.add(run, new)

@@ -190,16 +190,16 @@ def normalize_state_dict(path: Path, raw: Mapping[Any, Any]) -> tuple[dict[str, 
                 notes.append(f"stripped the {prefix!r} prefix from every name")
                 stripped = True
     out: dict[str, Tensor] = {}
-    seen: dict[tuple[int, int, tuple[int, ...], tuple[int, ...], torch.dtype], str] = {}
+    seen: dict[tuple[Any, ...], str] = {}
     tied: list[str] = []
     for name, value in tensors.items():
         if value.numel():
-            key = (value.untyped_storage().data_ptr(), value.storage_offset(), tuple(value.shape),
-                   tuple(value.stride()), value.dtype)
-            if key in seen:  # tied weights (one tensor under two names, e.g. lm_head and the embedding)
-                tied.append(f"{name} (= {seen[key]})")
+            where: tuple[Any, ...] = (value.untyped_storage().data_ptr(), value.storage_offset(),
+                                      tuple(value.shape), tuple(value.stride()), value.dtype)
+            if where in seen:  # tied weights (one tensor under two names, e.g. lm_head and the embedding)
+                tied.append(f"{name} (= {seen[where]})")
                 continue
-            seen[key] = name
+            seen[where] = name
         try:
             dtype_code(value.dtype, name)
         except BadInput as exc:

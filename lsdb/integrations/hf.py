@@ -34,7 +34,7 @@ HYPERPARAMETERS = (
 )
 
 
-class LsdbCallback(transformers.TrainerCallback):  # type: ignore[misc]
+class LsdbCallback(transformers.TrainerCallback):  # type: ignore[misc,name-defined]
     """Records hyper-parameters, logged metrics and checkpoints of a Trainer run into run `run`."""
 
     def __init__(self, run: str, *, dataset: str | dict[str, Any] | None = None, model: str | None = None,

@@ -13,6 +13,14 @@ module's tensors map onto that vector:
   weights): its filters are the slices along dim 0 (a conv output channel, a linear row).
   Everything else (biases, BatchNorm weights and biases, buffers) is a **vector** tensor.
 
+Transformers (Hugging Face ``Conv1D``, GPT-2's linear layers, stores its weight as (in, out)):
+its filters are the slices along dim 1, the rows of the linear map (`ParamEntry.filter_dim`),
+so filter normalization is always per output unit of a linear layer, per token vector of an
+embedding (its rows), and LayerNorm weights and biases (1-D) are vector tensors like BatchNorm's.
+
+`select_entries` / `selection_mask` pick parameters by name globs (``transformer.h.*.attn.*``,
+``!*.ln_*`` to exclude) for per-layer analyses.
+
 This is the layout of Li et al. 2018 ("Visualizing the Loss Landscape of Neural Nets", §4),
 whose filter normalization needs to know which entries form a filter.
 """
@@ -38,6 +46,8 @@ class ParamEntry:
     shape: tuple[int, ...]
     offset: int
     is_buffer: bool = False
+    #: the dimension whose slices are the filters (output units): 0, or 1 for a (in, out) ``Conv1D`` weight
+    filter_dim: int = 0
 
     @property
     def numel(self) -> int:
@@ -66,7 +76,13 @@ class ParamLayout:
         if buffers:
             keys = set(module.state_dict(keep_vars=True))
             named += [(n, b, True) for n, b in module.named_buffers() if n in keys and b.is_floating_point()]
-        return cls._build((n, tuple(t.shape), is_buffer) for n, t, is_buffer in named)
+        transposed = {f"{name}.weight" for name, m in module.named_modules()
+                      if type(m).__name__ == "Conv1D" and hasattr(m, "nf")}  # transformers' (in, out) linear
+        layout = cls._build((n, tuple(t.shape), is_buffer) for n, t, is_buffer in named)
+        if not transposed:
+            return layout
+        return cls(tuple(ParamEntry(e.name, e.shape, e.offset, e.is_buffer, 1 if e.name in transposed else 0)
+                         for e in layout.entries))
 
     @classmethod
     def from_state_dict(
@@ -165,3 +181,38 @@ def tied_names(model: nn.Module) -> dict[str, str]:
         if first != name:
             out[name] = first
     return out
+
+
+def _patterns(pattern: str) -> tuple[list[str], list[str]]:
+    parts = [p for p in pattern.replace(";", " ").replace(",", " ").split() if p]
+    return [p for p in parts if not p.startswith("!")], [p[1:] for p in parts if p.startswith("!")]
+
+
+def select_entries(layout: ParamLayout, pattern: str) -> list[ParamEntry]:
+    """The parameters (never buffers) whose names match `pattern`: globs separated by spaces, commas or
+    ``;``; a glob starting with ``!`` excludes (``"transformer.h.*.attn.* !*.bias"``; only exclusions:
+    everything else). A pattern that selects nothing is a ValueError naming the closest names."""
+    import difflib
+    import fnmatch
+
+    include, exclude = _patterns(pattern)
+    if not include and not exclude:
+        raise ValueError("params: an empty selection pattern")
+    params = [e for e in layout.entries if not e.is_buffer]
+    chosen = [e for e in params
+              if (not include or any(fnmatch.fnmatchcase(e.name, g) for g in include))
+              and not any(fnmatch.fnmatchcase(e.name, g) for g in exclude)]
+    if not chosen:
+        names = [e.name for e in params]
+        probe = (include or exclude)[0].replace("*", "").replace("?", "")
+        close = difflib.get_close_matches(probe, names, n=5, cutoff=0.0) or names[:5]
+        raise ValueError(f"params={pattern!r} selects no parameter; closest names: {', '.join(close)}")
+    return chosen
+
+
+def selection_mask(layout: ParamLayout, pattern: str, width: int | None = None) -> Tensor:
+    """A bool vector over the layout (or its first `width` entries): True on the selected parameters."""
+    mask = torch.zeros(layout.numel if width is None else width, dtype=torch.bool)
+    for e in select_entries(layout, pattern):
+        mask[e.offset:e.stop] = True
+    return mask

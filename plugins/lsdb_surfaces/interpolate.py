@@ -28,6 +28,7 @@ from lsdb.plugin import (
     Slot,
     accuracy_of,
     finite_scalars,
+    param_mask,
     single,
 )
 
@@ -53,6 +54,12 @@ class InterpolateParams:
     include_buffers: bool = field(
         default=True,
         metadata={"help": "interpolate floating buffers (BatchNorm running statistics) too; else keep the start's"},
+    )
+    params: str = field(
+        default="",
+        metadata={"help": "per-layer selection: parameter-name globs separated by spaces or ';' (e.g. "
+                          "transformer.h.*.attn.*; !glob excludes); every other parameter stays at the start's "
+                          "value (buffers too)"},
     )
 
     def __post_init__(self) -> None:
@@ -91,10 +98,15 @@ def run_interpolate(
     theta0 = layout.flatten(model, dtype=ctx.dtype, device=ctx.device)
     theta1 = ctx.point(layout, end)
     width = layout.numel if params.include_buffers else layout.n_params
+    if params.params:  # per-layer: only the selected parameters move; everything else stays at the start's
+        width = layout.n_params
+        mask = param_mask(layout, params.params, width, "interpolate").to(theta0.device)
     direction = (theta1[:width] - theta0[:width]).unsqueeze(0)
+    if params.params:
+        direction = direction * mask
     alphas = alpha_grid(params.alpha_min, params.alpha_max, params.steps)
     coefficients = torch.from_numpy(alphas).unsqueeze(1)
-    classification = ctx.loss == "cross_entropy"
+    classification = ctx.loss != "mse"
 
     arrays: dict[str, np.ndarray] = {"alpha": alphas}
     scalars: dict[str, float] = {}
@@ -113,7 +125,7 @@ def run_interpolate(
         arrays[f"{split}_loss"], arrays[f"{split}_acc"] = loss, acc
         scalars.update(_split_scalars(split, alphas, loss, acc if classification else None))
     ctx.progress(1.0, "done")
-    attrs = {"start": start.name, "end": end.name, "n_points": int(len(alphas))}
+    attrs = {"start": start.name, "end": end.name, "n_points": int(len(alphas)), "params": params.params}
     return AnalysisOutput(arrays=arrays, scalars=finite_scalars(scalars), attrs=attrs)
 
 
