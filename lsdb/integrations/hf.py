@@ -56,10 +56,14 @@ class LsdbCallback(transformers.TrainerCallback):  # type: ignore[misc,name-defi
         if spec is None and model is not None and hasattr(model, "config"):
             folder = Path(args.output_dir)
             folder.mkdir(parents=True, exist_ok=True)
-            model.config.save_pretrained(folder)
+            import copy
+
             from lsdb.models.hf import task_of_architectures
 
-            task = task_of_architectures(getattr(model.config, "architectures", None)) or "causal-lm"
+            config = copy.deepcopy(model.config)
+            config.architectures = [type(model).__name__]  # the class trained, not the one the config came from
+            config.save_pretrained(folder)
+            task = task_of_architectures(config.architectures) or "causal-lm"
             spec = f"hf:path={folder.resolve()},task={task}"
         values = args.to_dict()
         params = {k: values[k] for k in HYPERPARAMETERS if values.get(k) not in (None, "")}

@@ -13,7 +13,10 @@ with a forward hook so that ``model(input_ids)`` returns a tensor the evaluator 
 * ``causal-lm``: logits of positions 0..T-2, shape (N, T-1, V), scored against tokens 1..T-1
   (the dataset's ``y``) with the token-level mean cross-entropy (``token_cross_entropy``);
 * ``masked-lm``: logits (N, T, V), scored at the masked positions only (labels -100 elsewhere);
-* ``sequence-classification``: logits (N, C) with the ordinary cross-entropy.
+* ``sequence-classification``: logits (N, C) with the ordinary cross-entropy;
+* ``feature-extraction``: a bare encoder (``BertModel``, e.g. a sentence-embedding model):
+  the last hidden states (N, T, H); no loss is defined, so only the analyses that read weights
+  (layer norms, spectra) apply. Fine-tune it with a head to analyse its landscape.
 
 Inputs equal to the config's ``pad_token_id`` are masked out of attention for
 sequence classification (the text datasets pad with that id). Attention runs in the "eager"
@@ -34,11 +37,12 @@ from lsdb.hfcompat import INSTALL, require_transformers
 
 __all__ = ["INSTALL", "TASKS", "hf", "hf_config", "require_transformers", "spec_for_folder", "task_of_architectures"]
 
-TASKS = ("causal-lm", "masked-lm", "sequence-classification")
+TASKS = ("causal-lm", "masked-lm", "sequence-classification", "feature-extraction")
 _AUTO = {
     "causal-lm": "AutoModelForCausalLM",
     "masked-lm": "AutoModelForMaskedLM",
     "sequence-classification": "AutoModelForSequenceClassification",
+    "feature-extraction": "AutoModel",
 }
 
 
@@ -51,6 +55,8 @@ def task_of_architectures(architectures: Sequence[str] | None) -> str | None:
             return "masked-lm"
         if arch.endswith("ForSequenceClassification"):
             return "sequence-classification"
+        if arch.endswith("Model") and "For" not in arch:  # a bare encoder (BertModel): no head, no loss
+            return "feature-extraction"
     return None
 
 
@@ -109,7 +115,7 @@ def hf(input_shape: Sequence[int], num_classes: int, path: str | None = None, co
     of labels is the dataset's number of classes.
     """
     transformers = require_transformers()
-    lm_task = task in (None, "causal-lm", "masked-lm")
+    lm_task = task in (None, "causal-lm", "masked-lm", "feature-extraction")
     if config is not None and lm_task and "vocab_size" not in overrides and num_classes > 0:
         overrides["vocab_size"] = int(num_classes)
     cfg = hf_config(path, config, **overrides)
@@ -142,7 +148,7 @@ def attach_task(model: nn.Module, task: str) -> nn.Module:
     """Make ``model(input_ids)`` return the tensor the task is scored on (see the module docstring)."""
     shift = task == "causal-lm"
     pad = getattr(getattr(model, "config", None), "pad_token_id", None)
-    if task == "sequence-classification" and pad is not None:
+    if task in ("sequence-classification", "feature-extraction") and pad is not None:
         model.register_forward_pre_hook(_AttentionMask(int(pad)), with_kwargs=True)
     model.register_forward_hook(_Logits(shift))
     model.lsdb_task = task  # type: ignore[assignment]
@@ -156,7 +162,7 @@ class _Logits:
         self.shift = shift
 
     def __call__(self, _module: nn.Module, _args: Any, output: Any) -> Tensor:
-        logits = output.logits if hasattr(output, "logits") else output
+        logits = output.logits if hasattr(output, "logits") else getattr(output, "last_hidden_state", output)
         return logits[..., :-1, :] if self.shift else logits
 
 

@@ -129,3 +129,16 @@ def test_a_peft_lora_adapter_is_stored_merged_and_as_the_adapter(api: lsdb.Catal
     for name, tensor in expected.items():
         if name != "lm_head.weight":
             torch.testing.assert_close(stored[name], tensor, rtol=1e-5, atol=1e-6)
+
+
+def test_the_ingest_benchmark_quick_mode_streams_within_a_shard() -> None:
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "bench_hf_ingest.py"
+    spec = importlib.util.spec_from_file_location("bench_hf_ingest", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    figures = bench.main(["--quick"])
+    assert figures["n_tensors"] > 100
+    assert figures["peak_rss_above_imports_mb"] < 1.2 * figures["largest_shard_mb"] + figures["size_mb"]

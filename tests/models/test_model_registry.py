@@ -37,11 +37,11 @@ def nets_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 def test_builtins_register_through_a_plain_callback() -> None:
     seen: list[str] = []
     register_builtin_models(lambda name, factory: seen.append(name))
-    assert seen == ["mlp", "simple_cnn", "resnet", "vgg"]
+    assert seen == ["mlp", "simple_cnn", "resnet", "vgg", "hf"]
 
 
 def test_without_plugins_the_registry_is_the_zoo() -> None:
-    assert builtin_models().names() == ["mlp", "resnet", "simple_cnn", "vgg"]
+    assert builtin_models().names() == ["hf", "mlp", "resnet", "simple_cnn", "vgg"]
     assert builtin_models() is not builtin_models()  # built fresh: no module-level cache
 
 
