@@ -48,10 +48,12 @@ import lsdb  # noqa: E402
 PACKAGES = ("email", "json", "http", "logging")
 SUBSETS = {"a": ("email",), "b": ("logging",)}
 
-FULL: dict[str, Any] = {"n_layer": 4, "n_embd": 256, "n_head": 4, "block": 128, "steps": 600, "save": 50, "ft_steps": 200,
-        "batch": 16, "grid": 21, "hessian_iter": 60, "hessian_subset": 64, "max_examples": None}
-QUICK: dict[str, Any] = {"n_layer": 2, "n_embd": 32, "n_head": 2, "block": 32, "steps": 8, "save": 4, "ft_steps": 4,
-         "batch": 8, "grid": 5, "hessian_iter": 8, "hessian_subset": 8, "max_examples": 96}
+FULL: dict[str, Any] = {
+    "n_layer": 4, "n_embd": 256, "n_head": 4, "block": 128, "steps": 600, "save": 50, "ft_steps": 200,
+    "batch": 16, "grid": 21, "hessian_iter": 60, "hessian_subset": 64, "max_examples": None}
+QUICK: dict[str, Any] = {
+    "n_layer": 2, "n_embd": 32, "n_head": 2, "block": 32, "steps": 8, "save": 4, "ft_steps": 4,
+    "batch": 8, "grid": 5, "hessian_iter": 8, "hessian_subset": 8, "max_examples": 96}
 
 
 def write_corpus(folder: Path, packages: tuple[str, ...]) -> Path:
