@@ -192,7 +192,6 @@ def select_entries(layout: ParamLayout, pattern: str) -> list[ParamEntry]:
     """The parameters (never buffers) whose names match `pattern`: globs separated by spaces, commas or
     ``;``; a glob starting with ``!`` excludes (``"transformer.h.*.attn.* !*.bias"``; only exclusions:
     everything else). A pattern that selects nothing is a ValueError naming the closest names."""
-    import difflib
     import fnmatch
 
     include, exclude = _patterns(pattern)
@@ -203,11 +202,35 @@ def select_entries(layout: ParamLayout, pattern: str) -> list[ParamEntry]:
               if (not include or any(fnmatch.fnmatchcase(e.name, g) for g in include))
               and not any(fnmatch.fnmatchcase(e.name, g) for g in exclude)]
     if not chosen:
-        names = [e.name for e in params]
-        probe = (include or exclude)[0].replace("*", "").replace("?", "")
-        close = difflib.get_close_matches(probe, names, n=5, cutoff=0.0) or names[:5]
+        probe = (include or exclude)[0]
+        close = _closest(probe, [e.name for e in params])
         raise ValueError(f"params={pattern!r} selects no parameter; closest names: {', '.join(close)}")
     return chosen
+
+
+def _closest(glob: str, names: list[str], n: int = 5) -> list[str]:
+    """The names most like `glob`, segment by segment (a segment the glob matches counts 1, others their
+    string similarity), with layer numbers folded into ``*`` so that one family is shown once."""
+    import difflib
+    import fnmatch
+    import re
+
+    wanted = glob.split(".")
+
+    def aligned(parts: list[str], globs: list[str]) -> float:
+        return sum(1.0 if fnmatch.fnmatchcase(a, b) else difflib.SequenceMatcher(None, a, b).ratio()
+                   for a, b in zip(parts, globs, strict=False))
+
+    def score(name: str) -> float:  # segments aligned from the front or from the back (a missing prefix)
+        parts = name.split(".")
+        best = max(aligned(parts, wanted), aligned(parts[::-1], wanted[::-1]))
+        return best - 0.1 * abs(len(parts) - len(wanted))
+
+    families: dict[str, float] = {}
+    for name in names:
+        family = re.sub(r"\.\d+\.", ".*.", name)
+        families[family] = max(families.get(family, -1e9), score(name))
+    return sorted(families, key=lambda f: -families[f])[:n]
 
 
 def selection_mask(layout: ParamLayout, pattern: str, width: int | None = None) -> Tensor:
