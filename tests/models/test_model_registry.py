@@ -54,7 +54,7 @@ def test_the_loaded_registries_hold_the_zoo_as_the_lsdb_plugin() -> None:
 
 
 def test_unknown_model_lists_available_ones() -> None:
-    with pytest.raises(BadInput, match="unknown model 'resnett'; available: mlp, resnet, simple_cnn, vgg"):
+    with pytest.raises(BadInput, match="unknown model 'resnett'; available: hf, mlp, resnet, simple_cnn, vgg"):
         build_model("resnett", (3, 32, 32), 10)
 
 
