@@ -10,6 +10,7 @@ the same checkpoint: the second time reports it as already present.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -17,12 +18,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from lsdb.catalog import CatalogDB, CheckpointRecord, NewCheckpoint, NewRun
-from lsdb.checkpoints import canonical_chunks, n_params, read_checkpoint, schema_digest
+from lsdb.checkpoints import LoadedCheckpoint, canonical_chunks, n_params, read_checkpoint, schema_digest
 from lsdb.errors import BadInput, LsdbError
 from lsdb.store import ObjectStore
 
 if TYPE_CHECKING:
     from lsdb.checkpoints import CheckpointFormat
+    from lsdb.checkpoints.hf_folders import StreamedCheckpoint
     from lsdb.registry import Events, Registries
 
 Status = Literal["new", "existing", "failed"]
@@ -63,6 +65,16 @@ def _natural_key(path: Path) -> tuple[Any, ...]:
     return (num is None, num if num is not None else 0, str(path))
 
 
+def _folder_model_spec(files: list[Path]) -> dict[str, Any] | None:
+    """The ``hf`` model spec of the first Hugging Face model folder among `files` (from its config.json)."""
+    from lsdb.models.hf import spec_for_folder
+
+    for path in files:
+        if path.is_dir() and (path / "config.json").is_file():
+            return spec_for_folder(path)
+    return None
+
+
 def expand_paths(paths: Iterable[str | Path], recursive: bool = False,
                  formats: Iterable[CheckpointFormat] | None = None) -> list[Path]:
     """Files to ingest, in order: each directory's checkpoints sorted by the step in their names.
@@ -71,6 +83,7 @@ def expand_paths(paths: Iterable[str | Path], recursive: bool = False,
     anything is written. `formats` (default: the built-in ones) decide which suffixes count.
     """
     from lsdb.checkpoints import builtin_formats
+    from lsdb.checkpoints.hf_folders import is_model_folder, trainer_checkpoints
 
     suffixes = {s.lower() for fmt in (formats if formats is not None else builtin_formats()) for s in fmt.suffixes}
     files: list[Path] = []
@@ -78,7 +91,11 @@ def expand_paths(paths: Iterable[str | Path], recursive: bool = False,
         path = Path(raw).expanduser()
         if not path.exists():
             raise BadInput(f"{path}: no such file or directory")
-        if path.is_dir():
+        if path.is_dir() and is_model_folder(path):
+            files.append(path)  # a Hugging Face model (or adapter) folder is one checkpoint
+        elif path.is_dir() and trainer_checkpoints(path):
+            files.extend(trainer_checkpoints(path))  # a Trainer output folder: a trajectory by step
+        elif path.is_dir():
             found = [
                 p
                 for p in (path.rglob("*") if recursive else path.iterdir())
@@ -119,14 +136,20 @@ def ingest(
     files = expand_paths(paths, recursive, formats)
     if (step is not None or epoch is not None) and len(files) > 1:
         raise BadInput("--step/--epoch apply to a single file; a directory's steps come from file names or metadata")
+    if run.model_spec is None and (spec := _folder_model_spec(files)) is not None:
+        run = dataclasses.replace(run, model_spec=spec)  # recorded from config.json
     catalog.objects.check_writable()
     if on_start:
         on_start(len(files))
     report = IngestReport()
     schemas = _run_schemas(catalog, run)
+    logged: list[int] = [-1]  # the last Trainer step whose logged metrics are in the catalog
     for path in files:
         try:
-            outcome, schema = _ingest_one(catalog, path, run, step, epoch, check, formats, registries.events)
+            if path.is_dir():
+                outcome, schema = _ingest_folder(catalog, path, run, step, epoch, check, registries.events, logged)
+            else:
+                outcome, schema = _ingest_one(catalog, path, run, step, epoch, check, formats, registries.events)
             if schemas and schema not in schemas:
                 note = f"schema differs from the run's other checkpoints (schema {schema[:12]})"
                 outcome = IngestOutcome(
@@ -263,3 +286,83 @@ def _ingest_one(
     status: Status = "new" if created else "existing"
     message = f"checkpoint {record.id}" if created else f"already present as checkpoint {record.id}"
     return IngestOutcome(str(path), status, record, message, tuple(loaded.notes)), schema
+
+
+def publish_streamed(objects: ObjectStore, streamed: StreamedCheckpoint, **row: Any) -> NewCheckpoint:
+    """`publish_tensors` for a checkpoint read lazily (`lsdb.checkpoints.hf_folders`): its canonical bytes
+    are copied tensor by tensor into the store, never all in memory."""
+    blob = objects.put_stream(streamed.chunks())
+    tensors: Any = streamed.tensors  # TensorMeta: dtype, shape, numel, is_floating_point
+    return NewCheckpoint(tensor_digest=blob.digest, schema_digest=schema_digest(tensors), n_params=n_params(tensors),
+                         n_tensors=len(streamed.tensors), blob_digest=blob.digest, blob_size=blob.size,
+                         blob_path=blob.relpath, **row)
+
+
+def _ingest_folder(
+    catalog: CatalogDB,
+    path: Path,
+    run: NewRun,
+    step: int | None,
+    epoch: float | None,
+    check: Callable[[dict[str, Any]], None] | None,
+    events: Events,
+    logged: list[int],
+) -> tuple[IngestOutcome, str]:
+    """A Hugging Face model, Trainer checkpoint or LoRA adapter folder: one checkpoint (plus the adapter)."""
+    from lsdb.checkpoints.hf_folders import (
+        ADAPTER_CONFIG,
+        CONFIG,
+        StreamedCheckpoint,
+        merge_adapter,
+        read_model_folder,
+        trainer_state,
+    )
+
+    adapter = (path / ADAPTER_CONFIG).is_file() and not (path / CONFIG).is_file()
+    adapter_tensors: dict[str, Any] | None = None
+    if adapter:
+        merged, adapter_tensors, notes = merge_adapter(path)
+        loaded: Any = LoadedCheckpoint(merged, None, None, {}, notes)
+        history: list[dict[str, Any]] = trainer_state(path)[3]
+    else:
+        loaded = read_model_folder(path)
+        history = loaded.log_history if isinstance(loaded, StreamedCheckpoint) else trainer_state(path)[3]
+    if check is not None:
+        try:
+            check(loaded.tensors)
+        except BadInput as exc:
+            raise BadInput(f"{path}: {exc}") from None
+    file_step = step if step is not None else loaded.step
+    if file_step is None:
+        file_step = _name_number(path)
+    file_epoch = epoch if epoch is not None else loaded.epoch
+    meta: dict[str, Any] = {"format": "hf-adapter-merged" if adapter else "hf-folder"}
+    if loaded.metrics:
+        meta["metrics"] = loaded.metrics
+    if loaded.notes:
+        meta["notes"] = list(loaded.notes)
+    row: dict[str, Any] = {"step": file_step, "epoch": file_epoch, "source_path": str(path.resolve()), "meta": meta}
+    if isinstance(loaded, StreamedCheckpoint):
+        new = publish_streamed(catalog.objects, loaded, label=None, produced_by=None, **row)
+        record, created = catalog.checkpoints.add(run, new)
+        if created:
+            announce(record, events)
+    else:
+        record, created = add_tensors(catalog, run, loaded.tensors, label="merged" if adapter else None,
+                                      events=events, **row)
+    if adapter and adapter_tensors is not None:
+        from lsdb.checkpoints.hf_folders import adapter_base
+
+        add_tensors(catalog, record.run_id, adapter_tensors, label="adapter", source_path=str(path.resolve()),
+                    meta={"format": "peft-lora-adapter", "base_model": str(adapter_base(path)),
+                          "merged_checkpoint": record.id}, events=events)
+    top = file_step if file_step is not None else 0
+    items = [(k, int(h["step"]), float(v)) for h in history if isinstance(h.get("step"), int)
+             and logged[0] < h["step"] <= top for k, v in h.items()
+             if k not in ("step", "epoch") and isinstance(v, int | float) and not isinstance(v, bool)]
+    if items and created:
+        catalog.metrics.add(record.run_id, items)
+    logged[0] = max(logged[0], top)
+    status: Status = "new" if created else "existing"
+    message = f"checkpoint {record.id}" if created else f"already present as checkpoint {record.id}"
+    return IngestOutcome(str(path), status, record, message, tuple(loaded.notes)), record.schema_digest

@@ -34,6 +34,7 @@ from lsdb.analyses.planes import (
     PlaneSpec,
     check_plane_inputs,
     hessian_directions,
+    param_mask,
     plane_directions,
     trajectory_points,
 )
@@ -69,6 +70,7 @@ __all__ = [
     "finite_scalars",
     "hessian_directions",
     "hookimpl",
+    "param_mask",
     "plane_directions",
     "renderer",
     "single",

@@ -120,7 +120,10 @@ def _state_dict(obj: Any) -> dict[str, Any]:
     import torch
 
     if isinstance(obj, torch.nn.Module):
-        return obj.state_dict()
+        from lsdb.landscape.params import tied_names
+
+        tied = tied_names(obj)  # tied weights (an LM head sharing the embedding) are stored once
+        return {k: v for k, v in obj.state_dict().items() if k not in tied}
     if isinstance(obj, Mapping):
         bad = next((k for k, v in obj.items() if not isinstance(v, torch.Tensor)), None)
         if bad is not None:

@@ -11,7 +11,7 @@ from lsdb.errors import BadInput
 if TYPE_CHECKING:
     from lsdb.registry import Registries
 
-LOSSES = ("cross_entropy", "mse")
+LOSSES = ("cross_entropy", "mse", "token_cross_entropy")
 
 
 def validate_loss(loss: str | None) -> str | None:
@@ -58,16 +58,29 @@ def make_new_run(
     typed: dict[str, Any] = {}
     for key, value in (params or {}).items():
         typed[key] = _number_or_text(value)
+    dataset_json = dataset_spec_json(dataset, registries)
+    if loss is None and dataset_json is not None:
+        loss = default_loss_for(dataset_json, registries)
     return NewRun(
         name=name,
         project=project,
         model_spec=model_spec_json(model, registries),
-        dataset_spec=dataset_spec_json(dataset, registries),
+        dataset_spec=dataset_json,
         loss=validate_loss(loss),
         params=typed,
         tags=dict(tags or {}),
         status=status,
     )
+
+
+def default_loss_for(dataset_spec: dict[str, Any], registries: Registries | None = None) -> str | None:
+    """The loss a dataset spec implies without loading it: its factory's ``loss_for_spec(kwargs)``
+    (e.g. ``token_cross_entropy`` for ``text`` language modelling); None leaves the catalog's default."""
+    from lsdb.plugins import resolve
+
+    factory = resolve(registries).datasets.factory(dataset_spec["name"])
+    hint = getattr(factory, "loss_for_spec", None)
+    return hint(dict(dataset_spec.get("kwargs") or {})) if callable(hint) else None
 
 
 def _number_or_text(value: Any) -> Any:
@@ -92,7 +105,10 @@ def state_dict_check(model_spec: dict[str, Any], dataset_spec: dict[str, Any],
     reg = resolve(registries)
     data = load_dataset(dataset_spec, reg.datasets)
     model = build_model(model_spec, data.input_shape, data.num_classes, reg.models)
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    from lsdb.landscape.params import tied_names
+
+    tied = tied_names(model)  # tied weights are stored once, under their first name
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items() if k not in tied}
 
     def check(tensors: dict[str, Any]) -> None:
         for key, shape in expected.items():
@@ -101,7 +117,7 @@ def state_dict_check(model_spec: dict[str, Any], dataset_spec: dict[str, Any],
             got = tuple(tensors[key].shape)
             if got != shape:
                 raise BadInput(f"tensor '{key}' has shape {list(got)} but the run's model expects {list(shape)}")
-        extra = sorted(set(tensors) - set(expected))
+        extra = sorted(set(tensors) - set(expected) - set(tied))
         if extra:
             raise BadInput(f"tensor '{extra[0]}' is not part of the run's model ({len(extra)} unexpected tensors)")
 

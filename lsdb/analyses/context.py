@@ -202,9 +202,14 @@ def by_step(checkpoints: Sequence[InputCheckpoint]) -> list[InputCheckpoint]:
 def load_state_strict(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
     """`load_state_dict` with a one-line `BadInput` naming the first mismatch."""
     from lsdb.errors import BadInput
+    from lsdb.landscape.params import tied_names
 
     expected = model.state_dict()
+    tied = tied_names(model)
+    state = dict(state)
     for key, tensor in expected.items():
+        if key not in state and tied.get(key) in state:  # tied weights are stored once
+            state[key] = state[tied[key]]
         if key not in state:
             raise BadInput(f"checkpoint lacks tensor '{key}' of the model")
         if tuple(state[key].shape) != tuple(tensor.shape):
@@ -215,3 +220,4 @@ def load_state_strict(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
     if extra:
         raise BadInput(f"checkpoint tensor '{extra[0]}' is not part of the model")
     model.load_state_dict(state)
+

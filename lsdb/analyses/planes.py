@@ -28,6 +28,8 @@ from lsdb.errors import BadInput
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from lsdb.landscape import ParamLayout
+
 __all__ = [
     "DIRECTIONS",
     "EIGENVECTORS",
@@ -37,6 +39,7 @@ __all__ = [
     "PlaneSpec",
     "check_plane_inputs",
     "hessian_directions",
+    "param_mask",
     "plane_directions",
     "trajectory_points",
 ]
@@ -60,6 +63,8 @@ class PlaneSpec:
     hessian_tol: float = 1e-4
     split: str = "train"
     subset: int | None = None
+    #: parameter-name globs (``transformer.h.*.attn.*``; ``!glob`` excludes): direction entries outside are zero
+    params: str = ""
 
 
 @dataclass
@@ -100,7 +105,37 @@ def trajectory_points(ctx: Context, layout_model: torch.nn.Module, checkpoints: 
     return torch.stack([ctx.point(layout, c) for c in checkpoints])
 
 
+def param_mask(layout: ParamLayout, pattern: str, width: int | None = None, analysis: str = "") -> Tensor:
+    """The bool mask of the parameters `pattern` selects (see `lsdb.landscape.select_entries`); a
+    pattern that selects nothing is a `BadInput` naming the closest parameter names."""
+    from lsdb.landscape import selection_mask
+
+    try:
+        return selection_mask(layout, pattern, width)
+    except ValueError as exc:
+        raise BadInput(f"{analysis + ': ' if analysis else ''}{exc}") from None
+
+
 def plane_directions(
+    ctx: Context,
+    spec: PlaneSpec,
+    model: torch.nn.Module,
+    theta: Tensor,
+    others: Sequence[InputCheckpoint] = (),
+    trajectory: Sequence[InputCheckpoint] = (),
+    analysis: str = "surface",
+) -> PlaneDirections:
+    """The `spec.dims` directions of `spec.directions` through `theta` (the centre, full layout); with
+    `spec.params`, every entry outside the selected parameters is zero (a per-layer plane)."""
+    if spec.params:
+        mask = param_mask(ctx.layout(model), spec.params, ctx.layout(model).n_params, analysis)  # before any work
+    found = _plane_directions(ctx, spec, model, theta, others, trajectory, analysis)
+    if spec.params:
+        found.matrix = found.matrix * mask.to(found.matrix.device)
+    return found
+
+
+def _plane_directions(
     ctx: Context,
     spec: PlaneSpec,
     model: torch.nn.Module,

@@ -190,7 +190,16 @@ def normalize_state_dict(path: Path, raw: Mapping[Any, Any]) -> tuple[dict[str, 
                 notes.append(f"stripped the {prefix!r} prefix from every name")
                 stripped = True
     out: dict[str, Tensor] = {}
+    seen: dict[tuple[Any, ...], str] = {}
+    tied: list[str] = []
     for name, value in tensors.items():
+        if value.numel():
+            where: tuple[Any, ...] = (value.untyped_storage().data_ptr(), value.storage_offset(),
+                                      tuple(value.shape), tuple(value.stride()), value.dtype)
+            if where in seen:  # tied weights (one tensor under two names, e.g. lm_head and the embedding)
+                tied.append(f"{name} (= {seen[where]})")
+                continue
+            seen[where] = name
         try:
             dtype_code(value.dtype, name)
         except BadInput as exc:
@@ -198,6 +207,8 @@ def normalize_state_dict(path: Path, raw: Mapping[Any, Any]) -> tuple[dict[str, 
         if value.layout != torch.strided or value.is_quantized:
             raise BadInput(f"{path}: tensor {name!r} is sparse or quantized; lsdb reads dense tensors only")
         out[name] = value.detach().to("cpu").contiguous()
+    if tied:
+        notes.append(f"tied weights stored once: {_names(tied)}")
     buffers = sorted(name for name, t in out.items() if not t.is_floating_point())
     if buffers:
         notes.append(f"non-float tensors kept as buffers: {_names(buffers)}")

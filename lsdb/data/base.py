@@ -20,7 +20,7 @@ from torch import Tensor
 from lsdb.errors import BadInput
 from lsdb.specs import Spec
 
-Task = Literal["classification", "regression"]
+Task = Literal["classification", "regression", "causal-lm", "masked-lm"]
 SPLITS = ("train", "test")
 NORMALIZATIONS = ("standard", "scale", "none")
 
@@ -46,7 +46,10 @@ class Dataset:
 
     @property
     def default_loss(self) -> str:
-        """``cross_entropy`` for classification, ``mse`` for regression."""
+        """``cross_entropy`` for classification, ``mse`` for regression, ``token_cross_entropy`` for language
+        modelling (``causal-lm``, ``masked-lm``: token ids in, (N, T) token labels out; see `lsdb.data.text`)."""
+        if self.task in ("causal-lm", "masked-lm"):
+            return "token_cross_entropy"
         return "cross_entropy" if self.task == "classification" else "mse"
 
     def split(self, name: str) -> tuple[Tensor, Tensor]:

@@ -23,6 +23,7 @@ from lsdb.data.digits import digits
 from lsdb.data.mnist import mnist
 from lsdb.data.synthetic import synthetic
 from lsdb.data.tensors import tensors
+from lsdb.data.text import text
 from lsdb.errors import BadInput
 from lsdb.registry import FactoryRegistry
 from lsdb.specs import Spec
@@ -34,13 +35,14 @@ _cache_lock = threading.Lock()
 
 
 def register_builtin_datasets(register: Callable[..., None]) -> None:
-    """Register ``digits``, ``synthetic``, ``tensors``, ``mnist``, ``cifar10`` and ``cifar100``."""
+    """Register ``digits``, ``synthetic``, ``tensors``, ``mnist``, ``cifar10``, ``cifar100`` and ``text``."""
     register("digits", digits)
     register("synthetic", synthetic)
     register("tensors", tensors)
     register("mnist", mnist)
     register("cifar10", cifar10)
     register("cifar100", cifar100)
+    register("text", text)
 
 
 def builtin_datasets() -> FactoryRegistry[Dataset]:

@@ -13,7 +13,7 @@ from lsdb.landscape.directions import (
 )
 from lsdb.landscape.evaluator import Cancelled, Evaluation, Evaluator, evaluate
 from lsdb.landscape.grid import GridEvaluation, evaluate_grid, grid_axis, grid_coefficients
-from lsdb.landscape.params import ParamEntry, ParamLayout
+from lsdb.landscape.params import ParamEntry, ParamLayout, select_entries, selection_mask
 from lsdb.landscape.planes import PcaPlane, pca_plane, plane_coordinates
 from lsdb.landscape.shape import barrier, convexity, sharpness
 
@@ -24,6 +24,8 @@ __all__ = [
     "GridEvaluation",
     "ParamEntry",
     "ParamLayout",
+    "select_entries",
+    "selection_mask",
     "PcaPlane",
     "barrier",
     "convexity",

@@ -65,7 +65,8 @@ def normalize_direction(
 
     ``norm="filter"`` (Li et al. 2018, §4, eq. before Fig. 2): every filter is rescaled,
     d_{i,j} ← d_{i,j} ‖θ_{i,j}‖ / ‖d_{i,j}‖, where filter j of tensor i is its slice along
-    dim 0 (a conv output channel, a linear row). ``norm="layer"``: each tensor as a whole,
+    dim 0 (a conv output channel, a linear row, an embedding's token vector), or dim 1 for a
+    transformers ``Conv1D`` weight stored (in, out) (`ParamEntry.filter_dim`). ``norm="layer"``: each tensor as a whole,
     d_i ← d_i ‖θ_i‖ / ‖d_i‖. ``norm="none"``: no rescaling.
 
     Vector tensors (biases, BatchNorm weights and biases: ``dim <= 1``) follow `bias_bn`:
@@ -91,7 +92,9 @@ def normalize_direction(
         if e.is_buffer:
             d.zero_()
         elif e.is_filter:
-            if norm == "filter":
+            if norm == "filter" and e.filter_dim == 1 and len(e.shape) == 2:  # (in, out): filters are columns
+                _rescale_rows(d.view(e.shape).t(), t.view(e.shape).t())
+            elif norm == "filter":
                 _rescale_rows(d.view(e.shape[0], -1), t.view(e.shape[0], -1))
             elif norm == "layer":
                 _rescale_rows(d.view(1, -1), t.view(1, -1))

@@ -25,6 +25,7 @@ reused across points (see `first_layer`). BatchNorm follows `bn`: ``"eval"`` use
 ``"recompute"`` recomputes them at every point from ``train_x`` (see `batchnorm`).
 
 Loss: ``"cross_entropy"`` is the mean over examples of −log softmax(z)_y;
+``"token_cross_entropy"`` (language models) the mean over scored tokens (see `lsdb.landscape.losses`);
 ``"mse"`` is the mean over examples of the mean squared error over each example's outputs,
 i.e. the mean over all elements, as ``nn.MSELoss()``. Accuracy (cross-entropy only) is the
 fraction of examples whose arg-max logit is the label.
@@ -46,7 +47,7 @@ from lsdb.landscape.flat_model import FlatModel, channels_last
 from lsdb.landscape.losses import Evaluation, LossTotals
 from lsdb.landscape.params import ParamLayout
 
-Loss = Literal["cross_entropy", "mse"]
+Loss = Literal["cross_entropy", "mse", "token_cross_entropy"]
 Strategy = Literal["auto", "batched", "per_point"]
 Progress = Callable[[int, int], None]
 CancelCheck = Callable[[], bool]
@@ -138,6 +139,9 @@ class Evaluator:
             self.y = self.y.unsqueeze(1)
         if loss == "cross_entropy" and out.dim() != 2:
             raise ValueError(f"cross_entropy needs (N, C) logits; the model returns {tuple(out.shape)}")
+        if loss == "token_cross_entropy" and (out.dim() != 3 or tuple(out.shape[:2]) != tuple(self.y[:2].shape)):
+            raise ValueError(f"token_cross_entropy needs (N, T, V) logits for (N, T) labels; the model returns "
+                             f"{tuple(out.shape)} for labels {tuple(self.y[:2].shape)}")
         self.first_layer = FirstLayerCache.find(self.model.module, probe) if reuse_first_layer is not False else None
         self.strategy = strategy if strategy != "auto" else self._auto_strategy()
         if self.strategy == "per_point" and self.device.type == "cpu" and self.x.dim() == 4 and any(
@@ -405,13 +409,13 @@ def _probe_costs(module: nn.Module, probe: Tensor) -> tuple[int, float]:
 
 def _check_options(loss: str, bn: str, strategy: str, outputs: str | None, autocast: torch.dtype | None,
                    device: torch.device, n_x: int, n_y: int, subset: int | None) -> None:
-    if loss not in ("cross_entropy", "mse"):
-        raise ValueError(f"loss must be 'cross_entropy' or 'mse', got {loss!r}")
+    if loss not in ("cross_entropy", "mse", "token_cross_entropy"):
+        raise ValueError(f"loss must be 'cross_entropy', 'mse' or 'token_cross_entropy', got {loss!r}")
     if bn not in ("eval", "recompute"):
         raise ValueError(f"bn must be 'eval' or 'recompute', got {bn!r}")
     if strategy not in ("auto", "batched", "per_point"):
         raise ValueError(f"strategy must be 'auto', 'batched' or 'per_point', got {strategy!r}")
-    if outputs not in (None, "logits", "probs") or (outputs == "probs" and loss != "cross_entropy"):
+    if outputs not in (None, "logits", "probs") or (outputs == "probs" and loss == "mse"):
         raise ValueError(f"outputs must be None, 'logits' or 'probs' (cross_entropy only), got {outputs!r}")
     if autocast is not None and autocast not in (torch.bfloat16, torch.float16):
         raise ValueError(f"autocast must be torch.bfloat16 or torch.float16, got {autocast}")

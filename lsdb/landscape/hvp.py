@@ -50,7 +50,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from lsdb.landscape import sequential_hvp
 
-Loss = Literal["cross_entropy", "mse"]
+Loss = Literal["cross_entropy", "mse", "token_cross_entropy"]
 Method = Literal["reverse", "forward"]
 Kernel = Literal["auto", "autograd", "sequential"]
 BatchNormMode = Literal["eval", "batch"]
@@ -111,8 +111,8 @@ class HessianOperator:
         batched: bool | None = None,
         kernel: Kernel = "auto",
     ) -> None:
-        if loss not in ("cross_entropy", "mse"):
-            raise ValueError(f"loss must be 'cross_entropy' or 'mse', got {loss!r}")
+        if loss not in ("cross_entropy", "mse", "token_cross_entropy"):
+            raise ValueError(f"loss must be 'cross_entropy', 'mse' or 'token_cross_entropy', got {loss!r}")
         if method not in ("reverse", "forward"):
             raise ValueError(f"method must be 'reverse' or 'forward', got {method!r}")
         if kernel not in ("auto", "autograd", "sequential"):
@@ -143,6 +143,8 @@ class HessianOperator:
         if loss == "cross_entropy" and out.dim() != 2:
             raise ValueError(f"cross_entropy needs (N, C) logits; the model returns {tuple(out.shape)}")
         self._norm = float(self.n_examples * (out[0].numel() if loss == "mse" else 1))
+        if loss == "token_cross_entropy":  # the token-level mean: divide by the scored tokens
+            self._norm = float(max(int((self.y != -100).sum()), 1))
         self.memory_budget = memory_budget
         self.batched = self.device.type == "cuda" if batched is None else batched
         self.hvp_count = 0
@@ -271,6 +273,8 @@ class HessianOperator:
         out = functional_call(self.module, self.unflatten(theta), (xb,))
         if self.loss_name == "mse":
             return F.mse_loss(out, yb, reduction="sum") / self._norm
+        if self.loss_name == "token_cross_entropy":
+            return F.cross_entropy(out.flatten(0, -2), yb.flatten(), ignore_index=-100, reduction="sum") / self._norm
         return F.cross_entropy(out, yb, reduction="sum") / self._norm
 
     def _batches(self) -> list[tuple[Tensor, Tensor]]:

@@ -3,7 +3,11 @@
 Cross-entropy is the mean over examples of −log softmax(z)_y (computed as log1p + margin, accurate
 in float32 at convergence: `cross_entropy`); MSE is the mean over examples of
 each example's mean squared error over its outputs, i.e. the mean over all elements, as
-``nn.MSELoss()``. Sums are kept in float64 on the evaluation device and copied to the CPU
+``nn.MSELoss()``. Token cross-entropy (language models: outputs (n, T, V), labels (n, T) with
+``IGNORE_INDEX`` at padding and unmasked positions) is the token-level mean: the sum of −log
+softmax(z)_y over every scored token divided by the number of scored tokens, as transformers'
+own ``loss`` for one batch; its accuracy is the fraction of scored tokens predicted.
+Sums are kept in float64 on the evaluation device and copied to the CPU
 once, at the end. With a random subset of n of the N examples, the standard error of the loss
 estimate is s / √n · √(1 − n/N) (s the sample standard deviation of the per-example losses;
 the last factor is the finite-population correction for sampling without replacement).
@@ -15,6 +19,9 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+
+#: Label of a token that is not scored (padding; unmasked positions of masked LM), as in PyTorch and transformers.
+IGNORE_INDEX = -100
 
 
 @dataclass(frozen=True)
@@ -43,6 +50,8 @@ class LossTotals:
         self.loss = torch.zeros(n_points, dtype=torch.float64, device=y.device)
         self.hits = torch.zeros(n_points, dtype=torch.int64, device=y.device)
         self.square = torch.zeros(n_points, dtype=torch.float64, device=y.device) if population else None
+        #: token losses are averaged over scored tokens, not examples
+        self.n_terms = int((y != IGNORE_INDEX).sum()) if loss == "token_cross_entropy" else len(y)
         self.outputs: Tensor | None = None
         self.n_points = n_points
 
@@ -53,6 +62,9 @@ class LossTotals:
             out = out.to(self.dtype)
         if self.kind == "cross_entropy":
             per_example, hits = cross_entropy(out, y)
+            self.hits[k0:k1] += hits
+        elif self.kind == "token_cross_entropy":
+            per_example, hits = token_cross_entropy(out, y)
             self.hits[k0:k1] += hits
         else:
             per_example = (out - y).square().flatten(2).mean(dim=-1)
@@ -66,12 +78,14 @@ class LossTotals:
             self.outputs[k0:k1, rows] = kept.cpu()
 
     def result(self, strategy: str, reused: bool) -> Evaluation:
-        n = len(self.y)
-        mean = (self.loss / n).cpu()
-        accuracy = (self.hits.double() / n).cpu() if self.kind == "cross_entropy" else None
+        n, terms = len(self.y), max(self.n_terms, 1)
+        mean = (self.loss / terms).cpu()
+        accuracy = (self.hits.double() / terms).cpu() if self.kind != "mse" else None
         stderr = None
         if self.square is not None and self.population and n > 1:
-            var = ((self.square.cpu() - n * mean.square()) / (n - 1)).clamp_min(0)
+            # per-example terms: token sums scaled to the token mean (a ratio estimate for token losses)
+            scale = n / terms
+            var = ((self.square.cpu() * scale**2 - n * mean.square()) / (n - 1)).clamp_min(0)
             stderr = (var / n * (1 - n / self.population)).sqrt()
         return Evaluation(mean, accuracy, n, stderr, self.outputs, strategy, reused)
 
@@ -96,3 +110,18 @@ def cross_entropy(logits: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
     rest = e @ logits.new_ones(logits.shape[-1])
     picked = logits.gather(-1, y.expand(logits.shape[0], -1).unsqueeze(-1)).squeeze(-1)
     return rest.log1p_().add_(top.sub_(picked)), (predicted == y).sum(dim=-1)
+
+
+def token_cross_entropy(logits: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-example sums over scored tokens of −log softmax(z)_y (B, n), and correct tokens (B,).
+
+    `logits` (B, n, T, V), `y` (n, T) with `IGNORE_INDEX` for tokens that are not scored.
+    """
+    keep = y != IGNORE_INDEX
+    target = torch.where(keep, y, torch.zeros_like(y))
+    logp = logits.float().log_softmax(dim=-1) if logits.dtype in (torch.float16, torch.bfloat16) else \
+        logits.log_softmax(dim=-1)
+    picked = logp.gather(-1, target.expand(logits.shape[0], *target.shape).unsqueeze(-1)).squeeze(-1)
+    per_token = -picked * keep
+    hits = ((logits.argmax(dim=-1) == target) & keep).flatten(1).sum(dim=-1)
+    return per_token.flatten(2).sum(dim=-1), hits

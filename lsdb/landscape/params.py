@@ -13,6 +13,14 @@ module's tensors map onto that vector:
   weights): its filters are the slices along dim 0 (a conv output channel, a linear row).
   Everything else (biases, BatchNorm weights and biases, buffers) is a **vector** tensor.
 
+Transformers (Hugging Face ``Conv1D``, GPT-2's linear layers, stores its weight as (in, out)):
+its filters are the slices along dim 1, the rows of the linear map (`ParamEntry.filter_dim`),
+so filter normalization is always per output unit of a linear layer, per token vector of an
+embedding (its rows), and LayerNorm weights and biases (1-D) are vector tensors like BatchNorm's.
+
+`select_entries` / `selection_mask` pick parameters by name globs (``transformer.h.*.attn.*``,
+``!*.ln_*`` to exclude) for per-layer analyses.
+
 This is the layout of Li et al. 2018 ("Visualizing the Loss Landscape of Neural Nets", §4),
 whose filter normalization needs to know which entries form a filter.
 """
@@ -38,6 +46,8 @@ class ParamEntry:
     shape: tuple[int, ...]
     offset: int
     is_buffer: bool = False
+    #: the dimension whose slices are the filters (output units): 0, or 1 for a (in, out) ``Conv1D`` weight
+    filter_dim: int = 0
 
     @property
     def numel(self) -> int:
@@ -66,7 +76,13 @@ class ParamLayout:
         if buffers:
             keys = set(module.state_dict(keep_vars=True))
             named += [(n, b, True) for n, b in module.named_buffers() if n in keys and b.is_floating_point()]
-        return cls._build((n, tuple(t.shape), is_buffer) for n, t, is_buffer in named)
+        transposed = {f"{name}.weight" for name, m in module.named_modules()
+                      if type(m).__name__ == "Conv1D" and hasattr(m, "nf")}  # transformers' (in, out) linear
+        layout = cls._build((n, tuple(t.shape), is_buffer) for n, t, is_buffer in named)
+        if not transposed:
+            return layout
+        return cls(tuple(ParamEntry(e.name, e.shape, e.offset, e.is_buffer, 1 if e.name in transposed else 0)
+                         for e in layout.entries))
 
     @classmethod
     def from_state_dict(
@@ -153,3 +169,73 @@ def _named_tensors(source: StateSource) -> dict[str, Tensor]:
         named.update(source.named_buffers())
         return named
     return dict(source)
+
+
+def tied_names(model: nn.Module) -> dict[str, str]:
+    """Each alias of a tied parameter (``lm_head.weight``) -> the name it is stored under
+    (``transformer.wte.weight``, the first in ``named_parameters()``); empty without tying."""
+    canonical: dict[int, str] = {}
+    out: dict[str, str] = {}
+    for name, p in model.named_parameters(remove_duplicate=False):
+        first = canonical.setdefault(id(p), name)
+        if first != name:
+            out[name] = first
+    return out
+
+
+def _patterns(pattern: str) -> tuple[list[str], list[str]]:
+    parts = [p for p in pattern.replace(";", " ").replace(",", " ").split() if p]
+    return [p for p in parts if not p.startswith("!")], [p[1:] for p in parts if p.startswith("!")]
+
+
+def select_entries(layout: ParamLayout, pattern: str) -> list[ParamEntry]:
+    """The parameters (never buffers) whose names match `pattern`: globs separated by spaces, commas or
+    ``;``; a glob starting with ``!`` excludes (``"transformer.h.*.attn.* !*.bias"``; only exclusions:
+    everything else). A pattern that selects nothing is a ValueError naming the closest names."""
+    import fnmatch
+
+    include, exclude = _patterns(pattern)
+    if not include and not exclude:
+        raise ValueError("params: an empty selection pattern")
+    params = [e for e in layout.entries if not e.is_buffer]
+    chosen = [e for e in params
+              if (not include or any(fnmatch.fnmatchcase(e.name, g) for g in include))
+              and not any(fnmatch.fnmatchcase(e.name, g) for g in exclude)]
+    if not chosen:
+        probe = (include or exclude)[0]
+        close = _closest(probe, [e.name for e in params])
+        raise ValueError(f"params={pattern!r} selects no parameter; closest names: {', '.join(close)}")
+    return chosen
+
+
+def _closest(glob: str, names: list[str], n: int = 5) -> list[str]:
+    """The names most like `glob`, segment by segment (a segment the glob matches counts 1, others their
+    string similarity), with layer numbers folded into ``*`` so that one family is shown once."""
+    import difflib
+    import fnmatch
+    import re
+
+    wanted = glob.split(".")
+
+    def aligned(parts: list[str], globs: list[str]) -> float:
+        return sum(1.0 if fnmatch.fnmatchcase(a, b) else difflib.SequenceMatcher(None, a, b).ratio()
+                   for a, b in zip(parts, globs, strict=False))
+
+    def score(name: str) -> float:  # segments aligned from the front or from the back (a missing prefix)
+        parts = name.split(".")
+        best = max(aligned(parts, wanted), aligned(parts[::-1], wanted[::-1]))
+        return best - 0.1 * abs(len(parts) - len(wanted))
+
+    families: dict[str, float] = {}
+    for name in names:
+        family = re.sub(r"\.\d+\.", ".*.", name)
+        families[family] = max(families.get(family, -1e9), score(name))
+    return sorted(families, key=lambda f: -families[f])[:n]
+
+
+def selection_mask(layout: ParamLayout, pattern: str, width: int | None = None) -> Tensor:
+    """A bool vector over the layout (or its first `width` entries): True on the selected parameters."""
+    mask = torch.zeros(layout.numel if width is None else width, dtype=torch.bool)
+    for e in select_entries(layout, pattern):
+        mask[e.offset:e.stop] = True
+    return mask

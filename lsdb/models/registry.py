@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from lsdb.errors import BadInput
+from lsdb.models.hf import hf
 from lsdb.models.mlp import mlp
 from lsdb.models.resnet import resnet
 from lsdb.models.simple_cnn import simple_cnn
@@ -27,11 +28,12 @@ from lsdb.specs import Spec
 
 
 def register_builtin_models(register: Callable[..., None]) -> None:
-    """Register the zoo: ``mlp``, ``simple_cnn``, ``resnet``, ``vgg``."""
+    """Register the zoo: ``mlp``, ``simple_cnn``, ``resnet``, ``vgg``, and ``hf`` (transformers models)."""
     register("mlp", mlp)
     register("simple_cnn", simple_cnn)
     register("resnet", resnet)
     register("vgg", vgg)
+    register("hf", hf)
 
 
 def builtin_models() -> FactoryRegistry[nn.Module]:

@@ -13,7 +13,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal
@@ -166,6 +166,23 @@ class ObjectStore:
             actual = h.hexdigest()
             if digest is not None and actual != digest:
                 raise StoreError(f"digest mismatch storing {path}: expected {digest}, got {actual}")
+            info = BlobInfo(digest=actual, size=size, relpath=self.relpath(actual))
+            if not self._has(info):
+                self._folder(actual)
+                temp.publish(self.root / info.relpath)
+        return info
+
+    def put_stream(self, chunks: Iterable[BytesLike]) -> BlobInfo:
+        """Store the concatenation of lazily produced `chunks`, hashed as written: memory stays at one
+        chunk (a streamed checkpoint's bytes are never all in memory at once)."""
+        with _TempFile(self._ready()) as temp:
+            h, size = hashlib.sha256(), 0
+            for chunk in chunks:
+                view = memoryview(chunk).cast("B")
+                h.update(view)
+                temp.write(view)
+                size += view.nbytes
+            actual = h.hexdigest()
             info = BlobInfo(digest=actual, size=size, relpath=self.relpath(actual))
             if not self._has(info):
                 self._folder(actual)

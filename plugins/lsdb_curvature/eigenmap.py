@@ -104,6 +104,12 @@ class EigenmapParams:
                                                                     "(a tile); empty: all"})
     cols: list[int] = field(default_factory=list, metadata={"help": "[start, stop) of the x columns to compute; "
                                                                     "empty: all"})
+    params: str = field(
+        default="",
+        metadata={"help": "per-layer selection: parameter-name globs separated by spaces or ';' (e.g. "
+                          "transformer.h.*.attn.*; !glob excludes); every other parameter stays at the centre "
+                          "(direction entries zero)"},
+    )
 
     def __post_init__(self) -> None:
         if not self.xmin < self.xmax or not self.ymin < self.ymax:
@@ -166,7 +172,7 @@ def run_eigenmap(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], para
     others, trajectory = list(inputs.get("others", ())), list(inputs.get("trajectory", ()))
     plane = PlaneSpec(directions=params.directions, dims=2, norm=params.norm, ignore=params.ignore,
                       orthogonalize=params.orthogonalize, split=params.split, subset=params.subset,
-                      eigenvectors=params.eigenvectors, hessian_tol=params.hessian_tol)
+                      eigenvectors=params.eigenvectors, hessian_tol=params.hessian_tol, params=params.params)
     check_plane_inputs(plane, others, trajectory, "eigenmap")
     ctx.progress(0.0, "building directions")
     model = ctx.build_model(center.state())

@@ -49,6 +49,7 @@ from lsdb.plugin import (
     NewCheckpointOutput,
     Slot,
     finite_scalars,
+    param_mask,
     single,
 )
 
@@ -123,6 +124,12 @@ class HessianParams:
     save_eigenvectors: bool = field(default=True, metadata={"help": "store eigenvectors (k, P) and min_eigenvector"})
     eigen_checkpoints: int = field(default=0, metadata={"help": "store θ + eigen_scale·u_j for the top j <= this "
                                                                 "as checkpoints (for surface)", "min": 0})
+    params: str = field(
+        default="",
+        metadata={"help": "per-layer selection: parameter-name globs separated by spaces or ';' (e.g. "
+                          "transformer.h.*.attn.*; !glob excludes); the Hessian is the block of the selected "
+                          "parameters (a per-layer or per-block spectrum)"},
+    )
     eigen_scale: float = field(default=1.0, metadata={"help": "distance of those checkpoints from θ", "min": 0.0})
 
     def __post_init__(self) -> None:
@@ -163,13 +170,44 @@ def rounding_error(matvec: Callable[[Tensor], Tensor], vectors: Tensor | None, s
     return 2 * max(float(torch.linalg.vector_norm((thrice - once).double())), floor)
 
 
+class Restricted:
+    """The Hessian block of the selected parameters, H_SS, as an operator on R^|S| (`idx` their flat indices):
+    eigenvalues, trace and density are those of the block, eigenvectors are embedded back with `expand`."""
+
+    def __init__(self, op: HessianOperator, idx: Tensor) -> None:
+        self.op, self.idx, self.n = op, idx, int(len(idx))
+        self.dtype, self.device, self.batched = op.dtype, op.device, op.batched
+        self.gradient = op.gradient[idx] if op.gradient is not None else None
+        self.loss, self.n_examples = op.loss, op.n_examples
+
+    @property
+    def hvp_count(self) -> int:
+        return int(self.op.hvp_count)
+
+    def expand(self, vectors: Tensor) -> Tensor:
+        full = vectors.new_zeros(vectors.shape[0], self.op.n)
+        full[:, self.idx.to(vectors.device)] = vectors
+        return full
+
+    def matvec(self, v: Tensor) -> Tensor:
+        return self.op.matvec(self.expand(v.unsqueeze(0))[0])[self.idx]
+
+    def matmat(self, vectors: Tensor) -> Tensor:
+        return self.op.matmat(self.expand(vectors))[:, self.idx]
+
+
 def run_hessian(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], params: HessianParams) -> AnalysisOutput:
     """Extreme eigenpairs, trace and density of the loss Hessian at one checkpoint (see the module docstring)."""
     center = single(inputs, "center")
     state = center.state()
     model = ctx.build_model(state)
     ctx.progress(0.0, "gradient")
-    op = hessian_operator(ctx, model, params.split, params.subset, params.bn, params.batch_size, params.method)
+    mask = param_mask(ctx.layout(model), params.params, ctx.layout(model).n_params, "hessian") if params.params \
+        else None  # a selection that matches nothing is refused before any work
+    full_op = hessian_operator(ctx, model, params.split, params.subset, params.bn, params.batch_size, params.method)
+    op: HessianOperator | Restricted = full_op
+    if mask is not None:
+        op = Restricted(full_op, mask.nonzero().squeeze(1).to(full_op.device))
     grad = op.gradient if params.start == "gradient" and op.gradient is not None else None
     usable_grad = grad is not None and bool(torch.isfinite(grad).all()) and float(grad.norm()) > 0
     top_stop = 0.6 if params.trace or params.density else 0.98
@@ -208,8 +246,10 @@ def run_hessian(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], param
         "ritz_values": eig.ritz_values.numpy(),
     }
     if params.save_eigenvectors and eig.top_vectors is not None and eig.bottom_vectors is not None:
-        arrays["eigenvectors"] = eig.top_vectors.cpu()
-        arrays["min_eigenvector"] = eig.bottom_vectors[0].cpu()
+        top_vectors = op.expand(eig.top_vectors) if isinstance(op, Restricted) else eig.top_vectors
+        arrays["eigenvectors"] = top_vectors.cpu()
+        bottom = eig.bottom_vectors[:1]
+        arrays["min_eigenvector"] = (op.expand(bottom) if isinstance(op, Restricted) else bottom)[0].cpu()
     if params.trace:
         stop = 0.8 if params.density else 0.98
         tr = hutchinson_trace(op.matmat, op.n, tol=params.trace_tol, max_probes=params.trace_probes,
@@ -229,14 +269,16 @@ def run_hessian(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], param
     checkpoints = []
     if params.eigen_checkpoints and eig.top_vectors is not None:
         for j in range(params.eigen_checkpoints):
-            moved = eigen_checkpoint(state, model, eig.top_vectors[j], params.eigen_scale)
+            vector = op.expand(eig.top_vectors[j:j + 1])[0] if isinstance(op, Restricted) else eig.top_vectors[j]
+            moved = eigen_checkpoint(state, model, vector, params.eigen_scale)
             checkpoints.append(NewCheckpointOutput(moved, label=f"hessian eigenvector {j + 1} of {center.name} "
                                                                 f"(λ={top[j]:.4g}, scale {params.eigen_scale:g})"))
     attrs = {
         "center": center.name,
         "n_params": int(op.n),
-        "parameter_names": list(op.names),
-        "parameter_shapes": [list(s) for s in op.shapes],
+        "params": params.params,
+        "parameter_names": list(full_op.names),
+        "parameter_shapes": [list(s) for s in full_op.shapes],
         "layout": "parameters in named_parameters() order (ParamLayout.from_module(model), parameter part)",
         "dtype": str(op.dtype).replace("torch.", ""),
         "bn": params.bn,

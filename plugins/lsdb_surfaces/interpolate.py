@@ -35,6 +35,7 @@ from lsdb.plugin import (
     Slot,
     accuracy_of,
     finite_scalars,
+    param_mask,
     single,
 )
 
@@ -69,6 +70,12 @@ class InterpolateParams:
         default="none",
         metadata={"help": "permute the end's hidden units to match the start's first: weights or activations "
                           "matching (Ainsworth et al. 2023), or none", "choices": ALIGN_CHOICES},
+    )
+    params: str = field(
+        default="",
+        metadata={"help": "per-layer selection: parameter-name globs separated by spaces or ';' (e.g. "
+                          "transformer.h.*.attn.*; !glob excludes); every other parameter stays at the start's "
+                          "value (buffers too)"},
     )
 
     def __post_init__(self) -> None:
@@ -112,10 +119,15 @@ def run_interpolate(
         aligned = aligned_end(ctx, model, start.state(), end.state(), params.align)
         theta1 = layout.flatten(aligned, dtype=ctx.dtype, device=ctx.device)
     width = layout.numel if params.include_buffers else layout.n_params
+    if params.params:  # per-layer: only the selected parameters move; everything else stays at the start's
+        width = layout.n_params
+        mask = param_mask(layout, params.params, width, "interpolate").to(theta0.device)
     direction = (theta1[:width] - theta0[:width]).unsqueeze(0)
+    if params.params:
+        direction = direction * mask
     alphas = alpha_grid(params.alpha_min, params.alpha_max, params.steps)
     coefficients = torch.from_numpy(alphas).unsqueeze(1)
-    classification = ctx.loss == "cross_entropy"
+    classification = ctx.loss != "mse"
 
     arrays: dict[str, np.ndarray] = {"alpha": alphas}
     scalars: dict[str, float] = {}
@@ -134,7 +146,7 @@ def run_interpolate(
         arrays[f"{split}_loss"], arrays[f"{split}_acc"] = loss, acc
         scalars.update(_split_scalars(split, alphas, loss, acc if classification else None))
     ctx.progress(1.0, "done")
-    attrs = {"start": start.name, "end": end.name, "n_points": int(len(alphas))}
+    attrs = {"start": start.name, "end": end.name, "n_points": int(len(alphas)), "params": params.params}
     if params.align != "none":
         attrs["align"] = params.align
     return AnalysisOutput(arrays=arrays, scalars=finite_scalars(scalars), attrs=attrs)

@@ -104,6 +104,12 @@ class SurfaceParams:
         default=None,
         metadata={"help": "evaluate on a fixed random subset of this many examples (faster, noisier)", "min": 2},
     )
+    params: str = field(
+        default="",
+        metadata={"help": "per-layer selection: parameter-name globs separated by spaces or ';' (e.g. "
+                          "transformer.h.*.attn.*; !glob excludes); every other parameter stays at the centre "
+                          "(direction entries zero)"},
+    )
     save_directions: bool = field(default=False, metadata={"help": "store the directions (dims, P) as an array"})
     rows: tuple[int, ...] = field(
         default=(),
@@ -127,7 +133,7 @@ class SurfaceParams:
         """The plane's directions, as `lsdb.plugin.plane_directions` takes them."""
         return PlaneSpec(directions=self.directions, dims=self.dims, norm=self.norm, ignore=self.ignore,
                          orthogonalize=self.orthogonalize, eigenvectors=self.eigenvectors,
-                         hessian_tol=self.hessian_tol, split=self.split, subset=self.subset)
+                         hessian_tol=self.hessian_tol, split=self.split, subset=self.subset, params=self.params)
 
 
 def run_surface(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], params: SurfaceParams) -> AnalysisOutput:
@@ -197,6 +203,7 @@ def run_surface(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], param
         "center": center.name,
         "directions": params.directions,
         "n_params": int(n),
+        "params": params.params,
         "others": ", ".join(c.name for c in others),
     }
     ctx.progress(1.0, "done")

@@ -42,7 +42,7 @@ def datasets_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
 def test_builtins_register_through_a_plain_callback() -> None:
     seen: list[str] = []
     register_builtin_datasets(lambda name, factory: seen.append(name))
-    assert seen == ["digits", "synthetic", "tensors", "mnist", "cifar10", "cifar100"]
+    assert seen == ["digits", "synthetic", "tensors", "mnist", "cifar10", "cifar100", "text"]
     assert builtin_datasets().names() == sorted(seen)
 
 

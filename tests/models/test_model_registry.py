@@ -37,11 +37,11 @@ def nets_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 def test_builtins_register_through_a_plain_callback() -> None:
     seen: list[str] = []
     register_builtin_models(lambda name, factory: seen.append(name))
-    assert seen == ["mlp", "simple_cnn", "resnet", "vgg"]
+    assert seen == ["mlp", "simple_cnn", "resnet", "vgg", "hf"]
 
 
 def test_without_plugins_the_registry_is_the_zoo() -> None:
-    assert builtin_models().names() == ["mlp", "resnet", "simple_cnn", "vgg"]
+    assert builtin_models().names() == ["hf", "mlp", "resnet", "simple_cnn", "vgg"]
     assert builtin_models() is not builtin_models()  # built fresh: no module-level cache
 
 
@@ -54,7 +54,7 @@ def test_the_loaded_registries_hold_the_zoo_as_the_lsdb_plugin() -> None:
 
 
 def test_unknown_model_lists_available_ones() -> None:
-    with pytest.raises(BadInput, match="unknown model 'resnett'; available: mlp, resnet, simple_cnn, vgg"):
+    with pytest.raises(BadInput, match="unknown model 'resnett'; available: hf, mlp, resnet, simple_cnn, vgg"):
         build_model("resnett", (3, 32, 32), 10)
 
 

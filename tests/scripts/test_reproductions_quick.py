@@ -48,6 +48,12 @@ EXPECTED: dict[str, list[str]] = {
         "summary.md",
         *(f"rebasin_{name}.png" for name in ("mlp_barriers", "merge_plane", "merge_plane_error", "align_line")),
     ],
+    "reproduce_lm.py": [
+        "figures/summary.json",
+        *(f"figures/lm_{name}.png" for name in (
+            "trajectory_pca", "sharpness", "block0_attn", "block0_mlp", "interpolate_ft-a_vs_ft-b",
+            "interpolate_parent_vs_independent")),
+    ],
 }
 
 #: a line of each script's printed tables
@@ -57,6 +63,7 @@ PRINTED = {
     "reproduce_garipov2018.py": "## Mode connectivity: barriers on the straight line and on the fitted curves",
     "reproduce_curvature.py": "convex-looking",
     "reproduce_rebasin.py": "| data | width | naive | weight matching |",
+    "reproduce_lm.py": '"parent vs independent":',
 }
 
 
@@ -67,6 +74,8 @@ def test_every_reproduction_is_covered() -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("script", sorted(EXPECTED))
 def test_quick_reproduction(script: str, tmp_path: Path) -> None:
+    if script == "reproduce_lm.py":
+        pytest.importorskip("transformers")
     out = tmp_path / "out"
     env = {**os.environ, "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1"}
     started = time.perf_counter()

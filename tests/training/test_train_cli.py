@@ -67,7 +67,7 @@ def test_resume_of_a_missing_run_is_one_clear_line(cli) -> None:  # type: ignore
     [
         (
             ["--model", "transformer", "--dataset", "digits"],
-            "unknown model 'transformer'; available: mlp, resnet, simple_cnn, vgg",
+            "unknown model 'transformer'; available: hf, mlp, resnet, simple_cnn, vgg",
         ),
         (
             ["--model", "mlp", "--dataset", "imagenet"],

@@ -25,7 +25,8 @@ DATASET = "synthetic:shape=[1,8,8],classes=3,n=40"
 def test_every_builtin_model_has_a_small_spec() -> None:
     names: list[str] = []
     register_builtin_models(lambda name, factory, **kw: names.append(name))
-    assert sorted(names) == sorted(SMALL)
+    # hf (transformers models on token ids) is trained with the HF Trainer: tests/hf
+    assert sorted(n for n in names if n != "hf") == sorted(SMALL)
 
 
 @pytest.mark.parametrize("spec", [*SMALL.values(), "resnet:depth=8,skip=false"])

@@ -1,0 +1,1 @@
+"""Integrations with other tools' training loops (``lsdb.integrations.hf``: the transformers Trainer)."""

@@ -1,0 +1,193 @@
+"""A loss-landscape reproduction on small GPT-style language models, through lsdb's facade (issue #15).
+
+On a real text corpus from this machine (the source and documentation of Python's own ``email``,
+``json``, ``http`` and ``logging`` packages), entirely through ``lsdb.open_catalog`` and the HF Trainer
+with `lsdb.integrations.hf.LsdbCallback` (what records a Trainer run into the catalog):
+
+1. train a GPT-2-style model (transformers' own ``GPT2LMHeadModel``, byte-level tokens) as run
+   ``parent``, checkpoints saved along the way: a trajectory; and the same architecture from another
+   seed as run ``independent``;
+2. fine-tune ``parent``'s final checkpoint twice, on two different subsets of the text (``email`` and
+   ``logging``), as runs ``ft-a`` and ``ft-b``;
+3. then, with `Catalog.run`:
+
+   (a) ``surface`` in the PCA plane of ``parent``'s trajectory, with the trajectory drawn on it
+       (Li et al. 2018, §6);
+   (b) ``interpolate`` between the two fine-tunes, between the parent and each, and between the two
+       independently trained models, all on the whole corpus: is the barrier ~0 for fine-tunes of one
+       parent and large between independent models (Wortsman et al. 2022; Frankle et al. 2020)?
+   (c) ``hessian`` λmax at each checkpoint of the trajectory (progressive sharpening, Cohen et al. 2021);
+   (d) ``surface`` over one attention block's parameters only vs the same block's MLP
+       (``params=transformer.h.0.attn.*`` / ``transformer.h.0.mlp.*``), same random directions.
+
+Writes ``summary.json`` and figures (``lm_*.png``) to ``--figures`` (default docs/figures; with
+``--quick`` OUT/figures). ``--quick`` runs everything at toy size (a 2-layer, 32-wide model, a few
+Trainer steps, 5 x 5 grids) in well under a minute, as the test does.
+
+    .venv/bin/python scripts/reproduce_lm.py [--out DIR] [--figures docs/figures]
+    .venv/bin/python scripts/reproduce_lm.py --quick [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sysconfig
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import lsdb  # noqa: E402
+
+PACKAGES = ("email", "json", "http", "logging")
+SUBSETS = {"a": ("email",), "b": ("logging",)}
+
+FULL: dict[str, Any] = {
+    "n_layer": 4, "n_embd": 256, "n_head": 4, "block": 128, "steps": 600, "save": 50, "ft_steps": 200,
+    "batch": 16, "grid": 21, "hessian_iter": 60, "hessian_subset": 64, "max_examples": None}
+QUICK: dict[str, Any] = {
+    "n_layer": 2, "n_embd": 32, "n_head": 2, "block": 32, "steps": 8, "save": 4, "ft_steps": 4,
+    "batch": 8, "grid": 5, "hessian_iter": 8, "hessian_subset": 8, "max_examples": 96}
+
+
+def write_corpus(folder: Path, packages: tuple[str, ...]) -> Path:
+    """The packages' .py files concatenated into one text file (real English and code from this machine)."""
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    parts = [p.read_text(encoding="utf-8") for pkg in packages for p in sorted((stdlib / pkg).glob("*.py"))]
+    path = folder / f"corpus-{'-'.join(packages)}.txt"
+    path.write_text("\n".join(parts), encoding="utf-8")
+    return path
+
+
+def train(cat: lsdb.Catalog, run: str, spec: str, dataset: str, cfg: dict[str, Any], steps: int, save: int,
+          out: Path, seed: int, start_from: dict[str, Any] | None = None, lr: float = 3e-3) -> None:
+    """Train (or fine-tune from `start_from`, a state dict) with the HF Trainer, recorded by LsdbCallback."""
+    import torch
+    from transformers import Trainer, TrainingArguments
+
+    from lsdb.data import load_dataset
+    from lsdb.integrations.hf import LsdbCallback
+    from lsdb.models import build_model
+
+    ds = load_dataset(dataset)
+    model = build_model(spec, ds.input_shape, ds.num_classes, seed=seed)
+    model._forward_hooks.clear()  # the Trainer wants transformers' own outputs
+    if start_from is not None:
+        model.load_state_dict(start_from, strict=False)  # the tied head follows the embedding
+    rows = [{"input_ids": x, "labels": x} for x in ds.train[0]]
+    args = TrainingArguments(output_dir=str(out / run), max_steps=steps, save_steps=save,
+                             logging_steps=max(1, save // 2), per_device_train_batch_size=cfg["batch"],
+                             learning_rate=lr, report_to=[], use_cpu=True, disable_tqdm=True, seed=seed,
+                             save_strategy="no", lr_scheduler_type="constant")
+    callback = LsdbCallback(run, model=spec, dataset=dataset, catalog=cat)
+    trainer = Trainer(model=model, args=args, train_dataset=rows, callbacks=[callback])
+
+    class SaveEvery(__import__("transformers").TrainerCallback):  # type: ignore[misc]
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if state.global_step % save == 0:
+                callback.on_save(args, state, control, model=kwargs.get("model"))
+
+    trainer.add_callback(SaveEvery())
+    torch.manual_seed(seed)
+    trainer.train()
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, default=None, help="catalog, store and corpus (default: a temp folder)")
+    parser.add_argument("--figures", type=Path, default=None, help="default docs/figures; with --quick OUT/figures")
+    parser.add_argument("--quick", action="store_true", help="toy size, seconds")
+    args = parser.parse_args(argv)
+    cfg = QUICK if args.quick else FULL
+    out = args.out or Path(tempfile.mkdtemp(prefix="lsdb-lm-"))
+    out.mkdir(parents=True, exist_ok=True)
+    figures = args.figures or (out / "figures" if args.quick else Path(__file__).resolve().parents[1] / "docs/figures")
+    figures.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+
+    corpus = write_corpus(out, PACKAGES)
+    limit = f",max_examples={cfg['max_examples']}" if cfg["max_examples"] else ""
+    data = f"text:path={corpus},block={cfg['block']}{limit}"
+    spec = f"hf:config=gpt2,n_layer={cfg['n_layer']},n_embd={cfg['n_embd']},n_head={cfg['n_head']}," \
+           f"n_positions={cfg['block']}"
+    cat = lsdb.open_catalog(f"sqlite:///{out / 'catalog.sqlite'}", out / "store")
+    train(cat, "parent", spec, data, cfg, cfg["steps"], cfg["save"], out, seed=0)
+    train(cat, "independent", spec, data, cfg, cfg["steps"], cfg["save"], out, seed=1)
+    parent_ckpts = cat.checkpoints("parent")
+    last = parent_ckpts[-1]
+    from safetensors.torch import load as load_safetensors
+
+    parent_state = load_safetensors(cat._db.objects.read_bytes(last.tensor_digest))
+    for name, packages in SUBSETS.items():
+        sub = write_corpus(out, packages)
+        train(cat, f"ft-{name}", spec, f"text:path={sub},block={cfg['block']}{limit}", cfg, cfg["ft_steps"],
+              cfg["ft_steps"], out, seed=2, start_from=parent_state, lr=1e-3)
+    summary: dict[str, Any] = {"config": cfg, "model": spec, "dataset": data, "n_params": last.n_params}
+
+    # (a) the trajectory's PCA plane
+    pca = cat.run("surface", "parent:last", "trajectory=parent", directions="pca", xnum=cfg["grid"],
+                  ynum=cfg["grid"], xmin=-1.5, xmax=1.5, ymin=-1.5, ymax=1.5, device="cpu")
+    pca.save_plot(figures / "lm_trajectory_pca.png")
+    summary["pca"] = {k: pca.scalars[k] for k in ("center_loss", "explained_variance_1", "explained_variance_2")
+                      if k in pca.scalars}
+
+    # (b) barriers, all evaluated on the whole corpus
+    pairs = {"ft-a vs ft-b": ("ft-a:last", "ft-b:last"), "parent vs ft-a": ("parent:last", "ft-a:last"),
+             "parent vs ft-b": ("parent:last", "ft-b:last"), "parent vs independent": ("parent:last",
+                                                                                      "independent:last")}
+    summary["barriers"] = {}
+    for label, (a, b) in pairs.items():
+        line = cat.run("interpolate", a, b, dataset=data, steps=cfg["grid"] * 2 + 1, alpha_min=0.0, alpha_max=1.0,
+                       splits=["train"], device="cpu")
+        summary["barriers"][label] = {"loss_barrier": line.scalars.get("loss_barrier"),
+                                      "start": line.scalars.get("start_train_loss"),
+                                      "end": line.scalars.get("end_train_loss")}
+        line.save_plot(figures / f"lm_interpolate_{label.replace(' ', '_')}.png")
+
+    # (c) λmax along the trajectory
+    sharp = []
+    for ckpt in parent_ckpts:
+        h = cat.run("hessian", ckpt.id, k=1, trace=False, max_iter=cfg["hessian_iter"], tol=1e-2,
+                    subset=cfg["hessian_subset"], save_eigenvectors=False, device="cpu")
+        sharp.append({"step": ckpt.step, "lambda_max": h.scalars["lambda_max"], "loss": h.scalars["loss"]})
+    summary["sharpness"] = sharp
+    _plot_sharpness(sharp, figures / "lm_sharpness.png")
+
+    # (d) one block's attention vs its MLP, same random directions
+    summary["blocks"] = {}
+    for block in ("attn", "mlp"):
+        surf = cat.run("surface", "parent:last", params={"params": f"transformer.h.0.{block}.*"},
+                       xnum=cfg["grid"], ynum=cfg["grid"], device="cpu")
+        surf.save_plot(figures / f"lm_block0_{block}.png")
+        summary["blocks"][block] = {k: surf.scalars.get(k) for k in ("center_loss", "max_loss", "sharpness")}
+    cat.close()
+    summary["seconds"] = time.perf_counter() - t0
+    (figures / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
+    print(json.dumps({k: summary[k] for k in ("barriers", "sharpness", "blocks", "seconds")}, indent=1,
+                     default=float))
+    return summary
+
+
+def _plot_sharpness(rows: list[dict[str, Any]], path: Path) -> None:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5, 3.5))
+    ax = fig.add_subplot(1, 1, 1)
+    ax.plot([r["step"] for r in rows], [r["lambda_max"] for r in rows], "o-")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("λmax of the loss Hessian")
+    ax2 = ax.twinx()
+    ax2.plot([r["step"] for r in rows], [r["loss"] for r in rows], "s--", color="tab:orange")
+    ax2.set_ylabel("train loss (Hessian subset)", color="tab:orange")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+if __name__ == "__main__":
+    main()
