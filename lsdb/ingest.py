@@ -11,7 +11,7 @@ the same checkpoint: the second time reports it as already present.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -169,9 +169,19 @@ def add_tensors(
     new = publish_tensors(catalog.objects, tensors, step=step, epoch=epoch, label=label, source_path=source_path,
                           meta=meta, produced_by=produced_by)
     record, created = catalog.checkpoints.add(run, new)
+    confirm_object(catalog.objects, new.blob_digest, lambda: canonical_chunks(tensors))
     if created:
         announce(record, events)
     return record, created
+
+
+def confirm_object(objects: ObjectStore, digest: str, chunks: Callable[[], Sequence[Any]]) -> None:
+    """After committing a row that refers to `digest`: write the object again if a concurrent
+    `lsdb gc` moved it aside before the row was visible (gc re-checks references only after
+    moving an object away, so a row committed before that check keeps its object, and one
+    committed after it finds the object absent here)."""
+    if not objects.exists(digest):
+        objects.put_chunks(chunks(), digest)
 
 
 def publish_tensors(

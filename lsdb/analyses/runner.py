@@ -229,9 +229,10 @@ def _input_checkpoint(catalog: CatalogDB, rec: CheckpointRecord, run: Any) -> An
     from lsdb.analyses.context import InputCheckpoint
 
     def load() -> dict[str, Any]:
-        from safetensors.torch import load_file
+        from safetensors.torch import load
 
-        return load_file(str(catalog.objects.path(rec.blob_digest)))
+        # read once, hashed and decoded from the same bytes: nothing is computed on a corrupt object
+        return load(catalog.objects.read_verified(rec.blob_digest))
 
     return InputCheckpoint(
         id=rec.id,
@@ -265,8 +266,6 @@ def store_output(
     import numpy as np
     import torch
 
-    from lsdb._version import __version__
-    from lsdb.ingest import publish_tensors
     from lsdb.store import write_artifact
 
     spec = prepared.spec
@@ -297,16 +296,43 @@ def store_output(
     try:
         write_artifact(Path(tmp), arrays, attrs)
         blob = catalog.objects.put_file(Path(tmp))
+        return _commit_output(catalog, prepared, output, arrays, blob, Path(tmp), wall_seconds=wall_seconds,
+                              device=device, job_id=job_id, replace=replace, commit=commit)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def _commit_output(
+    catalog: CatalogDB,
+    prepared: Prepared,
+    output: AnalysisOutput,
+    arrays: dict[str, Any],
+    blob: Any,
+    artifact: Path,
+    *,
+    wall_seconds: float | None,
+    device: str | None,
+    job_id: int | None,
+    replace: bool,
+    commit: CommitResult | None,
+) -> tuple[ResultRecord, bool]:
+    import torch
+
+    from lsdb._version import __version__
+    from lsdb.checkpoints import canonical_chunks
+    from lsdb.ingest import confirm_object, publish_tensors
+
+    spec = prepared.spec
     first = next((c for ckpts in prepared.inputs.values() for c in ckpts), None)
     produced: list[tuple[NewRun, NewCheckpoint]] = []
+    produced_tensors: list[dict[str, Any]] = []
     for new in output.checkpoints:
         tensors = {k: v.detach().cpu().contiguous() for k, v in new.tensors.items()}
         run_name = new.run or (first.run if first else f"{spec.name}-outputs")
         project = first.project if first else (prepared.request.project or "default")
         run = NewRun(run_name, project, model_spec=prepared.model_spec, dataset_spec=None)
         produced.append((run, publish_tensors(catalog.objects, tensors, step=new.step, label=new.label)))
+        produced_tensors.append(tensors)
     commit = commit or catalog.results.add
     record, created = commit(
         NewResult(
@@ -333,13 +359,19 @@ def store_output(
         produced,
         replace,
     )
+    # a concurrent `lsdb gc` may have moved an object aside before the rows were visible
+    if not catalog.objects.exists(blob.digest):
+        catalog.objects.put_file(artifact, blob.digest)
+    for (_, ckpt), tensors in zip(produced, produced_tensors, strict=True):
+        confirm_object(catalog.objects, ckpt.blob_digest, lambda t=tensors: canonical_chunks(t))  # type: ignore[misc]
     if created:
         prepared.registries.events.result_stored(record)  # a failing listener never undoes the commit
     return record, created
 
 
-def load_view(catalog: CatalogDB, result: ResultRecord) -> Any:
-    """A `ResultView` of a stored result (arrays read from its HDF5 artifact)."""
+def load_view(catalog: CatalogDB, result: ResultRecord, *, verify: bool = False) -> Any:
+    """A `ResultView` of a stored result (arrays read from its HDF5 artifact; with `verify`, as
+    for a merge that computes on them, the artifact's digest is checked on the bytes read)."""
     from lsdb.analyses.view import ResultView
     from lsdb.errors import StoreError
     from lsdb.store import read_artifact
@@ -352,7 +384,7 @@ def load_view(catalog: CatalogDB, result: ResultRecord) -> Any:
             raise StoreError(
                 f"result {result.id}: its artifact {result.artifact_digest[:12]} is missing; run `lsdb doctor`"
             )
-        arrays, attrs = read_artifact(path)
+        arrays, attrs = read_artifact(catalog.objects.read_verified(result.artifact_digest) if verify else path)
     inputs = [
         {
             "role": i.role,
