@@ -40,6 +40,7 @@ from lsdb.analyses.spec import AnalysisOutput, AnalysisSpec, NewCheckpointOutput
 from lsdb.analyses.view import ResultView
 from lsdb.errors import BadInput
 from lsdb.hookspecs import hookimpl
+from lsdb.registry import factory
 
 __all__ = [
     "BN_MODES",
@@ -66,6 +67,7 @@ __all__ = [
     "analysis",
     "by_step",
     "check_plane_inputs",
+    "factory",
     "finite_scalars",
     "hessian_directions",
     "hookimpl",
