@@ -37,8 +37,8 @@ def gc(catalog: CatalogDB, older_than_s: float = 3600.0, dry_run: bool = False) 
     """
     report = GcReport()
     objects = catalog.objects
-    for digest, moved in objects.quarantined():  # a crashed gc's leftovers: decide again below
-        objects.restore(digest, moved)
+    for digest, leftover in objects.quarantined():  # a crashed gc's leftovers: decide again below
+        objects.restore(digest, leftover)
     cutoff = time.time() - older_than_s
     referenced = catalog.blobs.referenced_digests()
     rows = {b.digest for b in catalog.blobs.list()}
@@ -64,9 +64,9 @@ def gc(catalog: CatalogDB, older_than_s: float = 3600.0, dry_run: bool = False) 
         report.removed_objects = [d for d, _ in candidates]
         report.freed_bytes = sum(size for _, size in candidates)
     else:
-        moved = [(d, size, path) for d, size in candidates if (path := objects.quarantine(d)) is not None]
+        aside = [(d, size, where) for d, size in candidates if (where := objects.quarantine(d)) is not None]
         referenced_now = catalog.blobs.referenced_digests() | {b.digest for b in catalog.blobs.list()}
-        for digest, size, path in moved:
+        for digest, size, path in aside:
             try:
                 touched = path.stat().st_mtime >= cutoff
             except FileNotFoundError:

@@ -92,7 +92,8 @@ def read_artifact(path: Path | str | bytes) -> tuple[dict[str, np.ndarray], dict
     try:
         handle = h5py.File(io.BytesIO(path) if isinstance(path, bytes) else path, "r")
     except OSError as exc:
-        raise BadInput(f"{path}: not a readable HDF5 artifact ({exc})") from None
+        where = "artifact bytes" if isinstance(path, bytes) else str(path)
+        raise BadInput(f"{where}: not a readable HDF5 artifact ({exc})") from None
     with handle:
         arrays = {name: np.asarray(item[()]) for name, item in handle.items() if isinstance(item, h5py.Dataset)}
         raw = {name: _decode_attr(value) for name, value in handle.attrs.items()}

@@ -11,8 +11,8 @@ from lsdb_surfaces.trajectory import TRAJECTORY, TrajectoryParams
 from lsdb.analyses import Cancelled
 from lsdb.analyses.spec import parse_params
 from lsdb.errors import BadInput
-from lsdb.plugin import factory
 from lsdb.landscape import ParamLayout, convexity, sharpness
+from lsdb.plugin import factory
 from tests.plugins.surfaces_factories import (
     LINEAR,
     TEACHER,
