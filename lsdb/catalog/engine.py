@@ -21,12 +21,61 @@ from lsdb.errors import BadInput
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 WRITE = {"lsdb_write": True}
+APPLICATION_ID = 0x4C534442
+"""``PRAGMA application_id`` of an lsdb SQLite catalog ("LSDB"), set on creation and upgrade."""
+VERSION_TABLE = "lsdb_alembic_version"
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def check_sqlite_file(url: str) -> None:
+    """Refuse, touching nothing, a `--db` file that is not a database or is another application's.
+
+    Read before any connection of the engine (whose connect hook switches to WAL) and before the
+    schema lock (a `.lock` file beside the catalog): the file's header, then, through a read-only
+    connection, its ``application_id`` and tables. An empty file or an empty database is fine (a
+    new catalog); an lsdb catalog is marked by its ``application_id`` or its version table.
+    """
+    import sqlite3
+
+    path = sqlite_path(url)
+    if path is None or not path.is_file():
+        return
+    try:
+        with open(path, "rb") as fh:
+            header = fh.read(16)
+    except OSError as exc:
+        raise BadInput(f"cannot read the catalog file {path}: {exc.strerror}") from None
+    if not header:
+        return
+    if header != _SQLITE_HEADER:
+        raise BadInput(f"--db {path} is not a SQLite database; pass an lsdb catalog or a new file name")
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise BadInput(f"--db {path} is not a usable SQLite database ({exc})") from None
+    if app_id == APPLICATION_ID or not tables or VERSION_TABLE in tables:
+        return
+    shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
+    raise BadInput(f"--db {path} is another application's database (tables: {shown}), not an lsdb catalog; "
+                   "lsdb leaves it untouched: pass an lsdb catalog or a new file name")
+
+
+def mark_catalog(conn: Connection) -> None:
+    """Mark a SQLite catalog as lsdb's (``PRAGMA application_id``), in the creating/upgrading transaction."""
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(f"PRAGMA application_id = {APPLICATION_ID}")
 
 
 def make_engine(url: str) -> Engine:
     """An engine for `url`; raises `BadInput` for URLs SQLAlchemy cannot use."""
     try:
         if url.startswith("sqlite"):
+            check_sqlite_file(url)  # before anything connects (WAL) or locks (.lock)
             path = sqlite_path(url)
             if path is not None and not path.parent.exists():
                 try:

@@ -19,11 +19,10 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine, inspect
 from sqlalchemy.exc import OperationalError
 
-from lsdb.catalog.engine import describe_connect_error
+from lsdb.catalog.engine import VERSION_TABLE, describe_connect_error, mark_catalog
 from lsdb.config import sqlite_path
-from lsdb.errors import LsdbError, SchemaOutOfDate
+from lsdb.errors import BadInput, LsdbError, SchemaOutOfDate
 
-VERSION_TABLE = "lsdb_alembic_version"
 logging.getLogger("alembic").setLevel(logging.WARNING)  # its INFO lines are noise in worker logs
 _PG_LOCK_KEY = 0x15DB_0001
 
@@ -121,6 +120,7 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
             cfg = _config()
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, revision)
+            mark_catalog(conn)
         return before, current_revision(engine) or ""
 
 
@@ -164,12 +164,19 @@ def ensure_current(engine: Engine) -> None:
                     raise SchemaOutOfDate(
                         "the database has lsdb tables but no lsdb_alembic_version; it was not made by lsdb"
                     )
+                others = inspect(engine).get_table_names()
+                if others:
+                    shown = ", ".join(sorted(others)[:5]) + (", ..." if len(others) > 5 else "")
+                    raise BadInput(f"the database at {engine.url.render_as_string(hide_password=True)} holds "
+                                   f"another application's tables ({shown}), not an lsdb catalog; lsdb leaves "
+                                   "it untouched: use an empty database")
                 with engine.begin() as conn:
                     cfg = _config()
                     cfg.attributes["connection"] = conn
                     from alembic import command
 
                     command.upgrade(cfg, "head")
+                    mark_catalog(conn)
                 return
     if rev == head:
         return
