@@ -50,7 +50,9 @@ class IngestReport:
         return [o for o in self.outcomes if o.status == "failed"]
 
     def summary(self) -> str:
-        return f"{self.count('new')} new, {self.count('existing')} already present, {self.count('failed')} failed"
+        text = f"{self.count('new')} new, {self.count('existing')} already present, {self.count('failed')} failed"
+        nonfinite = sum(1 for o in self.outcomes if o.checkpoint is not None and o.checkpoint.nonfinite)
+        return text + (f", {nonfinite} with NaN/Inf weights" if nonfinite else "")
 
 
 def _name_number(path: Path) -> int | None:
@@ -216,7 +218,15 @@ def publish_tensors(
         source_path=source_path,
         meta=meta,
         produced_by=produced_by,
+        nonfinite=has_nonfinite(tensors),
     )
+
+
+def has_nonfinite(tensors: dict[str, Any]) -> bool:
+    """Whether some floating-point weight is NaN or infinite."""
+    import torch
+
+    return any(t.is_floating_point() and not bool(torch.isfinite(t).all()) for t in tensors.values())
 
 
 def announce(record: CheckpointRecord, events: Events | None = None) -> None:
@@ -272,4 +282,7 @@ def _ingest_one(
         catalog.metrics.add(record.run_id, [(k, metric_step, v) for k, v in loaded.metrics.items()])
     status: Status = "new" if created else "existing"
     message = f"checkpoint {record.id}" if created else f"already present as checkpoint {record.id}"
-    return IngestOutcome(str(path), status, record, message, tuple(loaded.notes)), schema
+    notes = tuple(loaded.notes)
+    if record.nonfinite:
+        notes = (*notes, "has NaN or Inf weights: analyses refuse it unless --allow-nonfinite")
+    return IngestOutcome(str(path), status, record, message, notes), schema

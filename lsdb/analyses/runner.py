@@ -50,9 +50,12 @@ class AnalysisRequest:
     seed: int = 0
     project: str | None = None
     dtype: str = "float32"
+    #: compute on checkpoints with NaN/Inf weights (refused otherwise); not part of the cache key
+    allow_nonfinite: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
+            **({"allow_nonfinite": True} if self.allow_nonfinite else {}),
             "analysis": self.analysis,
             "inputs": list(self.inputs),
             "params": dict(self.params),
@@ -99,6 +102,10 @@ def prepare(catalog: CatalogDB, request: AnalysisRequest, registries: Registries
     params_dict = params_to_dict(params)
     inputs = resolve_inputs(catalog, spec, list(request.inputs), request.project)
     flat = [c for role in inputs.values() for c in role]
+    bad = next((c for c in flat if c.nonfinite), None)
+    if bad is not None and not request.allow_nonfinite:
+        raise BadInput(f"checkpoint {bad.id} ({bad.run}, step {bad.step}) has NaN or Inf weights; "
+                       "pass --allow-nonfinite (allow_nonfinite=True) to compute on it anyway")
     if spec.same_schema and len({c.schema_digest for c in flat}) > 1:
         raise BadInput(_schema_message(catalog, flat))
     first = flat[0] if flat else None
