@@ -121,6 +121,7 @@ def ingest(
     files = expand_paths(paths, recursive, formats)
     if (step is not None or epoch is not None) and len(files) > 1:
         raise BadInput("--step/--epoch apply to a single file; a directory's steps come from file names or metadata")
+    catalog.db.check_writable()  # before the store: a read-only catalog would leave orphan objects
     catalog.objects.check_writable()
     if on_start:
         on_start(len(files))

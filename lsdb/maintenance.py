@@ -36,6 +36,8 @@ def gc(catalog: CatalogDB, older_than_s: float = 3600.0, dry_run: bool = False) 
     so a row committed after the re-check still finds its object.
     """
     report = GcReport()
+    if not dry_run:
+        catalog.db.check_writable()
     objects = catalog.objects
     for digest, leftover in objects.quarantined():  # a crashed gc's leftovers: decide again below
         objects.restore(digest, leftover)

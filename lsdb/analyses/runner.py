@@ -185,6 +185,7 @@ def run_analysis(
         cached = catalog.results.find(prepared.cache_key)
         if cached is not None:
             return cached, False
+    catalog.db.check_writable()  # before any work: a read-only catalog could not store it
     output, wall, dev = compute(catalog, prepared, device=device, progress=progress, should_cancel=should_cancel)
     record, created = store_output(
         catalog, prepared, output, wall_seconds=wall, device=str(dev), job_id=job_id, replace=force

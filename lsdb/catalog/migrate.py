@@ -112,6 +112,10 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
     """Upgrade the catalog to `revision`; returns (before, after)."""
     from alembic import command
 
+    from lsdb.catalog.engine import is_read_only
+
+    if is_read_only(engine):
+        raise LsdbError("the catalog is read-only (its file or folder cannot be written); it cannot be upgraded here")
     with schema_lock(engine):
         before = current_revision(engine)
         if before is not None and before not in known_revisions():
@@ -156,6 +160,11 @@ def ensure_current(engine: Engine) -> None:
     rev = current_revision(engine)
     if rev == head:
         return
+    from lsdb.catalog.engine import is_read_only
+
+    if is_read_only(engine):
+        raise SchemaOutOfDate(f"the read-only catalog is at schema revision {rev or 'none'}, this lsdb needs {head}; "
+                              "ask its owner to run `lsdb db upgrade`")
     if rev is None:
         with schema_lock(engine):
             rev = current_revision(engine)  # another process may have created it meanwhile
