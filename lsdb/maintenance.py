@@ -36,10 +36,16 @@ def gc(catalog: CatalogDB, older_than_s: float = 3600.0, dry_run: bool = False) 
     so a row committed after the re-check still finds its object.
     """
     report = GcReport()
-    if not dry_run:
-        catalog.db.check_writable()
+    if dry_run:
+        return _gc(catalog, older_than_s, True, report)
+    catalog.db.check_writable()
+    with catalog.objects.gc_lock():  # one gc at a time: a second one waits
+        return _gc(catalog, older_than_s, False, report)
+
+
+def _gc(catalog: CatalogDB, older_than_s: float, dry_run: bool, report: GcReport) -> GcReport:
     objects = catalog.objects
-    for digest, leftover in objects.quarantined():  # a crashed gc's leftovers: decide again below
+    for digest, leftover in [] if dry_run else objects.quarantined():  # a crashed gc's: decide again below
         objects.restore(digest, leftover)
     cutoff = time.time() - older_than_s
     referenced = catalog.blobs.referenced_digests()

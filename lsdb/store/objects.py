@@ -8,6 +8,7 @@ and the folder fsynced. A crash therefore leaves at most an orphan temporary fil
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import os
@@ -271,6 +272,18 @@ class ObjectStore:
         return True
 
     # -- gc's quarantine: move aside, re-check, then delete or restore ----------------------------
+
+    @contextlib.contextmanager
+    def gc_lock(self) -> Iterator[None]:
+        """One `lsdb gc` at a time on this store (a second waits): a quarantined object then
+        belongs to the running gc, and any found at its start were left by a crashed one."""
+        self.check_writable()
+        with open(self.objects / ".gc.lock", "a+") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
 
     def quarantine(self, digest: str) -> Path | None:
         """Move the object aside under a `.gc-` name in its shard (a writer that looks for it now
