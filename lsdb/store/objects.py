@@ -384,9 +384,9 @@ class _TempFile:
         """fsync, make read-only, rename to `final` (replacing a damaged copy) and fsync its folder."""
         os.fsync(self.file.fileno())
         os.fchmod(self.file.fileno(), _READ_ONLY)
-        self.file.close()
-        os.replace(self.path, final)
+        os.replace(self.path, final)  # still open, so still locked: gc never takes it mid-rename
         self.published = True
+        self.file.close()
         _fsync_dir(final.parent)
 
     def __exit__(self, *exc: object) -> None:
