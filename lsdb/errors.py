@@ -35,5 +35,9 @@ class PluginError(LsdbError):
     """A plugin failed to load or registered something invalid; the message names it."""
 
 
+class ReadOnlyCatalog(LsdbError):
+    """A writing command on a catalog opened read-only."""
+
+
 class StoreError(LsdbError):
     """The artifact store cannot be written or holds a missing or corrupt object."""

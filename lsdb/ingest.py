@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -52,7 +52,9 @@ class IngestReport:
         return [o for o in self.outcomes if o.status == "failed"]
 
     def summary(self) -> str:
-        return f"{self.count('new')} new, {self.count('existing')} already present, {self.count('failed')} failed"
+        text = f"{self.count('new')} new, {self.count('existing')} already present, {self.count('failed')} failed"
+        nonfinite = sum(1 for o in self.outcomes if o.checkpoint is not None and o.checkpoint.nonfinite)
+        return text + (f", {nonfinite} with NaN/Inf weights" if nonfinite else "")
 
 
 def _name_number(path: Path) -> int | None:
@@ -138,6 +140,7 @@ def ingest(
         raise BadInput("--step/--epoch apply to a single file; a directory's steps come from file names or metadata")
     if run.model_spec is None and (spec := _folder_model_spec(files)) is not None:
         run = dataclasses.replace(run, model_spec=spec)  # recorded from config.json
+    catalog.db.check_writable()  # before the store: a read-only catalog would leave orphan objects
     catalog.objects.check_writable()
     if on_start:
         on_start(len(files))
@@ -192,9 +195,19 @@ def add_tensors(
     new = publish_tensors(catalog.objects, tensors, step=step, epoch=epoch, label=label, source_path=source_path,
                           meta=meta, produced_by=produced_by)
     record, created = catalog.checkpoints.add(run, new)
+    confirm_object(catalog.objects, new.blob_digest, lambda: canonical_chunks(tensors))
     if created:
         announce(record, events)
     return record, created
+
+
+def confirm_object(objects: ObjectStore, digest: str, chunks: Callable[[], Sequence[Any]]) -> None:
+    """After committing a row that refers to `digest`: write the object again if a concurrent
+    `lsdb gc` moved it aside before the row was visible (gc re-checks references only after
+    moving an object away, so a row committed before that check keeps its object, and one
+    committed after it finds the object absent here)."""
+    if not objects.exists(digest):
+        objects.put_chunks(chunks(), digest)
 
 
 def publish_tensors(
@@ -229,7 +242,15 @@ def publish_tensors(
         source_path=source_path,
         meta=meta,
         produced_by=produced_by,
+        nonfinite=has_nonfinite(tensors),
     )
+
+
+def has_nonfinite(tensors: dict[str, Any]) -> bool:
+    """Whether some floating-point weight is NaN or infinite."""
+    import torch
+
+    return any(t.is_floating_point() and not bool(torch.isfinite(t).all()) for t in tensors.values())
 
 
 def announce(record: CheckpointRecord, events: Events | None = None) -> None:
@@ -285,7 +306,10 @@ def _ingest_one(
         catalog.metrics.add(record.run_id, [(k, metric_step, v) for k, v in loaded.metrics.items()])
     status: Status = "new" if created else "existing"
     message = f"checkpoint {record.id}" if created else f"already present as checkpoint {record.id}"
-    return IngestOutcome(str(path), status, record, message, tuple(loaded.notes)), schema
+    notes = tuple(loaded.notes)
+    if record.nonfinite:
+        notes = (*notes, "has NaN or Inf weights: analyses refuse it unless --allow-nonfinite")
+    return IngestOutcome(str(path), status, record, message, notes), schema
 
 
 def publish_streamed(objects: ObjectStore, streamed: StreamedCheckpoint, **row: Any) -> NewCheckpoint:

@@ -8,7 +8,6 @@ catalog refers to and reports missing or corrupt ones.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,8 +25,28 @@ class GcReport:
 
 
 def gc(catalog: CatalogDB, older_than_s: float = 3600.0, dry_run: bool = False) -> GcReport:
-    """Remove unreferenced objects (and blob rows nothing uses) older than `older_than_s`."""
+    """Remove unreferenced objects (and blob rows nothing uses) older than `older_than_s`.
+
+    Safe against concurrent ingests and results: a candidate (unreferenced in the first snapshot,
+    old enough) is first moved aside to a `.gc-` name, then the references are read again and its
+    age re-checked; it is restored when a row now refers to it or a writer refreshed its age
+    (`ObjectStore` refreshes an object's age when a write finds it present), deleted otherwise.
+    A writer that looks for the object while it is aside finds it absent and writes it again, and
+    every writer confirms its objects after committing its rows (`lsdb.ingest.confirm_object`),
+    so a row committed after the re-check still finds its object.
+    """
     report = GcReport()
+    if dry_run:
+        return _gc(catalog, older_than_s, True, report)
+    catalog.db.check_writable()
+    with catalog.objects.gc_lock():  # one gc at a time: a second one waits
+        return _gc(catalog, older_than_s, False, report)
+
+
+def _gc(catalog: CatalogDB, older_than_s: float, dry_run: bool, report: GcReport) -> GcReport:
+    objects = catalog.objects
+    for digest, leftover in [] if dry_run else objects.quarantined():  # a crashed gc's: decide again below
+        objects.restore(digest, leftover)
     cutoff = time.time() - older_than_s
     referenced = catalog.blobs.referenced_digests()
     rows = {b.digest for b in catalog.blobs.list()}
@@ -37,22 +56,37 @@ def gc(catalog: CatalogDB, older_than_s: float = 3600.0, dry_run: bool = False) 
     elif dry_run:
         report.removed_rows = dead_rows
     keep = (rows - set(report.removed_rows)) | referenced
-    for digest in catalog.objects.iter_digests():
+    candidates: list[tuple[str, int]] = []
+    for digest in objects.iter_digests():
         if digest in keep:
             continue
-        path = catalog.objects.path(digest)
         try:
-            st = path.stat()
+            st = objects.path(digest).stat()
         except FileNotFoundError:
             continue
-        if st.st_mtime > cutoff:
+        if st.st_mtime >= cutoff:
             report.kept_young += 1
             continue
-        report.removed_objects.append(digest)
-        report.freed_bytes += st.st_size
-        if not dry_run:
-            catalog.objects.remove(digest)
-    for tmp in catalog.objects.temp_files():
+        candidates.append((digest, st.st_size))
+    if dry_run:
+        report.removed_objects = [d for d, _ in candidates]
+        report.freed_bytes = sum(size for _, size in candidates)
+    else:
+        aside = [(d, size, where) for d, size in candidates if (where := objects.quarantine(d)) is not None]
+        referenced_now = catalog.blobs.referenced_digests() | {b.digest for b in catalog.blobs.list()}
+        for digest, size, path in aside:
+            try:
+                touched = path.stat().st_mtime >= cutoff
+            except FileNotFoundError:
+                continue
+            if digest in referenced_now or touched:
+                objects.restore(digest, path)
+                report.kept_young += 1
+                continue
+            objects.discard(path)
+            report.removed_objects.append(digest)
+            report.freed_bytes += size
+    for tmp in objects.temp_files():
         try:
             st = tmp.stat()
         except FileNotFoundError:
@@ -62,7 +96,7 @@ def gc(catalog: CatalogDB, older_than_s: float = 3600.0, dry_run: bool = False) 
         report.removed_temp_files.append(str(tmp))
         report.freed_bytes += st.st_size
         if not dry_run:
-            os.unlink(tmp)
+            tmp.unlink(missing_ok=True)
     return report
 
 

@@ -41,6 +41,7 @@ from lsdb.analyses.planes import (
 from lsdb.analyses.view import ResultView
 from lsdb.errors import BadInput
 from lsdb.hookspecs import hookimpl
+from lsdb.registry import factory
 
 __all__ = [
     "BN_MODES",
@@ -67,6 +68,7 @@ __all__ = [
     "analysis",
     "by_step",
     "check_plane_inputs",
+    "factory",
     "finite_scalars",
     "hessian_directions",
     "hookimpl",

@@ -137,8 +137,12 @@ class PluginLoader:
         """Call every registration hook once and collect what was registered, validated."""
         from lsdb.analyses.contract import AnalysisSpec
 
-        models: FactoryRegistry[Any] = FactoryRegistry("model", fixed_args=2)
-        datasets: FactoryRegistry[Any] = FactoryRegistry("dataset", fixed_args=0)
+        # the packages of the plugins loaded here: their declared factories may be named by import path
+        trusted = {"lsdb"} | {
+            info.module.split(":", 1)[0].split(".", 1)[0] for info in self.infos.values() if info.error is None
+        }
+        models: FactoryRegistry[Any] = FactoryRegistry("model", fixed_args=2, trusted_packages=trusted)
+        datasets: FactoryRegistry[Any] = FactoryRegistry("dataset", fixed_args=0, trusted_packages=trusted)
         formats: Registry[CheckpointFormat] = Registry("checkpoint format", check_format)
         analyses: Registry[AnalysisSpec] = Registry(
             "analysis", lambda v: None if isinstance(v, AnalysisSpec) else f"is {v!r}, not an AnalysisSpec")

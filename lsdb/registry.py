@@ -10,13 +10,18 @@ their built-ins only: `builtin_models()`, `builtin_datasets()`.)
 
 Model and dataset registries are `FactoryRegistry`s: they also validate a spec
 (``resnet:depth=20``) against the factory's signature before calling it, and resolve import
-paths (``package.module:factory``).
+paths (``package.module:factory``) under the trust model of docs/security.md: the module must be
+trusted on this machine (a loaded plugin's package, ``LSDB_TRUSTED_MODULES``, or a line of
+``$LSDB_HOME/trusted_modules``) and the function declared a factory (`factory`, re-exported as
+``lsdb.plugin.factory``, or a registry entry). A spec read from the catalog never widens trust:
+it is checked here, on the machine that calls the factory, every time.
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
+import os
 import re
 import typing
 from collections.abc import Callable, Iterator
@@ -40,6 +45,39 @@ _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
 
 #: ``renderer(view) -> Figure``.
 Renderer = Callable[["ResultView"], "Figure"]
+
+TRUST_ENV = "LSDB_TRUSTED_MODULES"
+"""Comma-separated modules (and their submodules) whose declared factories specs may name."""
+_FACTORY_MARK = "__lsdb_factory__"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def factory(fn: F) -> F:
+    """Declare `fn` a model or dataset factory that specs may name by import path
+    (``package.module:fn``) when its module is trusted (public as ``lsdb.plugin.factory``)."""
+    setattr(fn, _FACTORY_MARK, True)
+    return fn
+
+
+def trust_file() -> str:
+    """The machine's trust file: ``$LSDB_HOME/trusted_modules`` (one module per line, ``#`` comments)."""
+    home = os.environ.get("LSDB_HOME") or os.path.join(os.path.expanduser("~"), ".lsdb")
+    return os.path.join(os.path.expanduser(home), "trusted_modules")
+
+
+def locally_trusted_modules() -> set[str]:
+    """Modules trusted by this machine's settings (never by anything read from the catalog)."""
+    names = {m.strip() for m in os.environ.get(TRUST_ENV, "").split(",")}
+    try:
+        with open(trust_file(), encoding="utf-8") as fh:
+            names |= {line.split("#", 1)[0].strip() for line in fh}
+    except OSError:
+        pass
+    return {n for n in names if n}
+
+
+def _within(module: str, packages: set[str]) -> bool:
+    return any(module == p or module.startswith(p + ".") for p in packages)
 
 
 @dataclass(frozen=True)
@@ -115,9 +153,11 @@ class FactoryRegistry(Registry[Callable[..., T]]):
     ``input_shape, num_classes``); the rest of the signature is what a spec may set.
     """
 
-    def __init__(self, kind: str, fixed_args: int = 0) -> None:
+    def __init__(self, kind: str, fixed_args: int = 0, trusted_packages: set[str] | None = None) -> None:
         super().__init__(kind, lambda v: None if callable(v) else "is not callable")
         self._fixed_args = fixed_args
+        #: the packages of the plugins loaded on this machine (their declared factories are trusted)
+        self.trusted_packages: set[str] = set(trusted_packages or {"lsdb"})
 
     def register(self, name: str, factory: Callable[..., T], *, doc: str | None = None, plugin: str = "lsdb") -> None:
         """The callback registration hooks receive: ``register(name, factory, doc=None)``."""
@@ -133,6 +173,11 @@ class FactoryRegistry(Registry[Callable[..., T]]):
             return found
         if ":" in name:
             module_name, _, attr = name.partition(":")
+            if not (_within(module_name, self.trusted_packages) or _within(module_name, locally_trusted_modules())):
+                raise BadInput(
+                    f"{self.kind} '{name}': module '{module_name}' is not trusted on this machine; to allow it, "
+                    f"add it to {TRUST_ENV} or to {trust_file()} (see docs/security.md)"
+                )
             try:
                 module = importlib.import_module(module_name)
             except (ImportError, ValueError, TypeError) as exc:  # ValueError/TypeError: '', '.x' (found by fuzzing)
@@ -140,6 +185,10 @@ class FactoryRegistry(Registry[Callable[..., T]]):
             fn = getattr(module, attr, None)
             if not callable(fn):
                 raise BadInput(f"{self.kind} '{name}': module '{module_name}' has no callable '{attr}'")
+            declared = getattr(fn, _FACTORY_MARK, False) is True or any(fn is e.value for e in self.entries())
+            if not declared:
+                raise BadInput(f"{self.kind} '{name}': '{attr}' is not declared a factory (decorate it with "
+                               "@lsdb.plugin.factory or register it through a plugin)")
             return fn
         raise BadInput(f"unknown {self.kind} '{name}'; available: {', '.join(self.names()) or 'none'} "
                        "(or module.path:factory)")

@@ -50,9 +50,12 @@ class AnalysisRequest:
     seed: int = 0
     project: str | None = None
     dtype: str = "float32"
+    #: compute on checkpoints with NaN/Inf weights (refused otherwise); not part of the cache key
+    allow_nonfinite: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
+            **({"allow_nonfinite": True} if self.allow_nonfinite else {}),
             "analysis": self.analysis,
             "inputs": list(self.inputs),
             "params": dict(self.params),
@@ -109,6 +112,10 @@ def prepare(catalog: CatalogDB, request: AnalysisRequest, registries: Registries
     params_dict = params_to_dict(params)
     inputs = resolve_inputs(catalog, spec, list(request.inputs), request.project)
     flat = [c for role in inputs.values() for c in role]
+    bad = next((c for c in flat if c.nonfinite), None)
+    if bad is not None and not request.allow_nonfinite:
+        raise BadInput(f"checkpoint {bad.id} ({bad.run}, step {bad.step}) has NaN or Inf weights; "
+                       "pass --allow-nonfinite (allow_nonfinite=True) to compute on it anyway")
     if spec.same_schema and len({c.schema_digest for c in flat}) > 1:
         raise BadInput(_schema_message(catalog, flat))
     first = flat[0] if flat else None
@@ -189,6 +196,7 @@ def run_analysis(
         cached = catalog.results.find(prepared.cache_key)
         if cached is not None:
             return cached, False
+    catalog.db.check_writable()  # before any work: a read-only catalog could not store it
     output, wall, dev = compute(catalog, prepared, device=device, progress=progress, should_cancel=should_cancel)
     record, created = store_output(
         catalog, prepared, output, wall_seconds=wall, device=str(dev), job_id=job_id, replace=force
@@ -245,9 +253,10 @@ def _input_checkpoint(catalog: CatalogDB, rec: CheckpointRecord, run: Any) -> An
     from lsdb.analyses.context import InputCheckpoint
 
     def load() -> dict[str, Any]:
-        from safetensors.torch import load_file
+        from safetensors.torch import load
 
-        return load_file(str(catalog.objects.path(rec.blob_digest)))
+        # read once, hashed and decoded from the same bytes: nothing is computed on a corrupt object
+        return load(catalog.objects.read_verified(rec.blob_digest))
 
     return InputCheckpoint(
         id=rec.id,
@@ -281,8 +290,6 @@ def store_output(
     import numpy as np
     import torch
 
-    from lsdb._version import __version__
-    from lsdb.ingest import publish_tensors
     from lsdb.store import write_artifact
 
     spec = prepared.spec
@@ -313,16 +320,43 @@ def store_output(
     try:
         write_artifact(Path(tmp), arrays, attrs)
         blob = catalog.objects.put_file(Path(tmp))
+        return _commit_output(catalog, prepared, output, arrays, blob, Path(tmp), wall_seconds=wall_seconds,
+                              device=device, job_id=job_id, replace=replace, commit=commit)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def _commit_output(
+    catalog: CatalogDB,
+    prepared: Prepared,
+    output: AnalysisOutput,
+    arrays: dict[str, Any],
+    blob: Any,
+    artifact: Path,
+    *,
+    wall_seconds: float | None,
+    device: str | None,
+    job_id: int | None,
+    replace: bool,
+    commit: CommitResult | None,
+) -> tuple[ResultRecord, bool]:
+    import torch
+
+    from lsdb._version import __version__
+    from lsdb.checkpoints import canonical_chunks
+    from lsdb.ingest import confirm_object, publish_tensors
+
+    spec = prepared.spec
     first = next((c for ckpts in prepared.inputs.values() for c in ckpts), None)
     produced: list[tuple[NewRun, NewCheckpoint]] = []
+    produced_tensors: list[dict[str, Any]] = []
     for new in output.checkpoints:
         tensors = {k: v.detach().cpu().contiguous() for k, v in new.tensors.items()}
         run_name = new.run or (first.run if first else f"{spec.name}-outputs")
         project = first.project if first else (prepared.request.project or "default")
         run = NewRun(run_name, project, model_spec=prepared.model_spec, dataset_spec=None)
         produced.append((run, publish_tensors(catalog.objects, tensors, step=new.step, label=new.label)))
+        produced_tensors.append(tensors)
     commit = commit or catalog.results.add
     record, created = commit(
         NewResult(
@@ -349,13 +383,19 @@ def store_output(
         produced,
         replace,
     )
+    # a concurrent `lsdb gc` may have moved an object aside before the rows were visible
+    if not catalog.objects.exists(blob.digest):
+        catalog.objects.put_file(artifact, blob.digest)
+    for (_, ckpt), tensors in zip(produced, produced_tensors, strict=True):
+        confirm_object(catalog.objects, ckpt.blob_digest, lambda t=tensors: canonical_chunks(t))  # type: ignore[misc]
     if created:
         prepared.registries.events.result_stored(record)  # a failing listener never undoes the commit
     return record, created
 
 
-def load_view(catalog: CatalogDB, result: ResultRecord) -> Any:
-    """A `ResultView` of a stored result (arrays read from its HDF5 artifact)."""
+def load_view(catalog: CatalogDB, result: ResultRecord, *, verify: bool = False) -> Any:
+    """A `ResultView` of a stored result (arrays read from its HDF5 artifact; with `verify`, as
+    for a merge that computes on them, the artifact's digest is checked on the bytes read)."""
     from lsdb.analyses.view import ResultView
     from lsdb.errors import StoreError
     from lsdb.store import read_artifact
@@ -368,7 +408,7 @@ def load_view(catalog: CatalogDB, result: ResultRecord) -> Any:
             raise StoreError(
                 f"result {result.id}: its artifact {result.artifact_digest[:12]} is missing; run `lsdb doctor`"
             )
-        arrays, attrs = read_artifact(path)
+        arrays, attrs = read_artifact(catalog.objects.read_verified(result.artifact_digest) if verify else path)
     inputs = [
         {
             "role": i.role,

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Iterable
+from typing import Any
 
 from sqlalchemy import Connection, Text, delete, select, type_coerce
+from sqlalchemy.exc import IntegrityError
 
 from lsdb.catalog import models as m
 from lsdb.catalog.database import Database, insert, local_ms
@@ -22,7 +24,9 @@ def insert_blob(conn: Connection, digest: str, size: int, media_type: str, path:
     """The blob row of a published object, in the caller's transaction (kept when it exists)."""
     b = m.BlobRow.__table__
     stmt = insert(conn, b).values(digest=digest, size=size, media_type=media_type, path=path, created_at=local_ms())
-    conn.execute(stmt.on_conflict_do_nothing(index_elements=["digest"]))
+    # DO UPDATE (not DO NOTHING) locks an existing row until the caller commits, so a concurrent
+    # `lsdb gc` deleting it either finishes first (the row is inserted again) or waits for us
+    conn.execute(stmt.on_conflict_do_update(index_elements=["digest"], set_={"size": stmt.excluded.size}))
 
 
 class BlobRepository:
@@ -59,6 +63,12 @@ class BlobRepository:
         if not digests:
             return []
         b = m.BlobRow.__table__
+        try:
+            return self._delete_unreferenced(b, digests)
+        except IntegrityError:  # a row referring to one was committed meanwhile: keep them all this time
+            return []
+
+    def _delete_unreferenced(self, b: Any, digests: builtins.list[str]) -> builtins.list[str]:
         with self.db.write() as conn:
             live: set[str | None] = set(
                 conn.execute(

@@ -27,7 +27,7 @@ __all__ = ["CHECKPOINT_COLUMNS", "CHECKPOINT_MEDIA_TYPE", "CheckpointRepository"
 CHECKPOINT_MEDIA_TYPE = "application/vnd.safetensors"
 CHECKPOINT_COLUMNS = (
     "id", "run_id", "project", "run", "step", "epoch", "label", "tensor_digest", "schema_digest", "n_params",
-    "n_tensors", "blob_digest", "source_path", "produced_by", "meta", "created_at",
+    "n_tensors", "blob_digest", "source_path", "produced_by", "meta", "created_at", "nonfinite",
 )
 """The columns of a checkpoint listing's rows: `CheckpointRecord`'s fields, in its order."""
 _META = CHECKPOINT_COLUMNS.index("meta")
@@ -112,6 +112,7 @@ def insert_checkpoint(conn: Connection, run_id: int, ckpt: NewCheckpoint) -> tup
             produced_by=ckpt.produced_by,
             meta=ckpt.meta,
             created_at=local_ms(),
+            nonfinite=ckpt.nonfinite,
         )
         .on_conflict_do_nothing(index_elements=["run_id", "tensor_digest"])
         .returning(c.c.id)

@@ -16,10 +16,10 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
-from lsdb.catalog.engine import WRITE, db_now_ms, describe_connect_error, make_engine
+from lsdb.catalog.engine import WRITE, db_now_ms, describe_connect_error, is_read_only, make_engine
 from lsdb.catalog.migrate import ensure_current
 from lsdb.config import Settings
-from lsdb.errors import LsdbError
+from lsdb.errors import LsdbError, ReadOnlyCatalog
 
 __all__ = ["Database", "insert", "local_ms"]
 
@@ -42,6 +42,17 @@ class Database:
                 raise LsdbError(describe_connect_error(settings.describe(), exc)) from None
 
     @property
+    def read_only(self) -> bool:
+        """Whether the catalog was opened read-only (its file or folder cannot be written)."""
+        return is_read_only(self.engine)
+
+    def check_writable(self) -> None:
+        """`ReadOnlyCatalog` (one line) when the catalog cannot be written."""
+        if self.read_only:
+            raise ReadOnlyCatalog(f"the catalog {self.settings.describe()} is read-only (its file or folder cannot "
+                                  "be written); reading commands work, this one writes")
+
+    @property
     def dialect(self) -> str:
         """The backend's name: ``sqlite`` or ``postgresql``."""
         return str(self.engine.dialect.name)
@@ -49,6 +60,7 @@ class Database:
     @contextlib.contextmanager
     def write(self) -> Iterator[Connection]:
         """A write transaction, committed when the block ends (rolled back on an exception)."""
+        self.check_writable()
         try:
             with self.engine.execution_options(**WRITE).begin() as conn:
                 yield conn

@@ -19,11 +19,10 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine, inspect
 from sqlalchemy.exc import OperationalError
 
-from lsdb.catalog.engine import describe_connect_error
+from lsdb.catalog.engine import VERSION_TABLE, describe_connect_error, mark_catalog
 from lsdb.config import sqlite_path
-from lsdb.errors import LsdbError, SchemaOutOfDate
+from lsdb.errors import BadInput, LsdbError, SchemaOutOfDate
 
-VERSION_TABLE = "lsdb_alembic_version"
 logging.getLogger("alembic").setLevel(logging.WARNING)  # its INFO lines are noise in worker logs
 _PG_LOCK_KEY = 0x15DB_0001
 
@@ -113,6 +112,10 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
     """Upgrade the catalog to `revision`; returns (before, after)."""
     from alembic import command
 
+    from lsdb.catalog.engine import is_read_only
+
+    if is_read_only(engine):
+        raise LsdbError("the catalog is read-only (its file or folder cannot be written); it cannot be upgraded here")
     with schema_lock(engine):
         before = current_revision(engine)
         if before is not None and before not in known_revisions():
@@ -121,6 +124,7 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
             cfg = _config()
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, revision)
+            mark_catalog(conn)
         return before, current_revision(engine) or ""
 
 
@@ -156,6 +160,11 @@ def ensure_current(engine: Engine) -> None:
     rev = current_revision(engine)
     if rev == head:
         return
+    from lsdb.catalog.engine import is_read_only
+
+    if is_read_only(engine):
+        raise SchemaOutOfDate(f"the read-only catalog is at schema revision {rev or 'none'}, this lsdb needs {head}; "
+                              "ask its owner to run `lsdb db upgrade`")
     if rev is None:
         with schema_lock(engine):
             rev = current_revision(engine)  # another process may have created it meanwhile
@@ -164,12 +173,19 @@ def ensure_current(engine: Engine) -> None:
                     raise SchemaOutOfDate(
                         "the database has lsdb tables but no lsdb_alembic_version; it was not made by lsdb"
                     )
+                others = inspect(engine).get_table_names()
+                if others:
+                    shown = ", ".join(sorted(others)[:5]) + (", ..." if len(others) > 5 else "")
+                    raise BadInput(f"the database at {engine.url.render_as_string(hide_password=True)} holds "
+                                   f"another application's tables ({shown}), not an lsdb catalog; lsdb leaves "
+                                   "it untouched: use an empty database")
                 with engine.begin() as conn:
                     cfg = _config()
                     cfg.attributes["connection"] = conn
                     from alembic import command
 
                     command.upgrade(cfg, "head")
+                    mark_catalog(conn)
                 return
     if rev == head:
         return

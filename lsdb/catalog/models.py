@@ -22,6 +22,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -139,6 +140,7 @@ class CheckpointRow(Base):
     )
     meta: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[int] = mapped_column(BigInteger)
+    nonfinite: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=false())
 
 
 class ResultRow(Base):

@@ -44,6 +44,8 @@ class CheckpointRecord:
     produced_by: int | None
     meta: dict[str, Any] | None
     created_at: int
+    #: some weight is NaN or infinite (analyses refuse it unless asked: --allow-nonfinite)
+    nonfinite: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         # shallow on purpose: asdict's deep copy is the bottleneck of 100k-row listings
@@ -98,6 +100,7 @@ class NewCheckpoint:
     source_path: str | None = None
     meta: dict[str, Any] | None = None
     produced_by: int | None = None
+    nonfinite: bool = False
 
 
 @dataclass(frozen=True)

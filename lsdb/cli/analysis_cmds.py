@@ -53,6 +53,8 @@ def run(
     time_limit: float = typer.Option(None, "--time-limit", help="Seconds a job may run (without --inline)."),
     max_attempts: int = typer.Option(3, "--max-attempts", help="Tries before a job is failed."),
     tile_size: int = typer.Option(None, "--tile-size", help="Grid points per tile job when fanning out (0: never)."),
+    allow_nonfinite: bool = typer.Option(False, "--allow-nonfinite",
+                                         help="Compute on checkpoints with NaN/Inf weights (refused otherwise)."),
     format: Format = typer.Option(Format.table, "--format"),
 ) -> None:
     """Run an analysis: inline now (--inline), or as a job for the workers."""
@@ -62,14 +64,14 @@ def run(
         job = catalog.submit(
             analysis, *(inputs or []), params=params, dataset=dataset, seed=seed, dtype=dtype, force=force,
             project=project, queue=queue, priority=priority, time_limit=time_limit, max_attempts=max_attempts,
-            tile_size=tile_size,
+            tile_size=tile_size, allow_nonfinite=allow_nonfinite,
         )
         _show_job(job, wait, format)
         return
     with _progress(analysis, format) as update:
         result = catalog.run(
             analysis, *(inputs or []), params=params, dataset=dataset, seed=seed, dtype=dtype, device=device,
-            force=force, project=project, progress=update,
+            force=force, project=project, progress=update, allow_nonfinite=allow_nonfinite,
         )
     show_result_summary(result, format)
 

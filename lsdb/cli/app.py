@@ -93,7 +93,9 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # a bug: one line unless --debug
         if debug:
             raise
-        sys.stderr.write(f"error: {type(exc).__name__}: {exc} (run with --debug for the traceback)\n")
+        # one line: a database error's message carries the SQL and its parameters on the next lines
+        first = (str(exc).strip().splitlines() or [""])[0]
+        sys.stderr.write(f"error: {type(exc).__name__}: {first} (run with --debug for the traceback)\n")
         sys.exit(1)
 
 

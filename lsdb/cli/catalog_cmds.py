@@ -71,10 +71,12 @@ def checkpoints(
             "tensor_digest": r.tensor_digest[:12],
             "schema": r.schema_digest[:12],
             "created": fmt_time(r.created_at),
+            "finite": "NaN/Inf" if r.nonfinite else "yes",
         }
         for r in records
     ]
-    render(rows, format, ["id", "project", "run", "step", "epoch", "params", "tensor_digest", "schema", "created"])
+    render(rows, format, ["id", "project", "run", "step", "epoch", "params", "tensor_digest", "schema", "created",
+                          "finite"])
 
 
 @show_app.command("checkpoint")

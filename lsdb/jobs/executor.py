@@ -136,7 +136,7 @@ def merge_tiles(catalog: CatalogDB, prepared: Prepared, job_id: int) -> tuple[An
         if tile.status != "succeeded" or tile.result_id is None:
             raise RuntimeError(f"tile job {tile.id} is {tile.status}, not succeeded")
         result = catalog.results.get(tile.result_id)
-        view = load_view(catalog, result)
+        view = load_view(catalog, result, verify=True)
         attrs = {k: v for k, v in view.attrs.items() if k not in RUNNER_ATTRS}
         outputs.append(AnalysisOutput(arrays=dict(view.arrays), scalars=dict(view.scalars), attrs=attrs))
         wall += result.wall_seconds or 0.0

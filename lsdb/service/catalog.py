@@ -254,17 +254,19 @@ class Catalog:
         force: bool = False,
         project: str | None = None,
         progress: AnalysisProgress | None = None,
+        allow_nonfinite: bool = False,
         **kwparams: Any,
     ) -> Result:
         """Run an analysis now, in this process, and return its stored `Result` (cached when the same
         request was computed before, unless `force`).
 
         `inputs` are checkpoint ids, ``run:step``, ``run:first``/``run:last``, run names or
-        ``role=token``; parameters come as `params` and/or keywords (``xnum=21``).
+        ``role=token``; parameters come as `params` and/or keywords (``xnum=21``). Checkpoints with
+        NaN/Inf weights are refused unless `allow_nonfinite`.
         """
         from lsdb.analyses.runner import prepare, run_analysis
 
-        request = self._request(analysis, inputs, params, kwparams, dataset, seed, dtype, project)
+        request = self._request(analysis, inputs, params, kwparams, dataset, seed, dtype, project, allow_nonfinite)
         prepared = prepare(self._db, request, self._registries)
         record, computed = run_analysis(self._db, request, device=device, force=force, prepared=prepared,
                                         progress=progress)
@@ -285,6 +287,7 @@ class Catalog:
         time_limit: float | None = None,
         max_attempts: int = 3,
         tile_size: int | None = None,
+        allow_nonfinite: bool = False,
         **kwparams: Any,
     ) -> Job:
         """Queue an analysis for the workers (`lsdb worker`); a `Job` to follow.
@@ -295,7 +298,7 @@ class Catalog:
         """
         from lsdb.jobs.submit import DEFAULT_TILE_SIZE, enqueue
 
-        request = self._request(analysis, inputs, params, kwparams, dataset, seed, dtype, project)
+        request = self._request(analysis, inputs, params, kwparams, dataset, seed, dtype, project, allow_nonfinite)
         done = enqueue(self._db, request, queue=queue, priority=priority, force=force, max_attempts=max_attempts,
                        time_limit_s=time_limit, tile_size=DEFAULT_TILE_SIZE if tile_size is None else tile_size,
                        registries=self._registries)
@@ -445,7 +448,7 @@ class Catalog:
     # -- internals shared with `Job` and `Result` ---------------------------------------------------
     def _request(self, analysis: str, inputs: Sequence[str | int], params: Mapping[str, Any] | None,
                  kwparams: Mapping[str, Any], dataset: str | dict[str, Any] | None, seed: int, dtype: str,
-                 project: str | None) -> Any:
+                 project: str | None, allow_nonfinite: bool = False) -> Any:
         from lsdb.analyses.runner import AnalysisRequest
 
         both = set(params or {}) & set(kwparams)
@@ -453,7 +456,7 @@ class Catalog:
             raise BadInput(f"parameter '{sorted(both)[0]}' is given twice (in params= and as a keyword)")
         return AnalysisRequest(analysis=analysis, inputs=[str(i) for i in inputs],
                                params={**dict(params or {}), **kwparams}, dataset=dataset, seed=seed,
-                               project=project, dtype=dtype)
+                               project=project, dtype=dtype, allow_nonfinite=allow_nonfinite)
 
     def _result(self, record: ResultRecord, computed: bool = False) -> Result:
         return Result(record, self._view, self._renderers, computed)

@@ -22,10 +22,11 @@ def checkpoints_json(rows: Sequence[tuple[Any, ...]]) -> str:
 
     template = ('{"id": %d, "run_id": %d, "project": %s, "run": %s, "step": %s, "epoch": %s, "label": %s, '
                 '"tensor_digest": %s, "schema_digest": %s, "n_params": %d, "n_tensors": %d, "blob_digest": %s, '
-                '"source_path": %s, "produced_by": %s, "meta": %s, "created_at": %d}')
+                '"source_path": %s, "produced_by": %s, "meta": %s, "created_at": %d, "nonfinite": %s}')
     items = [
         template % (r[0], r[1], text(r[2]), text(r[3]), number(r[4]), number(r[5]), text(r[6]), text(r[7]),
-                    text(r[8]), r[9], r[10], text(r[11]), text(r[12]), number(r[13]), r[14], r[15])
+                    text(r[8]), r[9], r[10], text(r[11]), text(r[12]), number(r[13]), r[14], r[15],
+                    "true" if r[16] else "false")
         for r in rows
     ]
     return "[" + ", ".join(items) + "]"

@@ -5,7 +5,7 @@ The HDF5 names load on first use, so opening a catalog does not import h5py.
 
 from typing import Any
 
-from lsdb.store.objects import TEMP_PREFIX, BlobInfo, ObjectStore, check_digest
+from lsdb.store.objects import TEMP_PREFIX, BlobInfo, CorruptObject, ObjectStore, check_digest
 
 _ARTIFACTS = ("HDF5_MEDIA_TYPE", "read_artifact", "write_artifact")
 
@@ -22,6 +22,7 @@ __all__ = [
     "HDF5_MEDIA_TYPE",
     "TEMP_PREFIX",
     "BlobInfo",
+    "CorruptObject",
     "ObjectStore",
     "check_digest",
     "read_artifact",

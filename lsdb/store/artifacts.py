@@ -9,6 +9,7 @@ hand it to `ObjectStore.put_file`.
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from collections.abc import Mapping
@@ -85,12 +86,14 @@ def _decode_attr(value: Any) -> Any:
     return value
 
 
-def read_artifact(path: Path | str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """The arrays and attributes of an artifact, decoded back to what `write_artifact` was given."""
+def read_artifact(path: Path | str | bytes) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The arrays and attributes of an artifact (a path, or its bytes already read and verified),
+    decoded back to what `write_artifact` was given."""
     try:
-        handle = h5py.File(path, "r")
+        handle = h5py.File(io.BytesIO(path) if isinstance(path, bytes) else path, "r")
     except OSError as exc:
-        raise BadInput(f"{path}: not a readable HDF5 artifact ({exc})") from None
+        where = "artifact bytes" if isinstance(path, bytes) else str(path)
+        raise BadInput(f"{where}: not a readable HDF5 artifact ({exc})") from None
     with handle:
         arrays = {name: np.asarray(item[()]) for name, item in handle.items() if isinstance(item, h5py.Dataset)}
         raw = {name: _decode_attr(value) for name, value in handle.attrs.items()}

@@ -8,6 +8,8 @@ and the folder fsynced. A crash therefore leaves at most an orphan temporary fil
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import os
 import re
@@ -22,6 +24,8 @@ from lsdb.errors import BadInput, NotFound, StoreError
 
 TEMP_PREFIX = ".tmp-"
 """Name prefix of files being written; anything left with it is a crash leftover."""
+QUARANTINE_PREFIX = ".gc-"
+"""Name prefix of objects `lsdb gc` has moved aside before deciding to delete or restore them."""
 CHUNK = 1 << 20
 """Bytes hashed and written per step: small enough to stay in cache between the two."""
 BytesLike = bytes | bytearray | memoryview
@@ -53,6 +57,15 @@ def check_digest(digest: str) -> str:
     if not isinstance(digest, str) or not _DIGEST.fullmatch(digest.lower()):
         raise BadInput(f"not a sha256 digest: {digest!r}")
     return digest.lower()
+
+
+class CorruptObject(StoreError):
+    """A stored object's bytes no longer match its digest."""
+
+
+def corrupt_message(digest: str, root: Path) -> str:
+    return (f"object {digest[:12]} in the store {root} is corrupt (its bytes do not match its digest); "
+            "run `lsdb doctor`, then re-ingest or recompute it")
 
 
 class ObjectStore:
@@ -201,10 +214,19 @@ class ObjectStore:
         return str(folder)
 
     def _has(self, info: BlobInfo) -> bool:
+        """Whether the object is stored with verified content; a present object's age is refreshed
+        (so `lsdb gc` sees it as young while the row that reuses it is committed). A damaged copy
+        counts as absent: the caller's write replaces it."""
+        path = self.root / info.relpath
         try:
-            return (self.root / info.relpath).stat().st_size == info.size
-        except _ABSENT:
+            if path.stat().st_size != info.size or self.verify(info.digest) != "ok":
+                return False
+            os.utime(path)
+        except _ABSENT:  # removed (or moved aside by gc) meanwhile: write it again
             return False
+        except PermissionError:  # another user's object in a shared store: its age stays
+            pass
+        return True
 
     # -- reading and upkeep ---------------------------------------------------------------------
 
@@ -219,6 +241,18 @@ class ObjectStore:
         """The object's bytes; NotFound naming the digest when it is missing."""
         with self.open(digest) as handle:
             return handle.read()
+
+    def read_verified(self, digest: str) -> bytes:
+        """The object's bytes, read once and hashed in the same pass: what computations load.
+
+        `CorruptObject` (one line naming `lsdb doctor`) when they do not match the digest,
+        NotFound when the object is missing.
+        """
+        digest = check_digest(digest)
+        data = self.read_bytes(digest)
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise CorruptObject(corrupt_message(digest, self.root))
+        return data
 
     def verify(self, digest: str) -> Literal["ok", "missing", "corrupt"]:
         """Re-hash the object: "ok", "missing", or "corrupt" when its bytes no longer match its name."""
@@ -254,8 +288,66 @@ class ObjectStore:
             return False
         return True
 
+    # -- gc's quarantine: move aside, re-check, then delete or restore ----------------------------
+
+    @contextlib.contextmanager
+    def gc_lock(self) -> Iterator[None]:
+        """One `lsdb gc` at a time on this store (a second waits): a quarantined object then
+        belongs to the running gc, and any found at its start were left by a crashed one."""
+        self.check_writable()
+        with open(self.objects / ".gc.lock", "a+") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def quarantine(self, digest: str) -> Path | None:
+        """Move the object aside under a `.gc-` name in its shard (a writer that looks for it now
+        finds it absent and writes it again); the moved path, or None when it was not there."""
+        final = self.path(digest)
+        moved = final.with_name(QUARANTINE_PREFIX + final.name)
+        try:
+            os.rename(final, moved)
+        except _ABSENT:
+            return None
+        return moved
+
+    def restore(self, digest: str, moved: Path) -> None:
+        """Put a quarantined object back (or drop it when a writer has already written it again)."""
+        final = self.path(digest)
+        if final.is_file():
+            self.discard(moved)
+        else:
+            os.rename(moved, final)  # a writer publishing the same bytes meanwhile is harmless
+
+    def discard(self, moved: Path) -> None:
+        """Delete a quarantined object."""
+        try:
+            os.chmod(moved, 0o644)
+            moved.unlink()
+        except _ABSENT:
+            pass
+
+    def quarantined(self) -> list[tuple[str, Path]]:
+        """Objects a gc moved aside and has not settled (it crashed): (digest, path)."""
+        if not self.objects.is_dir():
+            return []
+        found = []
+        for shard in sorted(self.objects.iterdir()):
+            if len(shard.name) != 2 or not shard.is_dir():
+                continue
+            for entry in sorted(shard.iterdir()):
+                name = entry.name
+                if name.startswith(QUARANTINE_PREFIX):
+                    digest = shard.name + name[len(QUARANTINE_PREFIX):]
+                    if _DIGEST.fullmatch(digest):
+                        found.append((digest, entry))
+        return found
+
     def temp_files(self, min_age_s: float = 0.0) -> list[Path]:
-        """Temporary files at least `min_age_s` old: leftovers of crashed writes (younger ones may be live)."""
+        """Temporary files at least `min_age_s` old and not being written (a writer holds a lock on
+        its file): leftovers of crashed writes."""
         if not self.objects.is_dir():
             return []
         folders = [self.objects, *(p for p in self.objects.iterdir() if p.is_dir())]
@@ -265,11 +357,26 @@ class ObjectStore:
             for entry in folder.iterdir():
                 if entry.name.startswith(TEMP_PREFIX):
                     try:
-                        if now - entry.stat().st_mtime >= min_age_s:
+                        if now - entry.stat().st_mtime >= min_age_s and not _locked(entry):
                             found.append(entry)
                     except _ABSENT:  # finished or removed meanwhile
                         pass
         return sorted(found)
+
+
+def _locked(path: Path) -> bool:
+    """Whether a live writer holds the lock on a temporary file."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
 
 
 class _TempFile:
@@ -277,6 +384,7 @@ class _TempFile:
 
     def __init__(self, folder: Path | str) -> None:
         fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=folder)
+        fcntl.flock(fd, fcntl.LOCK_EX)  # held while it is written: `lsdb gc` leaves a live write alone
         self.path = Path(name)
         self.file = os.fdopen(fd, "wb", buffering=0)
         self.published = False
@@ -293,9 +401,9 @@ class _TempFile:
         """fsync, make read-only, rename to `final` (replacing a damaged copy) and fsync its folder."""
         os.fsync(self.file.fileno())
         os.fchmod(self.file.fileno(), _READ_ONLY)
-        self.file.close()
-        os.replace(self.path, final)
+        os.replace(self.path, final)  # still open, so still locked: gc never takes it mid-rename
         self.published = True
+        self.file.close()
         _fsync_dir(final.parent)
 
     def __exit__(self, *exc: object) -> None:

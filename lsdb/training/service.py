@@ -244,7 +244,7 @@ def _resume_point(
     latest = max(resumable, key=lambda c: (c.step or 0, c.id))
     digest = latest.meta["resume_state"] if latest.meta else ""
     try:
-        state, settings = decode_resume_state(catalog.objects.read_bytes(digest))
+        state, settings = decode_resume_state(catalog.objects.read_verified(digest))
     except NotFound:
         raise StoreError(
             f"cannot resume run '{name}' from step {latest.step}: its training state (object {digest[:12]}) "
@@ -278,7 +278,7 @@ def _resume_point(
 def _load_weights(catalog: CatalogDB, net: torch.nn.Module, checkpoint: CheckpointRecord) -> None:
     from safetensors.torch import load
 
-    tensors = load(catalog.objects.read_bytes(checkpoint.blob_digest))
+    tensors = load(catalog.objects.read_verified(checkpoint.blob_digest))
     try:
         net.load_state_dict(tensors)
     except RuntimeError as exc:

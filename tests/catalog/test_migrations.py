@@ -102,3 +102,45 @@ def test_two_processes_creating_one_catalog_do_not_race(tmp_path: Path) -> None:
     outs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0] * 4, [o[1].decode()[-500:] for o in outs]
     assert current_revision(make_engine(url)) == head_revision()
+
+
+def test_0002_adds_the_nonfinite_flag_both_ways(db_url: str, tmp_path: Path) -> None:
+    """0001 → 0002 keeps existing checkpoints (flag false), 0002 → 0001 drops only the column."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from lsdb.catalog.migrate import _config
+
+    engine = make_engine(db_url)
+    if engine.dialect.name == "sqlite":  # a fresh file; PostgreSQL: the test's own (emptied) database
+        engine = make_engine(f"sqlite:///{tmp_path / 'm.sqlite'}")
+        upgrade(engine)
+
+    def migrate(to: str) -> None:
+        with engine.begin() as conn:
+            cfg = _config()
+            cfg.attributes["connection"] = conn
+            (command.downgrade if to == "0001" else command.upgrade)(cfg, to)
+
+    try:
+        migrate("0001")
+        assert "nonfinite" not in {c["name"] for c in inspect(engine).get_columns("checkpoints")}
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO runs (project, name, loss, status, created_at) "
+                              "VALUES ('p', 'r', 'mse', 'complete', 0)"))
+            conn.execute(text("INSERT INTO blobs (digest, size, media_type, path, created_at) "
+                              "VALUES ('ab', 1, 'x', 'p', 0)"))
+            conn.execute(text("INSERT INTO checkpoints (run_id, tensor_digest, schema_digest, n_params, n_tensors, "
+                              "blob_digest, created_at) SELECT id, 'ab', 's', 1, 1, 'ab', 0 FROM runs"))
+        migrate("0002")
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT nonfinite FROM checkpoints")).scalar_one() in (False, 0)
+        migrate("0001")
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM checkpoints")).scalar_one() == 1
+    finally:
+        migrate("head")
+        with engine.begin() as conn:
+            for table in ("checkpoints", "blobs", "runs"):
+                conn.execute(text(f"DELETE FROM {table}"))
+        engine.dispose()

@@ -25,16 +25,20 @@ def datasets_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
         textwrap.dedent("""
         import torch
         from lsdb.data import Dataset
+        from lsdb.plugin import factory
 
+        @factory
         def ramp(n: int = 10):
             x = torch.arange(n * 2, dtype=torch.float32).reshape(n, 2)
             return Dataset.from_arrays("ramp", (x, torch.arange(n) % 2), (x[:2], torch.tensor([0, 1])))
 
+        @factory
         def not_a_dataset():
             return [1, 2]
     """)
     )
     monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("LSDB_TRUSTED_MODULES", "tests,my_data")
     yield "my_data"
     sys.modules.pop("my_data", None)
 

@@ -22,14 +22,22 @@ def nets_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
         textwrap.dedent("""
         from torch import nn
 
+        from lsdb.plugin import factory
+
+        @factory
         def tiny(input_shape, num_classes, hidden: int = 4):
             return nn.Sequential(nn.Flatten(), nn.Linear(input_shape[0], hidden), nn.Linear(hidden, num_classes))
 
+        @factory
         def not_a_model(input_shape, num_classes):
             return "oops"
+
+        def undeclared(input_shape, num_classes):
+            return nn.Linear(input_shape[0], num_classes)
     """)
     )
     monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("LSDB_TRUSTED_MODULES", "tests,my_nets")
     yield "my_nets"
     sys.modules.pop("my_nets", None)
 
@@ -102,7 +110,8 @@ def test_import_path_factory_must_return_a_module(nets_module: str) -> None:
         build_model(f"{nets_module}:not_a_model", (5,), 3)
 
 
-def test_unimportable_module_is_bad_input() -> None:
+def test_unimportable_module_is_bad_input(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LSDB_TRUSTED_MODULES", "no_such_pkg_xyz")
     with pytest.raises(BadInput, match="cannot import module 'no_such_pkg_xyz.nets'"):
         build_model("no_such_pkg_xyz.nets:factory", (5,), 3)
 
@@ -135,3 +144,28 @@ def test_explicit_registry_is_used_instead_of_the_default() -> None:
     assert build_model("only:bias=false", (3,), 2, registry=reg).bias is None
     with pytest.raises(BadInput, match="available: only"):
         build_model("mlp", (3,), 2, registry=reg)
+
+
+def test_an_untrusted_module_is_refused_before_it_is_imported(monkeypatch: pytest.MonkeyPatch) -> None:
+    sys.modules.pop("this", None)  # importing `this` prints the Zen of Python: proof it never ran
+    for spec in ("os:system:command=true", "subprocess:getoutput:cmd=true", "this:x"):
+        with pytest.raises(BadInput, match=r"module '\w+' is not trusted on this machine; .*LSDB_TRUSTED_MODULES"):
+            build_model(spec, (5,), 3)
+    assert "this" not in sys.modules
+
+
+def test_a_trusted_modules_undeclared_function_is_refused(nets_module: str) -> None:
+    with pytest.raises(BadInput, match="'undeclared' is not declared a factory"):
+        build_model(f"{nets_module}:undeclared", (5,), 3)
+
+
+def test_the_machines_trust_file(nets_module: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import os
+
+    monkeypatch.delenv("LSDB_TRUSTED_MODULES")
+    with pytest.raises(BadInput, match="not trusted"):
+        build_model(f"{nets_module}:tiny", (5,), 3)
+    home = Path(os.environ["LSDB_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "trusted_modules").write_text("# modules whose declared factories specs may name\nmy_nets\n")
+    assert build_model(f"{nets_module}:tiny", (5,), 3)[1].out_features == 4

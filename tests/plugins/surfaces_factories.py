@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from lsdb.analyses import AnalysisOutput, Context, InputCheckpoint, ResultView
 from lsdb.data import load_dataset
 from lsdb.models import build_model
+from lsdb.plugin import factory
 
 MLP = {"name": "mlp", "kwargs": {"widths": [16]}}
 LINEAR = {"name": "mlp", "kwargs": {"widths": []}}
@@ -24,6 +25,7 @@ TEACHER = {"name": "synthetic", "kwargs": {"kind": "teacher", "n": 120, "dim": 5
 State = dict[str, Tensor]
 
 
+@factory
 def bn_mlp(input_shape: tuple[int, ...], num_classes: int, width: int = 8) -> nn.Module:
     """A small MLP with a BatchNorm layer (a model factory given by import path)."""
     return nn.Sequential(

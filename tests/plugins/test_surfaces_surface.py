@@ -12,6 +12,7 @@ from lsdb.analyses import Cancelled
 from lsdb.analyses.contract import parse_params
 from lsdb.errors import BadInput
 from lsdb.landscape import ParamLayout, convexity, sharpness
+from lsdb.plugin import factory
 from tests.plugins.surfaces_factories import (
     LINEAR,
     TEACHER,
@@ -234,6 +235,7 @@ def test_hessian_directions_refuse_extremes_in_more_than_two_dimensions_and_bad_
         _run(make_state(tiny, TEACHER), make_context(model=tiny, dataset=TEACHER, loss="mse"), directions="hessian")
 
 
+@factory
 def one_weight(input_shape: tuple[int, ...], num_classes: int) -> torch.nn.Module:
     """A model with a single parameter (y = w·x_0): its Hessian has one dimension."""
     return _Scale()
