@@ -255,8 +255,9 @@ def _input_checkpoint(catalog: CatalogDB, rec: CheckpointRecord, run: Any) -> An
     def load() -> dict[str, Any]:
         from safetensors.torch import load
 
-        # read once, hashed and decoded from the same bytes: nothing is computed on a corrupt object
-        return load(catalog.objects.read_verified(rec.blob_digest))
+        # read once, hashed and decoded from the same bytes: nothing is computed on a corrupt object;
+        # in name order, the order of the canonical file (decoding bytes does not keep it)
+        return dict(sorted(load(catalog.objects.read_verified(rec.blob_digest)).items()))
 
     return InputCheckpoint(
         id=rec.id,

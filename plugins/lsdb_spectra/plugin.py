@@ -8,6 +8,7 @@ from lsdb.plugin import hookimpl
 from lsdb_spectra.renderers import RENDERERS
 from lsdb_spectra.sharpness import SHARPNESS
 from lsdb_spectra.trajectory import WEIGHT_SPECTRUM_TRAJECTORY
+from lsdb_spectra.views import VIEWS
 from lsdb_spectra.weight_spectrum import WEIGHT_SPECTRUM
 
 ANALYSES = (WEIGHT_SPECTRUM, WEIGHT_SPECTRUM_TRAJECTORY, SHARPNESS)
@@ -25,3 +26,10 @@ def register_renderers(register: Callable[..., None]) -> None:
     """Register the figures of `renderers.RENDERERS` (each analysis has a ``default``)."""
     for analysis, name, renderer in RENDERERS:
         register(analysis, renderer, name=name)
+
+
+@hookimpl
+def register_interactive_renderers(register: Callable[..., None]) -> None:
+    """Register the interactive views of `views.VIEWS` (plotly JSON, for `lsdb ui`)."""
+    for analysis, name, view in VIEWS:
+        register(analysis, view, name=name)

@@ -68,6 +68,12 @@ def test_weight_spectrum_through_the_facade_plots_compares_and_refuses_bad_globs
         np.testing.assert_allclose(traj.arrays["alpha"][-1], last.arrays["alpha"], rtol=1e-12)  # NaN == NaN
         assert traj.scalars["mean_alpha_last"] == pytest.approx(last.scalars["mean_alpha"], rel=1e-12)
         assert len(traj.plot("default").axes) == 1
+        # the interactive views (lsdb ui) carry the same numbers
+        view = cat.interactive_renderers("weight-spectrum")["default"](last.view)
+        alphas = view["data"][0]["y"]
+        assert alphas[0] == pytest.approx(float(last.arrays["alpha"][0])) and alphas[1] is None  # no fit: a gap
+        series = cat.interactive_renderers("weight-spectrum-trajectory")["default"](traj.view)["data"]
+        assert series[-1]["name"] == "mean α" and series[-1]["y"][-1] == pytest.approx(traj.scalars["mean_alpha_last"])
     finally:
         cat.close()
 
@@ -106,6 +112,8 @@ def test_sharpness_inline_its_hessian_cross_references_and_as_a_job(spectra_plug
         assert s["lambda_max"] == pytest.approx(hessian.scalars["lambda_max"], rel=1e-5)
         assert s["hessian_trace"] > 0 and s["hessian_trace_stderr"] > 0
         assert len(res.plot("default").axes) == 1
+        curve = cat.interactive_renderers("sharpness")["default"](res.view)["data"][0]["y"]
+        assert curve == pytest.approx(res.arrays["ascent_curve"].tolist())
         job = cat.submit("sharpness", "s:last", dtype="float64", **{**params, "hessian": False})
         assert cat.serve(device="cpu", once=True, inprocess=True) == 1
         done = job.wait(timeout_s=120)
