@@ -11,8 +11,8 @@ import pytest
 from lsdb.analyses.runner import AnalysisRequest, prepare, run_analysis
 from lsdb.errors import BadInput
 from lsdb.jobs.submit import enqueue
-from lsdb.testing import add_model_checkpoint
-from tests.conftest import Cli, open_db
+from lsdb.testing import add_model_checkpoint, open_db
+from tests.conftest import Cli
 from tests.jobs.conftest import Workers, wait_until
 from tests.jobs.test_workers import FAST
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from lsdb.jobs.submit import enqueue
-from tests.conftest import open_db
+from lsdb.testing import open_db
 from tests.jobs.conftest import Workers, probe, wait_until, worker_env
 from tests.jobs.plugin_jobs import executions
 from tests.jobs.test_workers import FAST, all_final
