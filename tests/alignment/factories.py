@@ -7,6 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from lsdb.models import build_model
+from lsdb.plugin import factory
 
 #: (model spec, input shape) of every zoo architecture the tests cover.
 ZOO = (
@@ -70,6 +71,7 @@ class Concat(nn.Module):
         return self.head(torch.cat([self.a(x), self.b(x)], dim=1))
 
 
+@factory
 def data_dependent(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     """Model factory (by import path) of `DataDependent`."""
     return DataDependent(int(torch.tensor(input_shape).prod()), num_classes)
