@@ -116,7 +116,8 @@ class ObjectStore:
             self.objects.mkdir(parents=True, exist_ok=True)
             fd, probe = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=self.objects)
             os.close(fd)
-            os.unlink(probe)
+            with contextlib.suppress(FileNotFoundError):  # a concurrent `gc` may have taken the probe already
+                os.unlink(probe)
         except OSError as exc:
             reason = exc.strerror or str(exc)
             raise StoreError(f"store {self.root} is not writable: {reason}; pass --store or set LSDB_STORE") from None
