@@ -38,7 +38,7 @@ from lsdb.plugin import (
     finite_scalars,
     single,
 )
-from lsdb_alignment.common import (
+from lsdb_alignment.matching import (
     ALIGN_METHODS,
     cast_like,
     data_batches,

@@ -37,7 +37,7 @@ from lsdb.plugin import (
     accuracy_of,
     finite_scalars,
 )
-from lsdb_alignment.common import ALIGN_CHOICES, align_state, cast_like, data_batches
+from lsdb_alignment.matching import ALIGN_CHOICES, align_state, cast_like, data_batches
 
 METHODS = ("average", "task-arithmetic", "ties", "slerp")
 

@@ -36,7 +36,7 @@ from lsdb.plugin import (
     finite_scalars,
     single,
 )
-from lsdb_alignment.common import has_batchnorm
+from lsdb_alignment.matching import has_batchnorm
 from lsdb_alignment.merge import MergeParams, merged_state
 
 

@@ -1,5 +1,5 @@
-"""What `align`, `merge` and `merge-plane` share: the permutation spec of the run's model, matching,
-the loss along a line with BatchNorm reset or REPAIR, and dtype bookkeeping.
+"""Matching one network to another for `align`, `merge` and `merge-plane`: the permutation spec of
+the run's model, matching, the loss along a line with BatchNorm reset or REPAIR, and dtype bookkeeping.
 
 Also the public helper `align_state(ctx, reference, other, method)` other families may copy
 (families never import each other): it is the whole of ``-p align=weights|activations``.
