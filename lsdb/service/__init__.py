@@ -6,14 +6,13 @@ from lsdb.service.catalog import (
     DoctorReport,
     RunsPage,
     WorkerStatus,
-    catalog_revision,
     open_catalog,
-    upgrade_catalog,
 )
 from lsdb.service.jobs import Job
 from lsdb.service.listing import format_spec
 from lsdb.service.registry import add_plugin_commands, describe_analysis, get_analysis, list_analyses, list_plugins
 from lsdb.service.results import Result
+from lsdb.service.schema import catalog_revision, upgrade_catalog
 
 __all__ = [
     "add_plugin_commands",

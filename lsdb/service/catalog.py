@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +24,7 @@ from lsdb.config import Settings
 from lsdb.errors import BadInput, LsdbError
 from lsdb.service.jobs import Job, ProgressFn
 from lsdb.service.registry import describe_analysis, list_analyses, list_plugins
+from lsdb.service.reports import DoctorReport, RunsPage, WorkerStatus
 from lsdb.service.results import Result
 
 if TYPE_CHECKING:
@@ -33,9 +33,9 @@ if TYPE_CHECKING:
     from lsdb.analyses.contract import AnalysisSpec
     from lsdb.analyses.view import ResultView
     from lsdb.catalog import CheckpointRecord, MetricRecord, ResultRecord, RunRecord
-    from lsdb.catalog.jobs import JobEventRecord, JobRecord, WorkerRecord
+    from lsdb.catalog.jobs import JobEventRecord, JobRecord
     from lsdb.ingest import IngestOutcome, IngestReport
-    from lsdb.maintenance import DoctorFinding, GcReport
+    from lsdb.maintenance import GcReport
     from lsdb.query.overlay import PlotReport
     from lsdb.query.table import CompareTable
     from lsdb.recorder import Recorder
@@ -44,36 +44,6 @@ if TYPE_CHECKING:
 
 #: ``progress(fraction, message)`` of an inline analysis.
 AnalysisProgress = Callable[[float, str], None]
-
-
-@dataclass(frozen=True)
-class WorkerStatus:
-    """A registered worker and whether it is alive (heartbeat within three leases)."""
-
-    worker: WorkerRecord
-    alive: bool
-
-
-@dataclass(frozen=True)
-class DoctorReport:
-    """What `Catalog.doctor` found: how many objects it re-hashed and which are missing or corrupt."""
-
-    checked: int
-    findings: list[DoctorFinding]
-
-    @property
-    def ok(self) -> bool:
-        return not self.findings
-
-
-@dataclass(frozen=True)
-class RunsPage:
-    """One page of `Catalog.runs_page`: `total` runs matched; `runs` are those at `offset`..`offset+limit`."""
-
-    total: int
-    offset: int
-    limit: int
-    runs: list[RunRecord]
 
 
 class Catalog:
@@ -509,27 +479,3 @@ class _SlottedCompare:
 def open_catalog(url: str | None = None, store: str | os.PathLike[str] | None = None) -> Catalog:
     """Open (creating at the current schema if new) the catalog at `url`; see `lsdb.open_catalog`."""
     return Catalog(Settings.resolve(url, store))
-
-
-def upgrade_catalog(url: str | None = None) -> tuple[str | None, str]:
-    """Upgrade a catalog's schema to this lsdb's; (revision before, revision after)."""
-    from lsdb.catalog.engine import make_engine
-    from lsdb.catalog.migrate import upgrade
-
-    engine = make_engine(Settings.resolve(url).database_url)
-    try:
-        return upgrade(engine)
-    finally:
-        engine.dispose()
-
-
-def catalog_revision(url: str | None = None) -> tuple[str | None, str]:
-    """(the catalog's schema revision or None when empty, the one this lsdb needs)."""
-    from lsdb.catalog.engine import make_engine
-    from lsdb.catalog.migrate import current_revision, head_revision
-
-    engine = make_engine(Settings.resolve(url).database_url)
-    try:
-        return current_revision(engine), head_revision()
-    finally:
-        engine.dispose()
