@@ -12,10 +12,10 @@ in `lsdb.plotting`), never from lsdb's internals. The quickest analysis is a typ
 
 and the module is named by an entry point in group ``lsdb`` (or ``LSDB_EXTRA_PLUGINS``).
 See docs/plugins.md for the contract in full: the context's helpers (`Context.layout`,
-`Context.point`, `Context.evaluator`, `Context.span`, ...), input helpers (`single`,
-`by_step`), output helpers (`finite_scalars`, `accuracy_of`), the shared plane directions
-(`PlaneSpec`, `plane_directions`), and the explicit `AnalysisSpec` + `hookimpl` style for
-analyses that fan out (`tile`/`merge`) or need custom slots.
+`Context.point`, `Context.evaluator`, `Context.span`, `Context.aligned` for ``align`` in
+`ALIGNMENTS`, ...), input helpers (`single`, `by_step`), output helpers (`finite_scalars`,
+`accuracy_of`), the shared plane directions (`PlaneSpec`, `plane_directions`), and the
+explicit `AnalysisSpec` + `hookimpl` style for analyses that fan out (`tile`/`merge`) or need custom slots.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from lsdb.analyses.context import Cancelled, Context, InputCheckpoint, by_step, single
+from lsdb.analyses.context import ALIGNMENTS, Cancelled, Context, InputCheckpoint, by_step, single
 from lsdb.analyses.contract import AnalysisOutput, AnalysisSpec, NewCheckpointOutput, Slot
 from lsdb.analyses.declare import Inputs, Param, Trajectory, analysis, renderer
 from lsdb.analyses.planes import (
@@ -44,6 +44,7 @@ from lsdb.hookspecs import hookimpl
 from lsdb.registry import factory
 
 __all__ = [
+    "ALIGNMENTS",
     "BN_MODES",
     "DIRECTIONS",
     "EIGENVECTORS",

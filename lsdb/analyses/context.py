@@ -5,7 +5,10 @@ the model (built from the run's model spec), the data (the run's dataset, or the
 request overrides), each input's weights, a progress callback and a cancel check; and what
 every analysis family needs on top of them: the flat layout of the model (`layout`), a
 checkpoint as a point in it (`point`), an `Evaluator` for the run's data (`evaluator`) and
-progress spans for the evaluator's callbacks (`span`). `single` and `by_step` pick inputs.
+progress spans for the evaluator's callbacks (`span`), and a checkpoint's weights permuted to
+match another's (`aligned`, ``point(..., align=, reference=)``: Git Re-Basin, through the runner's
+alignment provider, which stores each alignment once as an `align` result). `single` and `by_step`
+pick inputs.
 """
 
 from __future__ import annotations
@@ -14,14 +17,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from lsdb.analyses.alignment import ALIGNMENTS
 from lsdb.landscape import Cancelled  # one exception for "stop now", raised by the math and by ctx
 
-__all__ = ["Cancelled", "Context", "InputCheckpoint", "by_step", "load_state_strict", "single"]
+__all__ = ["ALIGNMENTS", "Cancelled", "Context", "InputCheckpoint", "by_step", "load_state_strict", "single"]
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
+    from lsdb.analyses.alignment import AlignmentProvider
     from lsdb.data import Dataset
     from lsdb.landscape import Evaluator, ParamLayout
     from lsdb.registry import Registries
@@ -68,8 +73,11 @@ class Context:
     cancel_check: Callable[[], bool] | None = None
     #: the loaded plugins' registries (models and datasets by spec); the built-ins alone when None
     registries: Registries | None = field(default=None, repr=False)
+    #: where `aligned` gets alignments: the runner's (stored as `align` results); computed in-process when None
+    alignments: AlignmentProvider | None = field(default=None, repr=False)
     _dataset: Dataset | None = field(default=None, repr=False)
     _data_cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict, repr=False)
+    _aligned_cache: dict[tuple[str, str, str], dict[str, torch.Tensor]] = field(default_factory=dict, repr=False)
 
     # -- randomness ------------------------------------------------------------------
     def generator(self, offset: int = 0) -> torch.Generator:
@@ -124,15 +132,40 @@ class Context:
 
         return ParamLayout.from_module(model, buffers=True)
 
-    def point(self, layout: ParamLayout, checkpoint: InputCheckpoint) -> torch.Tensor:
+    def point(self, layout: ParamLayout, checkpoint: InputCheckpoint, *, align: str = "none",
+              reference: InputCheckpoint | None = None) -> torch.Tensor:
         """The checkpoint's weights as one flat vector in `layout`, on the device and dtype; a
-        one-line `BadInput` when it does not fit the model."""
+        one-line `BadInput` when it does not fit the model. With ``align=weights|activations`` the
+        weights are first permuted to match `reference`'s (`aligned`)."""
         from lsdb.errors import BadInput
 
+        if align != "none" and reference is None:
+            raise ValueError(f"point: align={align} needs the reference checkpoint to align to")
+        state = checkpoint.state() if reference is None else self.aligned(reference, checkpoint, align)
         try:
-            return layout.flatten(checkpoint.state(), dtype=self.dtype, device=self.device)
+            return layout.flatten(state, dtype=self.dtype, device=self.device)
         except (KeyError, ValueError) as exc:
             raise BadInput(f"checkpoint {checkpoint.name} does not fit the model: {exc}") from None
+
+    def aligned(self, reference: InputCheckpoint, other: InputCheckpoint, method: str) -> dict[str, torch.Tensor]:
+        """`other`'s state with its hidden units permuted to match `reference` (Ainsworth et al. 2023,
+        "Git Re-Basin": ``weights`` matching, Alg. 1, or ``activations`` matching, §3.1); the permuted
+        network computes the same function. ``none``, or `other` with `reference`'s very weights, is
+        `other` unchanged. Through the runner each alignment is a stored `align` result, computed once
+        and reused by every analysis that asks; without one it is computed in this process."""
+        from lsdb.analyses.alignment import align_in_process
+        from lsdb.errors import BadInput
+
+        if method not in ALIGNMENTS:
+            raise BadInput(f"unknown alignment '{method}'; available: {', '.join(ALIGNMENTS)}")
+        if method == "none" or reference.tensor_digest == other.tensor_digest:
+            return other.state()
+        key = (reference.tensor_digest, other.tensor_digest, method)
+        if key not in self._aligned_cache:
+            self.check_cancelled()
+            provider = self.alignments or align_in_process
+            self._aligned_cache[key] = provider(self, reference, other, method)
+        return dict(self._aligned_cache[key])
 
     def evaluator(
         self, model: nn.Module, split: str = "train", bn: str = "eval", subset: int | None = None

@@ -4,7 +4,9 @@
 2. Compute the cache key: sha256 of canonical JSON {analysis, version, input tensor digests,
    params with defaults filled, dataset spec, seed}. An existing result is returned at once
    unless `force`.
-3. Run the analysis (no transaction open; progress and cancellation through the context).
+3. Run the analysis (no transaction open; progress and cancellation through the context; an
+   alignment it asks for is looked up or stored as an `align` result of its own,
+   `lsdb.analyses.alignment_cache`).
 4. Publish the HDF5 artifact and any new checkpoints' blobs to the store, then commit the
    result, its inputs, params, scalars, array index and new checkpoints in one transaction.
 """
@@ -220,6 +222,7 @@ def compute(
 
     check_memory(prepared.spec, prepared.params)
 
+    from lsdb.analyses.alignment_cache import CatalogAlignments
     from lsdb.analyses.context import Context
     from lsdb.devices import resolve_device
 
@@ -238,6 +241,9 @@ def compute(
         progress_callback=progress,
         cancel_check=should_cancel,
         registries=prepared.registries,
+        alignments=CatalogAlignments(catalog, prepared.registries, prepared.request.seed, prepared.dataset_spec,
+                                     prepared.request.dtype, prepared.request.project,
+                                     prepared.request.allow_nonfinite),
     )
     t0 = time.perf_counter()
     output = prepared.spec.run(ctx, inputs, prepared.params)

@@ -9,8 +9,9 @@ line between the two end losses, as used to measure linear mode connectivity (Fr
 al. 2020, "Linear Mode Connectivity and the Lottery Ticket Hypothesis", §2, on the error).
 
 With ``align=weights|activations`` the end's hidden units are first permuted to match the
-start's (Ainsworth et al. 2023, "Git Re-Basin", Alg. 1 / §3.1; `lsdb.landscape.matching`), so
-the line is measured modulo permutation symmetry; ``align=none`` (the default) is unchanged.
+start's (Ainsworth et al. 2023, "Git Re-Basin", Alg. 1 / §3.1; `Context.aligned`, which stores
+the alignment once as an `align` result and reuses it), so the line is measured modulo
+permutation symmetry; ``align=none`` (the default) is unchanged.
 """
 
 from __future__ import annotations
@@ -22,14 +23,12 @@ import numpy as np
 import torch
 
 from lsdb.landscape import barrier
-from lsdb.landscape.matching import activation_matching, weight_matching
-from lsdb.landscape.permutations import apply_permutation, permutation_spec
 from lsdb.plugin import (
+    ALIGNMENTS,
     BN_MODES,
     SPLITS,
     AnalysisOutput,
     AnalysisSpec,
-    BadInput,
     Context,
     InputCheckpoint,
     Slot,
@@ -41,10 +40,6 @@ from lsdb.plugin import (
 
 #: A grid value this close to 0 or 1 is snapped onto it; otherwise 0 and 1 are inserted.
 SNAP_TOLERANCE = 1e-9
-#: ``align``: permute the end to match the start first (Ainsworth et al. 2023), or not.
-ALIGN_CHOICES = ("none", "weights", "activations")
-#: Training examples (and batch size) activation matching correlates over.
-ALIGN_SUBSET, ALIGN_BATCH = 1024, 256
 
 
 @dataclass(frozen=True)
@@ -69,7 +64,7 @@ class InterpolateParams:
     align: str = field(
         default="none",
         metadata={"help": "permute the end's hidden units to match the start's first: weights or activations "
-                          "matching (Ainsworth et al. 2023), or none", "choices": ALIGN_CHOICES},
+                          "matching (Ainsworth et al. 2023), or none", "choices": ALIGNMENTS},
     )
     params: str = field(
         default="",
@@ -112,12 +107,9 @@ def run_interpolate(
     model = ctx.build_model(start.state())
     layout = ctx.layout(model)
     theta0 = layout.flatten(model, dtype=ctx.dtype, device=ctx.device)
-    if params.align == "none":
-        theta1 = ctx.point(layout, end)
-    else:
+    if params.align != "none":
         ctx.progress(0.0, f"{params.align} matching")
-        aligned = aligned_end(ctx, model, start.state(), end.state(), params.align)
-        theta1 = layout.flatten(aligned, dtype=ctx.dtype, device=ctx.device)
+    theta1 = ctx.point(layout, end, align=params.align, reference=start)
     width = layout.numel if params.include_buffers else layout.n_params
     if params.params:  # per-layer: only the selected parameters move; everything else stays at the start's
         width = layout.n_params
@@ -150,27 +142,6 @@ def run_interpolate(
     if params.align != "none":
         attrs["align"] = params.align
     return AnalysisOutput(arrays=arrays, scalars=finite_scalars(scalars), attrs=attrs)
-
-
-def aligned_end(ctx: Context, model: torch.nn.Module, start: dict[str, torch.Tensor], end: dict[str, torch.Tensor],
-                method: str) -> dict[str, torch.Tensor]:
-    """`end` with its hidden units permuted to match `start` (weight or activation matching); `BadInput` when
-    the model's graph has no permutation rule (the message names the module)."""
-    x = ctx.data("train")[0]
-    if len(x) == 0:
-        raise BadInput("interpolate: align needs training examples (to trace the model and match activations)")
-    try:
-        spec = permutation_spec(model, x[:2])
-        if method == "weights":
-            perms = weight_matching(spec, start, end, seed=ctx.seed).perms
-        else:
-            keep = torch.randperm(len(x), generator=ctx.generator(offset=18))[:ALIGN_SUBSET].sort().values
-            subset = x[keep.to(x.device)]
-            perms = activation_matching(spec, ctx.build_model(start), ctx.build_model(end),
-                                        subset.split(ALIGN_BATCH)).perms
-    except ValueError as exc:
-        raise BadInput(f"interpolate: {exc}") from None
-    return apply_permutation(spec, perms, end)
 
 
 def _split_scalars(split: str, alphas: np.ndarray, loss: np.ndarray, acc: np.ndarray | None) -> dict[str, float]:
