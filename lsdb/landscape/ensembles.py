@@ -14,6 +14,11 @@ probabilities (M, N, C) or (N, C) and integer labels (N,) and returns tensors or
   ECE = Σ_m |B_m| / N · |acc(B_m) − conf(B_m)|;
 * disagreement: for two members, the fraction of examples on which their arg-max classes differ
   (the diversity measure of Fort et al. 2019, "Deep Ensembles: A Loss Landscape Perspective").
+  It depends on the members' functions only, so it is the same for any permutation of their
+  hidden units;
+* weight geometry: the members' pairwise ℓ2 distances and cosine similarities in weight space
+  (Fort et al. 2019, §4, compare both), which do change when units are permuted — after
+  permutation alignment (Ainsworth et al. 2023) they measure distance modulo that symmetry.
 """
 
 from __future__ import annotations
@@ -114,6 +119,22 @@ def disagreement_matrix(member_probs: Tensor) -> Tensor:
         raise ValueError(f"need member probabilities (M, N, C), got {tuple(member_probs.shape)}")
     preds = member_probs.argmax(dim=2)  # (M, N)
     return (preds.unsqueeze(1) != preds.unsqueeze(0)).double().mean(dim=2).cpu()
+
+
+def weight_geometry(points: Tensor) -> tuple[Tensor, Tensor]:
+    """(ℓ2 distances ‖θ_i − θ_j‖, cosine similarities ⟨θ_i, θ_j⟩ / (‖θ_i‖ ‖θ_j‖)) of the rows of `points`
+    (M, P), float64 (M, M) each on the CPU; a zero vector has cosine 0 with every other."""
+    if points.dim() != 2:
+        raise ValueError(f"need flat weight vectors (M, P), got {tuple(points.shape)}")
+    p = points.double()
+    m = len(p)
+    distance = torch.zeros(m, m, dtype=torch.float64)
+    for i in range(m):  # pair by pair: the difference itself, so equal members are exactly 0 apart
+        for j in range(i + 1, m):
+            distance[i, j] = distance[j, i] = float(torch.linalg.vector_norm(p[i] - p[j]))
+    norms = torch.linalg.vector_norm(p, dim=1)
+    cosine = (p @ p.T) / (norms.unsqueeze(0) * norms.unsqueeze(1)).clamp_min(torch.finfo(torch.float64).tiny)
+    return distance, cosine.clamp(-1.0, 1.0).cpu()
 
 
 def mean_disagreement(member_probs: Tensor) -> float:

@@ -11,7 +11,10 @@ recomputed at each evaluated t (``bn=auto``), and the stored bends carry statist
 the bend itself.
 
 Barriers are measured as in `interpolate`: the largest rise of a quantity above the straight
-line between its values at the two ends (Frankle et al. 2020, §2).
+line between its values at the two ends (Frankle et al. 2020, §2). With ``align=weights|activations``
+the end's hidden units are first permuted to match the start's (Ainsworth et al. 2023, "Git
+Re-Basin"; `Context.aligned`, stored once as an `align` result), so the curve and the line join
+the start to the end modulo permutation symmetry.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from lsdb.landscape.curves import (
 )
 from lsdb.landscape.swa import batchnorm_modules
 from lsdb.plugin import (
+    ALIGNMENTS,
     SPLITS,
     AnalysisOutput,
     AnalysisSpec,
@@ -106,6 +110,9 @@ class CurveParams:
     fix_start: bool = field(default=True, metadata={"help": "keep the start fixed (else it is trained too)"})
     fix_end: bool = field(default=True, metadata={"help": "keep the end fixed (else it is trained too)"})
     splits: tuple[str, ...] = field(default=SPLITS, metadata={"help": "splits evaluated along curve and line"})
+    align: str = field(default="none", metadata={
+        "help": "permute the end's hidden units to match the start's first: weights or activations matching "
+                "(Ainsworth et al. 2023), or none", "choices": ALIGNMENTS, "key_omit_default": True})
 
     def __post_init__(self) -> None:
         if not self.lr > 0:
@@ -126,9 +133,13 @@ def _ends(ctx: Context, inputs: Mapping[str, Sequence[InputCheckpoint]], params:
     base = start or end
     if base is None:
         raise BadInput("curve needs at least one end checkpoint (start=ID and/or end=ID)")
+    if params.align != "none" and (start is None or end is None):
+        raise BadInput(f"curve: align={params.align} needs both a start and an end checkpoint to align")
     states = {}
     for role, given in (("start", start), ("end", end)):
-        if given is not None:
+        if given is not None and role == "end" and start is not None:
+            states[role] = ctx.aligned(start, given, params.align)
+        elif given is not None:
             states[role] = given.state()
         else:
             with torch.random.fork_rng(devices=[]):
@@ -198,7 +209,7 @@ def run_curve(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], params:
     for i in keep:
         state = cast_like(curve.control_state(i, bn_batches), base_state)
         outputs.append(NewCheckpointOutput(tensors=state, label=names.get(i, f"curve bend {i}")))
-    attrs = {"curve": params.curve, "bends": params.bends, "bn": bn, "steps": fit.steps,
+    attrs = {"curve": params.curve, "bends": params.bends, "bn": bn, "steps": fit.steps, "align": params.align,
              "start": inputs["start"][0].name if inputs.get("start") else "fresh network",
              "end": inputs["end"][0].name if inputs.get("end") else "fresh network"}
     ctx.progress(1.0, "done")
@@ -236,6 +247,7 @@ CURVE = AnalysisSpec(
         "Fit a Bezier curve or polygonal chain of low loss between two checkpoints (Garipov et al. 2018, §3); "
         "its bends become checkpoints.\n\n"
         "Arrays: t, epoch_objective, {curve,line}_{split}_loss and _error at each t. Scalars: "
-        "{curve,line}_{split}_{loss,error}_{barrier,max,mean}, curve_length, line_length, final_objective."
+        "{curve,line}_{split}_{loss,error}_{barrier,max,mean}, curve_length, line_length, final_objective. "
+        "align=weights|activations permutes the end to match the start first (Git Re-Basin)."
     ),
 )

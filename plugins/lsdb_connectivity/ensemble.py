@@ -6,6 +6,13 @@ ensembles of the first k members (k = 1..M, in the order given), the expected ca
 over equal-width confidence bins (Guo et al. 2017, §2, eq. (3)) with the ensemble's reliability
 diagram, and the fraction of examples on which each pair of members disagrees. The helpers here
 (member probabilities, growing-ensemble arrays) are shared with `fge` and `swa`.
+
+Disagreement (like every metric of the members' outputs) is invariant to permuting a member's
+hidden units, so ``align`` cannot change it. What alignment does change is the members' weight
+geometry, reported too: their pairwise ℓ2 distances and cosine similarities over the parameters.
+With ``align=weights|activations`` every member after the first is permuted to match the first
+(Ainsworth et al. 2023, "Git Re-Basin"; `Context.aligned`, stored once as an `align` result), so
+these measure how far apart the members are modulo permutation symmetry.
 """
 
 from __future__ import annotations
@@ -25,8 +32,19 @@ from lsdb.landscape.ensembles import (
     ensemble_metrics,
     growing_ensemble,
     mean_disagreement,
+    weight_geometry,
 )
-from lsdb.plugin import SPLITS, AnalysisOutput, AnalysisSpec, BadInput, Context, InputCheckpoint, Slot, finite_scalars
+from lsdb.plugin import (
+    ALIGNMENTS,
+    SPLITS,
+    AnalysisOutput,
+    AnalysisSpec,
+    BadInput,
+    Context,
+    InputCheckpoint,
+    Slot,
+    finite_scalars,
+)
 from lsdb_connectivity.curve import training_inputs
 
 
@@ -96,6 +114,10 @@ class EnsembleParams:
     bins: int = field(default=DEFAULT_BINS, metadata={"help": "equal-width confidence bins of the ECE", "min": 1})
     bn: str = field(default="eval", metadata={"help": "BatchNorm: eval (each member's statistics) or recompute",
                                               "choices": ("eval", "recompute")})
+    align: str = field(default="none", metadata={
+        "help": "permute every member's hidden units to match the first's first (changes the weight distances and "
+                "cosines, not the outputs): weights or activations matching (Ainsworth et al. 2023), or none",
+        "choices": ALIGNMENTS, "key_omit_default": True})
 
 
 def run_ensemble(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], params: EnsembleParams
@@ -108,11 +130,18 @@ def run_ensemble(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], para
     ctx.progress(0.0, "loading checkpoints")
     model = ctx.build_model(members[0].state())
     layout = ctx.layout(model)
-    points = torch.stack([ctx.point(layout, c) for c in members])
+    if params.align != "none":
+        ctx.progress(0.0, f"{params.align} matching")
+    points = torch.stack([ctx.point(layout, c, align=params.align, reference=members[0]) for c in members])
     probs, y = member_probabilities(ctx, model, points, params.split, params.bn, 0.0, 0.9)
     arrays, scalars = ensemble_output(probs, y, params.bins)
+    distance, cosine = weight_geometry(points[:, :layout.n_params])
+    pairs = torch.triu_indices(len(members), len(members), offset=1)
+    arrays["weight_distance"], arrays["weight_cosine"] = distance.numpy(), cosine.numpy()
+    scalars["mean_weight_distance"] = float(distance[pairs[0], pairs[1]].mean())
+    scalars["mean_weight_cosine"] = float(cosine[pairs[0], pairs[1]].mean())
     ctx.progress(1.0, "done")
-    attrs = {"members": ", ".join(c.name for c in members), "split": params.split}
+    attrs = {"members": ", ".join(c.name for c in members), "split": params.split, "align": params.align}
     return AnalysisOutput(arrays=arrays, scalars=finite_scalars(scalars), attrs=attrs)
 
 
@@ -126,7 +155,10 @@ ENSEMBLE = AnalysisSpec(
     description=(
         "Any set of checkpoints as an ensemble (mean of softmax outputs): error, NLL, ECE (Guo et al. 2017) and "
         "pairwise disagreement.\n\nArrays: member_{error,nll,ece} (M), ensemble_{error,nll,ece} of the first k "
-        "members (M), disagreement (M, M), reliability_{confidence,accuracy,count} (bins). Scalars: n_members, "
-        "ensemble_{error,nll,ece}, mean_member_{error,nll,ece}, best_member_error, mean_disagreement."
+        "members (M), disagreement (M, M), weight_distance and weight_cosine (M, M: ℓ2 distance and cosine "
+        "similarity of the parameters), reliability_{confidence,accuracy,count} (bins). Scalars: n_members, "
+        "ensemble_{error,nll,ece}, mean_member_{error,nll,ece}, best_member_error, mean_disagreement, "
+        "mean_weight_distance, mean_weight_cosine. Disagreement is invariant to permuting hidden units; "
+        "align=weights|activations permutes every member to match the first, which changes the weight metrics."
     ),
 )

@@ -9,7 +9,10 @@ sits at (0, 0), the end at (‖u‖, 0). A quadratic Bezier curve or a one-bend 
 through these three points lies in the plane, so it is drawn exactly: its points are the same
 combinations of the three points' coordinates. The grid covers the three points (and the
 curve) with a margin on each side, as in the authors' ``plane.py``. The bend may be any
-checkpoint of the same schema, e.g. one that `curve` produced ("curve bend 1").
+checkpoint of the same schema, e.g. one that `curve` produced ("curve bend 1"). With
+``align=weights|activations`` the bend and the end are first permuted to match the start
+(Ainsworth et al. 2023, "Git Re-Basin"; `Context.aligned`), so the plane is drawn modulo
+permutation symmetry.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import torch
 from lsdb.landscape import evaluate_grid, grid_axis
 from lsdb.landscape.curves import curve_coefficients
 from lsdb.plugin import (
+    ALIGNMENTS,
     SPLITS,
     AnalysisOutput,
     AnalysisSpec,
@@ -55,6 +59,9 @@ class PlaneParams:
     bn: str = field(default="auto", metadata={"help": "BatchNorm: recompute at every point, eval (the start's "
                                                       "statistics everywhere), or auto (recompute if present)",
                                               "choices": BN_CHOICES})
+    align: str = field(default="none", metadata={
+        "help": "permute the bend's and the end's hidden units to match the start's first: weights or activations "
+                "matching (Ainsworth et al. 2023), or none", "choices": ALIGNMENTS, "key_omit_default": True})
 
     def __post_init__(self) -> None:
         if not self.splits or any(s not in SPLITS for s in self.splits) or len(set(self.splits)) != len(self.splits):
@@ -99,7 +106,9 @@ def run_plane(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], params:
         training_inputs(ctx, model, "plane")
     layout = ctx.layout(model)
     n = layout.n_params
-    points = torch.stack([ctx.point(layout, c) for c in (start, bend, end)])
+    if params.align != "none":
+        ctx.progress(0.0, f"{params.align} matching")
+    points = torch.stack([ctx.point(layout, c, align=params.align, reference=start) for c in (start, bend, end)])
     dirs, coords = plane_basis(points[0, :n], points[1, :n], points[2, :n])
 
     drawn = np.zeros((0, 2))
@@ -137,7 +146,7 @@ def run_plane(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], params:
             scalars[f"{name}_{split}_loss"] = float(point_loss[j])
             if classification:
                 scalars[f"{name}_{split}_error"] = float(point_err[j])
-    attrs = {"start": start.name, "bend": bend.name, "end": end.name, "bn": bn}
+    attrs = {"start": start.name, "bend": bend.name, "end": end.name, "bn": bn, "align": params.align}
     ctx.progress(1.0, "done")
     return AnalysisOutput(arrays=arrays, scalars=finite_scalars(scalars), attrs=attrs)
 
@@ -157,6 +166,7 @@ PLANE = AnalysisSpec(
         "Loss and error on the plane through start, end and a bend, with the curve drawn on it "
         "(Garipov et al. 2018, Fig. 1).\n\nArrays: x, y, {split}_loss and {split}_error (ny, nx), points_x/points_y "
         "(start, bend, end), curve_x/curve_y. Scalars: distance, bend_x, bend_y, {split}_loss_min/max, "
-        "{split}_error_min, {start,bend,end}_{split}_{loss,error}."
+        "{split}_error_min, {start,bend,end}_{split}_{loss,error}. align=weights|activations permutes bend and end to "
+        "match the start first (Git Re-Basin)."
     ),
 )

@@ -10,7 +10,10 @@ dimensional low-loss manifold, as the wedge model predicts for m < n.
 The hull is sampled on the grid w = a / resolution (a ∈ ℕ^m, Σ a = resolution); vertices are
 the optima themselves and are not moved. Loss and error are evaluated at every grid point
 before (the flat hull) and after the optimization. For m = 3 the renderer draws the paper's
-triangle heat maps. The math is `lsdb.landscape.tunnels.connector`.
+triangle heat maps. The math is `lsdb.landscape.tunnels.connector`. With
+``align=weights|activations`` every optimum after the first is first permuted to match the first
+(Ainsworth et al. 2023, "Git Re-Basin"; `Context.aligned`), so the simplex is spanned modulo
+permutation symmetry.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import torch
 
 from lsdb.landscape.tunnels import connector, simplex_grid
 from lsdb.plugin import (
+    ALIGNMENTS,
     AnalysisOutput,
     AnalysisSpec,
     BadInput,
@@ -51,6 +55,9 @@ class MConnectorParams:
                                                    "min": 0})
     splits: tuple[str, ...] = field(default=SPLITS, metadata={"help": "splits to evaluate: train, test or both"})
     save_points: bool = field(default=False, metadata={"help": "store the optimized interior points as checkpoints"})
+    align: str = field(default="none", metadata={
+        "help": "permute every optimum's hidden units to match the first's first: weights or activations matching "
+                "(Ainsworth et al. 2023), or none", "choices": ALIGNMENTS, "key_omit_default": True})
 
     def __post_init__(self) -> None:
         if self.momentum >= 1:
@@ -71,7 +78,9 @@ def run_mconnector(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]],
     like = optima[0].state()
     model = ctx.build_model(like)
     layout = ctx.layout(model)
-    vertices = torch.stack([ctx.point(layout, c) for c in optima])
+    if params.align != "none":
+        ctx.progress(0.0, f"{params.align} matching")
+    vertices = torch.stack([ctx.point(layout, c, align=params.align, reference=optima[0]) for c in optima])
     n_par = layout.n_params
     x, y = ctx.data("train")
     objective = ModelLoss(model, x, y, ctx.loss, params.batch_size, ctx.generator(1))
@@ -105,7 +114,7 @@ def run_mconnector(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]],
         for i in np.flatnonzero(~vertex):
             label = "connector point w=(" + ", ".join(f"{w:.3g}" for w in weights[i].tolist()) + ")"
             checkpoints.append(NewCheckpointOutput(state_of(layout, optimized[i], like), label=label))
-    attrs = {"optima": [c.name for c in optima], "bn": bn}
+    attrs = {"optima": [c.name for c in optima], "bn": bn, "align": params.align}
     return AnalysisOutput(arrays=arrays, scalars=finite_scalars(scalars), checkpoints=checkpoints, attrs=attrs)
 
 
@@ -121,6 +130,7 @@ MCONNECTOR = AnalysisSpec(
         "on a simplex grid, each optimized within the subspace normal to the hull.\n\nArrays: weights (G, m), "
         "vertex, hull_/connector_<split>_loss and _err, loss_history. Scalars: hull_/connector_max_loss, "
         "_mean_loss, _max_error, _loss_rise (grid maximum above the worst vertex; test_ variants), m, n_points. "
-        "For m = 3 the default figure is the paper's triangle heat map."
+        "For m = 3 the default figure is the paper's triangle heat map. align=weights|activations permutes every "
+        "optimum to match the first (Git Re-Basin)."
     ),
 )

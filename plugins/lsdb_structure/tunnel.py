@@ -14,6 +14,9 @@ line, and their cosine-similarity matrix (the paper's Fig. 3: two clusters, one 
 are stored too. Barriers are measured as in `interpolate` (the largest rise above the straight
 line between the two end values). BatchNorm networks are optimized with batch statistics and
 evaluated with recomputed statistics; their stored knots carry linearly interpolated buffers.
+With ``align=weights|activations`` the end's hidden units are first permuted to match the
+start's (Ainsworth et al. 2023, "Git Re-Basin"; `Context.aligned`), so the tunnel is dug modulo
+permutation symmetry.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from torch.func import functional_call
 from lsdb.landscape import ParamLayout, barrier
 from lsdb.landscape.tunnels import Tunnel, cosine_matrix, optimize_path, polyline, tunnel, two_block_split
 from lsdb.plugin import (
+    ALIGNMENTS,
     AnalysisOutput,
     AnalysisSpec,
     BadInput,
@@ -134,6 +138,9 @@ class TunnelParams:
     per_segment: int = field(default=4, metadata={"help": "evaluation points per segment (knots included)",
                                                   "min": 1})
     splits: tuple[str, ...] = field(default=SPLITS, metadata={"help": "splits to evaluate: train, test or both"})
+    align: str = field(default="none", metadata={
+        "help": "permute the end's hidden units to match the start's first: weights or activations matching "
+                "(Ainsworth et al. 2023), or none", "choices": ALIGNMENTS, "key_omit_default": True})
 
     def __post_init__(self) -> None:
         if self.momentum >= 1:
@@ -149,10 +156,14 @@ def run_tunnel(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], params
     like = start_ckpt.state()
     model = ctx.build_model(like)
     layout = ctx.layout(model)
-    a, b = ctx.point(layout, start_ckpt), ctx.point(layout, end_ckpt)
+    if params.align != "none":
+        ctx.progress(0.0, f"{params.align} matching")
+    a, b = ctx.point(layout, start_ckpt), ctx.point(layout, end_ckpt, align=params.align, reference=start_ckpt)
     n_par = layout.n_params
     if torch.equal(a[:n_par], b[:n_par]):
-        raise BadInput(f"tunnel: {start_ckpt.name} and {end_ckpt.name} have the same weights; there is no segment")
+        aligned = f" once aligned ({params.align})" if params.align != "none" else ""
+        raise BadInput(f"tunnel: {start_ckpt.name} and {end_ckpt.name} have the same weights{aligned}; "
+                       "there is no segment")
     x, y = ctx.data("train")
     objective = ModelLoss(model, x, y, ctx.loss, params.batch_size, ctx.generator(1))
     total_steps = (params.pieces - 1) * params.steps + (params.path_steps if params.method == "path" else 0)
@@ -180,7 +191,7 @@ def run_tunnel(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], params
         NewCheckpointOutput(state_of(layout, knots[k], like), label=f"tunnel knot {k}/{params.pieces}")
         for k in range(1, params.pieces)
     ]
-    attrs = {"start": start_ckpt.name, "end": end_ckpt.name, "bn": bn}
+    attrs = {"start": start_ckpt.name, "end": end_ckpt.name, "bn": bn, "align": params.align}
     return AnalysisOutput(arrays=arrays, scalars=finite_scalars(scalars), checkpoints=checkpoints, attrs=attrs)
 
 
@@ -233,6 +244,7 @@ TUNNEL = AnalysisSpec(
         "knot_loss_history (K−1, steps), path_loss_history (method=path). Scalars: path_/line_loss_barrier, "
         "_error_barrier, _max_loss, _max_error (test_ "
         "variants for the test split), deviation_contrast (within minus across the best two-block split), "
-        "deviation_split_t, max_deviation_norm, distance."
+        "deviation_split_t, max_deviation_norm, distance. align=weights|activations permutes the end to match the "
+        "start first (Git Re-Basin)."
     ),
 )
