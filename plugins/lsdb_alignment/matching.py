@@ -1,8 +1,9 @@
 """Matching one network to another for `align`, `merge` and `merge-plane`: the permutation spec of
 the run's model, matching, the loss along a line with BatchNorm reset or REPAIR, and dtype bookkeeping.
 
-Also the public helper `align_state(ctx, reference, other, method)` other families may copy
-(families never import each other): it is the whole of ``-p align=weights|activations``.
+`align_state(ctx, reference, other, method)` aligns with `merge`'s own matching settings; other
+families' ``-p align=weights|activations`` goes through `Context.aligned` (lsdb.plugin), which
+stores each alignment once as an `align` result and reuses it.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from lsdb.landscape.matching import MatchResult, activation_matching, weight_mat
 from lsdb.landscape.permutations import PermutationSpec, apply_permutation, permutation_spec
 from lsdb.landscape.repair import interpolate_state, interpolate_stats, layer_statistics, repair, reset_batchnorm
 from lsdb.landscape.swa import batchnorm_modules
-from lsdb.plugin import BadInput, Context, accuracy_of
+from lsdb.plugin import ALIGNMENTS, BadInput, Context, accuracy_of
 
-ALIGN_METHODS = ("weights", "activations")
-ALIGN_CHOICES = ("weights", "activations", "none")
+ALIGN_METHODS = ALIGNMENTS[1:]
+ALIGN_CHOICES = ALIGNMENTS
 #: How a point between networks gets its normalization statistics back (Jordan et al. 2023).
 RENORMALIZE = ("auto", "none", "reset", "repair")
 
@@ -43,10 +44,11 @@ def train_x(ctx: Context, analysis: str) -> Tensor:
 
 
 def data_batches(ctx: Context, analysis: str, subset: int, batch_size: int) -> list[Tensor]:
-    """A seeded random subset of `subset` training inputs (all when 0), in batches."""
+    """A seeded random subset of `subset` training inputs (all when 0), in their order, in batches: the same
+    examples for the same seed, other examples for another (`Context.aligned`'s subset, offset 18)."""
     x = train_x(ctx, analysis)
     if 0 < subset < len(x):
-        idx = torch.randperm(len(x), generator=ctx.generator(offset=18)).sort().values[:subset]
+        idx = torch.randperm(len(x), generator=ctx.generator(offset=18))[:subset].sort().values
         x = x[idx.to(x.device)]
     return list(x.split(batch_size))
 

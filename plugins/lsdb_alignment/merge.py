@@ -146,7 +146,7 @@ def run_merge(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], params:
 
 MERGE = AnalysisSpec(
     name="merge",
-    version=1,
+    version=2,  # 2: the seeded subset is a random one (it was the first `subset` examples)
     run=run_merge,
     params=MergeParams,
     inputs=(
