@@ -251,10 +251,13 @@ def _above(value: Any, bound: float) -> bool:
 
 
 def params_to_dict(params: Any) -> dict[str, Any]:
-    """A params dataclass instance as a JSON-ready dict (tuples become lists)."""
+    """A params dataclass instance as a JSON-ready dict (tuples become lists). A field added later with
+    ``metadata={"key_omit_default": True}`` is left out at its default, so older cache keys still match."""
     out: dict[str, Any] = {}
     for f in param_fields(type(params)):
         value = getattr(params, f.name)
+        if f.metadata.get("key_omit_default") and value == param_default(f):
+            continue
         out[f.name] = list(value) if isinstance(value, tuple) else value
     return out
 
