@@ -9,6 +9,7 @@ from lsdb_connectivity.curve import CurveParams
 
 from lsdb.analyses.contract import params_to_dict
 from lsdb.errors import BadInput
+from lsdb.landscape.curves import CurveModel, CurveTraining, train_curve
 from tests.plugins.surfaces_factories import make_checkpoint, make_context, make_state, reference_loss
 
 
@@ -42,3 +43,19 @@ def test_curve_with_a_selection_of_nothing_is_one_line_naming_parameters() -> No
 def test_default_params_leave_the_cache_key_unchanged() -> None:
     assert "params" not in params_to_dict(CurveParams())
     assert params_to_dict(CurveParams(params="1.*"))["params"] == "1.*"
+
+
+def test_curve_model_trains_only_the_trainable_entries() -> None:
+    net = torch.nn.Linear(3, 2)
+    start = {k: torch.zeros_like(v) for k, v in net.state_dict().items()}
+    end = {k: torch.ones_like(v) for k, v in net.state_dict().items()}
+    trainable = torch.tensor([True] * 6 + [False] * 2)  # the weight, not the bias
+    curve = CurveModel(net, start, end, bends=1, trainable=trainable)
+    before = curve.free_points.detach().clone()
+    x, y = torch.randn(32, 3, generator=torch.Generator().manual_seed(0)), torch.randint(0, 2, (32,))
+    train_curve(curve, x, y, CurveTraining(epochs=3, lr=0.5, batch_size=8), torch.Generator().manual_seed(1))
+    after = curve.free_points.detach()
+    assert torch.equal(after[:, ~trainable], before[:, ~trainable]) and torch.equal(after[0, 6:], torch.full((2,), 0.5))
+    assert not torch.equal(after[:, trainable], before[:, trainable])
+    with pytest.raises(ValueError, match="trainable mask"):
+        CurveModel(net, start, end, trainable=torch.ones(5, dtype=torch.bool))
