@@ -59,3 +59,10 @@ def test_tunnel_width_with_a_selection_of_nothing_is_one_line() -> None:
         TUNNEL_WIDTH.run(make_context(), {"center": [make_checkpoint(state)]},
                          TunnelWidthParams(params="nosuch.*", **FAST))
     assert "\n" not in str(err.value) and str(err.value).startswith("tunnel-width:")
+
+
+def test_default_params_leave_the_cache_key_unchanged() -> None:
+    from lsdb.analyses.contract import params_to_dict
+
+    assert "params" not in params_to_dict(TunnelWidthParams())
+    assert params_to_dict(TunnelWidthParams(params="1.*"))["params"] == "1.*"
