@@ -115,3 +115,15 @@ def test_lockstep_tridiagonalization_equals_separate_runs() -> None:
 def test_bad_requests_are_refused() -> None:
     with pytest.raises(ValueError, match="at least one"):
         lanczos(lambda v: v, 5, k=0, bottom=0)
+
+
+def test_float32_top_eigenvalue_at_tol_1e4_matches_eigvalsh_of_the_explicit_hessian() -> None:
+    model, x, y = make_problem(n=40)
+    _, h = reference_hessian(model, x, y)
+    exact = torch.linalg.eigvalsh(h)
+    op = HessianOperator(model.float(), x.float(), y)
+    for seed, start in ((0, None), (1, op.gradient)):
+        res = lanczos(op.matvec, op.n, k=1, tol=1e-4, max_iter=44, start=start, start_noise=0.5 ** 0.5,
+                      generator=_gen(seed), vectors=False)
+        assert res.converged and res.iterations < op.n
+        assert abs(float(res.top[0]) - float(exact[-1])) <= 1e-4 * float(exact[-1])
