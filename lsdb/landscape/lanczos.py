@@ -6,9 +6,11 @@ basis Q_m of the Krylov space span{q, Hq, ..., H^{m-1}q} in which H is the tridi
 T_m = Q_mᵀ H Q_m; the eigenvalues of T_m (Ritz values) approach the extreme eigenvalues of H
 after far fewer products than power iteration needs (Saad 2011, "Numerical Methods for Large
 Eigenvalue Problems", §6.6). Every new vector is reorthogonalized against the whole basis
-(classical Gram–Schmidt, twice), so no spurious copies of converged values appear and the
-basis stays orthonormal to working precision (Parlett 1998, "The Symmetric Eigenvalue
-Problem", §13.1).
+(after the three-term recurrence, one classical Gram–Schmidt pass: the recurrence is the first
+of "twice is enough"), so no spurious copies of converged values appear and the basis stays
+orthonormal to working precision (Parlett 1998, "The Symmetric Eigenvalue Problem", §13.1).
+The basis lives in the operator's dtype and device; T_m, its eigenpairs (LAPACK's tridiagonal
+solver) and the error bounds are NumPy float64 bookkeeping, a small share of a step.
 
 Convergence: a Ritz pair (θ_i, y_i) has residual ‖H y_i − θ_i y_i‖ = β_m |s_{m,i}|, which is free.
 The error of θ_i is bounded by the residual r_i and, once the neighbouring Ritz values are
@@ -178,7 +180,10 @@ def lanczos(
         m = j + 1
         w = matvec(basis[j]).to(device=device, dtype=dtype)
         alpha[j] = float(torch.dot(w, basis[j]))
-        w = _orthogonalize(w, basis[:m])
+        w = torch.sub(w, basis[j], alpha=alpha[j])  # the three-term recurrence (a new tensor: w may alias q_j) ...
+        if j > 0:
+            w.sub_(basis[j - 1], alpha=beta[j - 1])
+        w = w - (basis[:m] @ w) @ basis[:m]  # ... then one Gram–Schmidt pass against the whole basis
         b = float(torch.linalg.vector_norm(w))
         theta, s = _ritz(alpha[:m], beta[: m - 1])
         residuals = np.zeros(m) if m == n else b * np.abs(s[-1])
