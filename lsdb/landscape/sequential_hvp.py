@@ -13,7 +13,7 @@ with respect to a tensor and R{·} the directional derivative along v = (V, v_b)
 
 and at the output R{δ_z} = (p ⊙ R{z} − p ⟨p, R{z}⟩) / N for the cross-entropy of softmax p,
 2 R{z} / (N·C) for the mean squared error. The forward activations, f', f'' and the δ's are
-computed once per point (`prepare`, which also returns the loss and the gradient); a product is
+computed once per point (`prepare`, which returns the loss; `gradient` forms ∇L from them on demand); a product is
 then 2 matrix products per layer forward and 4 backward (3 for the first layer), the minimum,
 with none of the bookkeeping of a second autograd pass (zero tensors for ReLU's second
 derivative, graph traversal). Measured on a 2-core CPU for the digits MLP 64-128-128-10 over
