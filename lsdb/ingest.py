@@ -390,9 +390,9 @@ def _ingest_folder(
     logged[0] = max(logged[0], top)
     status: Status = "new" if created else "existing"
     message = f"checkpoint {record.id}" if created else f"already present as checkpoint {record.id}"
-    notes = tuple(loaded.notes)
+    said = tuple(loaded.notes)
     if record.nonfinite:
         where = loaded.nonfinite if isinstance(loaded, StreamedCheckpoint) else []
         first = f" (tensor {where[0]}" + (f" and {len(where) - 1} more)" if len(where) > 1 else ")") if where else ""
-        notes = (*notes, f"has NaN or Inf weights{first}: analyses refuse it unless --allow-nonfinite")
-    return IngestOutcome(str(path), status, record, message, notes), record.schema_digest
+        said = (*said, f"has NaN or Inf weights{first}: analyses refuse it unless --allow-nonfinite")
+    return IngestOutcome(str(path), status, record, message, said), record.schema_digest
