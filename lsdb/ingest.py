@@ -314,12 +314,13 @@ def _ingest_one(
 
 def publish_streamed(objects: ObjectStore, streamed: StreamedCheckpoint, **row: Any) -> NewCheckpoint:
     """`publish_tensors` for a checkpoint read lazily (`lsdb.checkpoints.hf_folders`): its canonical bytes
-    are copied tensor by tensor into the store, never all in memory."""
+    are copied tensor by tensor into the store, never all in memory, and checked for NaN/Inf as they pass."""
+    streamed.nonfinite.clear()
     blob = objects.put_stream(streamed.chunks())
     tensors: Any = streamed.tensors  # TensorMeta: dtype, shape, numel, is_floating_point
     return NewCheckpoint(tensor_digest=blob.digest, schema_digest=schema_digest(tensors), n_params=n_params(tensors),
                          n_tensors=len(streamed.tensors), blob_digest=blob.digest, blob_size=blob.size,
-                         blob_path=blob.relpath, **row)
+                         blob_path=blob.relpath, nonfinite=bool(streamed.nonfinite), **row)
 
 
 def _ingest_folder(
@@ -389,4 +390,9 @@ def _ingest_folder(
     logged[0] = max(logged[0], top)
     status: Status = "new" if created else "existing"
     message = f"checkpoint {record.id}" if created else f"already present as checkpoint {record.id}"
-    return IngestOutcome(str(path), status, record, message, tuple(loaded.notes)), record.schema_digest
+    said = tuple(loaded.notes)
+    if record.nonfinite:
+        where = loaded.nonfinite if isinstance(loaded, StreamedCheckpoint) else []
+        first = f" (tensor {where[0]}" + (f" and {len(where) - 1} more)" if len(where) > 1 else ")") if where else ""
+        said = (*said, f"has NaN or Inf weights{first}: analyses refuse it unless --allow-nonfinite")
+    return IngestOutcome(str(path), status, record, message, said), record.schema_digest

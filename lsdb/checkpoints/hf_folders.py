@@ -85,6 +85,8 @@ class StreamedCheckpoint:
     metrics: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     log_history: list[dict[str, Any]] = field(default_factory=list)
+    #: filled by `chunks()` as the bytes stream past: "'name' in FILE" for each NaN/Inf floating tensor
+    nonfinite: list[str] = field(default_factory=list)
 
     def chunks(self) -> Iterator[memoryview]:
         header: dict[str, dict[str, object]] = {}
@@ -107,16 +109,40 @@ class StreamedCheckpoint:
                     handles[meta.file] = open(meta.file, "rb", buffering=0)  # noqa: SIM115 - closed below
                 handle = handles[meta.file]
                 handle.seek(meta.start)
-                left = meta.stop - meta.start
+                left, finite = meta.stop - meta.start, True
                 while left:
-                    n = handle.readinto(memoryview(buf)[: min(left, READ_BUFFER)])
+                    n = _read_full(handle, memoryview(buf)[: min(left, READ_BUFFER)])
                     if not n:
                         raise BadInput(f"{meta.file}: ends inside tensor {name!r}")
+                    if finite and meta.dtype.is_floating_point:
+                        finite = _all_finite(memoryview(buf)[:n], meta.dtype)
                     yield memoryview(buf)[:n]
                     left -= n
+                if not finite:
+                    self.nonfinite.append(f"{name!r} in {meta.file}")
         finally:
             for handle in handles.values():
                 handle.close()
+
+
+def _read_full(handle: Any, view: memoryview) -> int:
+    """Fill `view` from `handle` (short reads continued) so that a chunk holds whole elements; the
+    bytes read (fewer only at the end of the file)."""
+    got = 0
+    while got < len(view):
+        n = handle.readinto(view[got:])
+        if not n:
+            break
+        got += n
+    return got
+
+
+def _all_finite(data: memoryview, dtype: torch.dtype) -> bool:
+    """Whether the raw little-endian elements in `data` are all finite (no NaN, no ±Inf)."""
+    values = torch.frombuffer(data, dtype=dtype)
+    if dtype.itemsize == 1:  # float8: isfinite is not implemented for it on every build
+        values = values.to(torch.float32)
+    return bool(torch.isfinite(values).all())
 
 
 def safetensors_header(file: Path) -> dict[str, TensorMeta]:

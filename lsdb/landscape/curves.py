@@ -108,6 +108,8 @@ class CurveModel(nn.Module):
     trainable ``free_points`` (k, P). A missing end that is not fixed starts at `module`'s own
     weights; `bends` interior points start evenly spaced on the segment between the ends.
     Buffers (BatchNorm statistics) are not on the curve: they come from `module`, or are recomputed.
+    With a bool mask `trainable` (P,), only those entries of the free points are trained; the others stay
+    at their initial values (a bend's: on the segment between the ends).
     """
 
     fixed_points: Tensor
@@ -121,6 +123,7 @@ class CurveModel(nn.Module):
         kind: str = "bezier",
         fix_start: bool = True,
         fix_end: bool = True,
+        trainable: Tensor | None = None,
     ) -> None:
         super().__init__()
         if kind not in CURVES:
@@ -151,6 +154,13 @@ class CurveModel(nn.Module):
         fixed_rows = [points[i] for i in self.fixed_index]
         self.register_buffer("fixed_points", torch.stack(fixed_rows) if fixed_rows else own.new_zeros(0, len(own)))
         self.free_points = nn.Parameter(torch.stack([points[i] for i in self.free_index]))
+        #: bool (P,) of the entries training may move (None: all); the others keep their initial values
+        self.trainable = None if trainable is None else self._mask(trainable, own)
+
+    def _mask(self, trainable: Tensor, like: Tensor) -> Tensor:
+        if trainable.shape != (len(like),):
+            raise ValueError(f"the trainable mask has shape {tuple(trainable.shape)}, expected ({len(like)},)")
+        return trainable.to(device=like.device, dtype=torch.bool)
 
     @property
     def n_points(self) -> int:
@@ -350,6 +360,8 @@ def train_curve(
                     loss, grad = curve.loss_and_gradient(theta, x[idx], y[idx], loss_fn)
                     if config.weight_decay:  # ∇_φ of (wd/2)‖φ(t)‖²
                         grad.add_(theta, alpha=config.weight_decay)
+                    if curve.trainable is not None:  # frozen entries get no gradient, hence never move
+                        grad.mul_(curve.trainable)
                     with torch.no_grad():  # SGD with momentum as torch.optim.SGD, fused with the chain rule
                         velocity.mul_(config.momentum).addr_(free_c[b], grad)  # ∂L/∂w_i = c_i(t) ∂L/∂φ
                         free.sub_(velocity, alpha=lr)

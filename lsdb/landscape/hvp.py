@@ -166,7 +166,7 @@ class HessianOperator:
             raise ValueError("kernel='sequential' needs method='reverse' and a plain nn.Sequential of Linear layers "
                              "and elementwise activations")
         self.loss: float = math.nan
-        self.gradient: Tensor | None = None
+        self._gradient: Tensor | None = None
         self.set_point(flat_parameters(self.module) if theta is None else theta)
 
     # -- the point ------------------------------------------------------------------------
@@ -175,10 +175,10 @@ class HessianOperator:
         if theta.shape != (self.n,):
             raise ValueError(f"theta must be a vector of {self.n} parameters, got shape {tuple(theta.shape)}")
         self.theta = theta.detach().to(self.device, self.dtype).clone()
-        self._graphs, self._leaf = [], None
+        self._graphs, self._leaf, self._gradient = [], None, None
         if self._sequential is not None:
             try:
-                self.loss, self.gradient = self._sequential.prepare(self.unflatten(self.theta), self._batches())
+                self.loss = self._sequential.prepare(self.unflatten(self.theta), self._batches())
                 return
             except ValueError:  # e.g. a Linear layer on 3-d inputs: autograd from now on
                 self._sequential = None
@@ -193,7 +193,15 @@ class HessianOperator:
             total += float(value.detach())
             grad += g.detach()
         self._leaf = leaf if self.cache_graphs else None
-        self.loss, self.gradient = total, grad
+        self.loss, self._gradient = total, grad
+
+    @property
+    def gradient(self) -> Tensor:
+        """∇L at the current point, flat (the hand-written kernel forms it on first use)."""
+        if self._gradient is None:
+            assert self._sequential is not None
+            self._gradient = self._sequential.gradient()
+        return self._gradient
 
     # -- products -------------------------------------------------------------------------
     def matvec(self, v: Tensor) -> Tensor:

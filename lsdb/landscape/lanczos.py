@@ -6,9 +6,11 @@ basis Q_m of the Krylov space span{q, Hq, ..., H^{m-1}q} in which H is the tridi
 T_m = Q_mᵀ H Q_m; the eigenvalues of T_m (Ritz values) approach the extreme eigenvalues of H
 after far fewer products than power iteration needs (Saad 2011, "Numerical Methods for Large
 Eigenvalue Problems", §6.6). Every new vector is reorthogonalized against the whole basis
-(classical Gram–Schmidt, twice), so no spurious copies of converged values appear and the
-basis stays orthonormal to working precision (Parlett 1998, "The Symmetric Eigenvalue
-Problem", §13.1).
+(after the three-term recurrence, one classical Gram–Schmidt pass: the recurrence is the first
+of "twice is enough"), so no spurious copies of converged values appear and the basis stays
+orthonormal to working precision (Parlett 1998, "The Symmetric Eigenvalue Problem", §13.1).
+The basis lives in the operator's dtype and device; T_m, its eigenpairs (LAPACK's tridiagonal
+solver) and the error bounds are NumPy float64 bookkeeping, a small share of a step.
 
 Convergence: a Ritz pair (θ_i, y_i) has residual ‖H y_i − θ_i y_i‖ = β_m |s_{m,i}|, which is free.
 The error of θ_i is bounded by the residual r_i and, once the neighbouring Ritz values are
@@ -30,6 +32,8 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+import scipy.linalg
 import torch
 from torch import Tensor
 
@@ -93,18 +97,30 @@ def start_vector(n: int, start: Tensor | None, noise: float, generator: torch.Ge
 
 
 def _orthogonalize(w: Tensor, basis: Tensor) -> Tensor:
-    """w minus its components along the rows of `basis` (classical Gram–Schmidt, twice)."""
+    """w minus its components along the rows of `basis` (classical Gram–Schmidt, twice: one matmul each way)."""
     for _ in range(2):
-        w = w - basis.T @ (basis @ w)
+        w = w - (basis @ w) @ basis
     return w
 
 
-def _tridiagonal(alpha: list[float], beta: list[float]) -> Tensor:
-    t = torch.diag(torch.tensor(alpha, dtype=torch.float64))
-    if beta:
-        off = torch.tensor(beta, dtype=torch.float64)
-        t = t + torch.diag(off, 1) + torch.diag(off, -1)
-    return t
+def _ritz(alpha: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues (ascending) and eigenvectors of the symmetric tridiagonal T with diagonal `alpha`
+    and off-diagonal `beta`, in float64 (LAPACK's tridiagonal solver: O(m²), no dense T)."""
+    if len(alpha) == 1:
+        return alpha.copy(), np.ones((1, 1))
+    return scipy.linalg.eigh_tridiagonal(alpha, beta)
+
+
+def _error_bounds(theta: np.ndarray, residuals: np.ndarray) -> np.ndarray:
+    """`ritz_error_bounds` on NumPy float64 arrays (the per-step form)."""
+    gaps = np.full(len(theta), math.inf)
+    if len(theta) > 1:
+        spacing = np.diff(theta)
+        gaps[1:] = np.minimum(gaps[1:], spacing - residuals[:-1])
+        gaps[:-1] = np.minimum(gaps[:-1], spacing - residuals[1:])
+    resolved = (gaps > residuals) & np.isfinite(gaps)
+    quad = residuals**2 / np.where(resolved, gaps, 1.0)
+    return np.where(resolved, np.minimum(residuals, quad), residuals)
 
 
 def ritz_error_bounds(theta: Tensor, residuals: Tensor) -> Tensor:
@@ -116,16 +132,7 @@ def ritz_error_bounds(theta: Tensor, residuals: Tensor) -> Tensor:
 
     `theta` ascending (float64), `residuals` the matching β_m |s_{m,i}|. Parlett 1998, Thm 11.7.1.
     """
-    m = len(theta)
-    gaps = torch.full((m,), math.inf, dtype=torch.float64)
-    if m > 1:
-        below = (theta[1:] - theta[:-1]) - residuals[:-1]  # gap of i to i-1, for i >= 1
-        above = (theta[1:] - theta[:-1]) - residuals[1:]   # gap of i to i+1, for i < m-1
-        gaps[1:] = torch.minimum(gaps[1:], below)
-        gaps[:-1] = torch.minimum(gaps[:-1], above)
-    resolved = (gaps > residuals) & torch.isfinite(gaps)  # a lone Ritz value has no known gap
-    quad = residuals**2 / torch.where(resolved, gaps, 1.0)
-    return torch.where(resolved, torch.minimum(residuals, quad), residuals)
+    return torch.from_numpy(_error_bounds(theta.double().cpu().numpy(), residuals.double().cpu().numpy()))
 
 
 def lanczos(
@@ -165,37 +172,38 @@ def lanczos(
     wanted = min(k + bottom, n)
     basis = torch.empty(min(steps, 16), n, dtype=dtype, device=device)  # grows by doubling: memory follows use
     basis[0] = start_vector(n, start, start_noise, generator, dtype, device)
-    alpha: list[float] = []
-    beta: list[float] = []
-    theta = errors = s = torch.zeros(0, dtype=torch.float64)
+    alpha, beta = np.zeros(steps), np.zeros(steps)  # T_m's diagonal and off-diagonal, float64
+    theta, s, errors = np.zeros(0), np.zeros((0, 0)), np.zeros(0)
     converged = False
+    m = 0
     for j in range(steps):
+        m = j + 1
         w = matvec(basis[j]).to(device=device, dtype=dtype)
-        alpha.append(float(torch.dot(w, basis[j])))
-        w = _orthogonalize(w, basis[: j + 1])
+        alpha[j] = float(torch.dot(w, basis[j]))
+        w = torch.sub(w, basis[j], alpha=alpha[j])  # the three-term recurrence (a new tensor: w may alias q_j) ...
+        if j > 0:
+            w.sub_(basis[j - 1], alpha=beta[j - 1])
+        w = w - (basis[:m] @ w) @ basis[:m]  # ... then one Gram–Schmidt pass against the whole basis
         b = float(torch.linalg.vector_norm(w))
-        theta, s = torch.linalg.eigh(_tridiagonal(alpha, beta))
-        residuals = b * s[-1].abs()
-        scale = float(theta.abs().max())
-        if j + 1 == n:
-            residuals = torch.zeros_like(residuals)
-        errors = ritz_error_bounds(theta, residuals)
+        theta, s = _ritz(alpha[:m], beta[: m - 1])
+        residuals = np.zeros(m) if m == n else b * np.abs(s[-1])
+        scale = float(np.abs(theta).max())
+        errors = _error_bounds(theta, residuals)
         if progress is not None:
-            progress(j + 1)
-        if j + 1 >= min(max(wanted + 1, min_iter), n):
+            progress(m)
+        if m >= min(max(wanted + 1, min_iter), n):
             converged = _converged(theta, errors, k, bottom, tol, scale)
-        if converged or j + 1 == steps:
+        if converged or m == steps:
             break
-        if j + 1 == len(basis):
+        if m == len(basis):
             basis = torch.cat([basis, torch.empty(min(len(basis), steps - len(basis)), n, dtype=dtype, device=device)])
         if b <= 1e-10 * max(scale, 1e-300) or b == 0.0:  # invariant subspace: continue from a fresh direction
-            w = _orthogonalize(random_unit(n, generator, dtype, device), basis[: j + 1])
-            basis[j + 1] = w / torch.linalg.vector_norm(w)
-            beta.append(0.0)
+            w = _orthogonalize(random_unit(n, generator, dtype, device), basis[:m])
+            basis[m] = w / torch.linalg.vector_norm(w)
         else:
-            basis[j + 1] = w / b
-            beta.append(b)
-    m = len(alpha)
+            basis[m] = w / b
+            beta[j] = b
+    theta_t, s_t, errors_t = torch.from_numpy(theta), torch.from_numpy(s), torch.from_numpy(errors)
     k_top, k_bot = min(k, m), min(bottom, m)
     top_idx = torch.arange(m - 1, m - 1 - k_top, -1)
     bot_idx = torch.arange(k_bot)
@@ -203,35 +211,32 @@ def lanczos(
     def ritz_vectors(idx: Tensor) -> Tensor | None:
         if not vectors:
             return None
-        coef = s[:, idx].T.to(device=device, dtype=dtype)
+        coef = s_t[:, idx].T.to(device=device, dtype=dtype)
         return _fix_signs(coef @ basis[:m])
 
     return LanczosResult(
-        top=theta[top_idx].clone(),
-        bottom=theta[bot_idx].clone(),
-        top_errors=errors[top_idx].clone(),
-        bottom_errors=errors[bot_idx].clone(),
+        top=theta_t[top_idx].clone(),
+        bottom=theta_t[bot_idx].clone(),
+        top_errors=errors_t[top_idx].clone(),
+        bottom_errors=errors_t[bot_idx].clone(),
         top_vectors=ritz_vectors(top_idx),
         bottom_vectors=ritz_vectors(bot_idx),
-        ritz_values=theta.clone(),
+        ritz_values=theta_t.clone(),
         iterations=m,
         matvecs=m,
         converged=converged,
         basis=basis[:m] if keep_basis else None,
-        ritz_coefficients=s if keep_basis else None,
+        ritz_coefficients=s_t if keep_basis else None,
     )
 
 
-def _converged(theta: Tensor, errors: Tensor, k: int, bottom: int, tol: float, scale: float) -> bool:
+def _converged(theta: np.ndarray, errors: np.ndarray, k: int, bottom: int, tol: float, scale: float) -> bool:
     m = len(theta)
-    floor = 1e-12 * scale
-    for i in range(m - 1, m - 1 - min(k, m), -1):
-        if errors[i] > tol * max(abs(float(theta[i])), floor):
-            return False
-    for i in range(min(bottom, m)):
-        if errors[i] > tol * max(abs(float(theta[i])), scale):
-            return False
-    return True
+    top = slice(max(m - k, 0), m)
+    if np.any(errors[top] > tol * np.maximum(np.abs(theta[top]), 1e-12 * scale)):
+        return False
+    low = slice(0, min(bottom, m))
+    return not np.any(errors[low] > tol * np.maximum(np.abs(theta[low]), scale))
 
 
 def _fix_signs(vectors: Tensor) -> Tensor:

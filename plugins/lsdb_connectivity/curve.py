@@ -48,6 +48,7 @@ from lsdb.plugin import (
     Slot,
     accuracy_of,
     finite_scalars,
+    param_mask,
 )
 
 BN_CHOICES = ("auto", "eval", "recompute")
@@ -110,6 +111,12 @@ class CurveParams:
     fix_start: bool = field(default=True, metadata={"help": "keep the start fixed (else it is trained too)"})
     fix_end: bool = field(default=True, metadata={"help": "keep the end fixed (else it is trained too)"})
     splits: tuple[str, ...] = field(default=SPLITS, metadata={"help": "splits evaluated along curve and line"})
+    params: str = field(
+        default="",
+        metadata={"help": "per-layer selection: parameter-name globs separated by spaces or ';' (e.g. "
+                          "transformer.h.*.attn.*; !glob excludes); every other parameter stays at the start's "
+                          "value (buffers too)", "key_omit_default": True},
+    )
     align: str = field(default="none", metadata={
         "help": "permute the end's hidden units to match the start's first: weights or activations matching "
                 "(Ainsworth et al. 2023), or none", "choices": ALIGNMENTS, "key_omit_default": True})
@@ -157,8 +164,13 @@ def run_curve(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], params:
     x, y = ctx.data("train")
     training_inputs(ctx, model, "curve", needed=True)
     bn = resolve_bn(model, params.bn)
+    trainable = None
+    if params.params:  # per-layer: only the selected parameters bend; every other stays at the start's value
+        trainable = param_mask(ctx.layout(model), params.params, ctx.layout(model).n_params, "curve")
+        end_state = {**end_state, **{k: start_state[k] for k in end_state if k not in _selected(model, trainable)}}
     try:
-        curve = CurveModel(model, start_state, end_state, params.bends, params.curve, params.fix_start, params.fix_end)
+        curve = CurveModel(model, start_state, end_state, params.bends, params.curve, params.fix_start, params.fix_end,
+                           trainable)
     except ValueError as exc:
         raise BadInput(f"curve: {exc}") from None
     config = CurveTraining(params.epochs, params.lr, params.momentum, params.weight_decay, params.batch_size,
@@ -209,11 +221,22 @@ def run_curve(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], params:
     for i in keep:
         state = cast_like(curve.control_state(i, bn_batches), base_state)
         outputs.append(NewCheckpointOutput(tensors=state, label=names.get(i, f"curve bend {i}")))
-    attrs = {"curve": params.curve, "bends": params.bends, "bn": bn, "steps": fit.steps, "align": params.align,
+    attrs = {"curve": params.curve, "bends": params.bends, "bn": bn, "steps": fit.steps, "params": params.params,
+             "align": params.align,
              "start": inputs["start"][0].name if inputs.get("start") else "fresh network",
              "end": inputs["end"][0].name if inputs.get("end") else "fresh network"}
     ctx.progress(1.0, "done")
     return AnalysisOutput(arrays=arrays, scalars=finite_scalars(scalars), checkpoints=outputs, attrs=attrs)
+
+
+def _selected(model: nn.Module, mask: Tensor) -> set[str]:
+    """Names of the parameters (in ``named_parameters()`` order, as the mask) that `mask` selects."""
+    names, offset = set(), 0
+    for name, p in model.named_parameters():
+        if mask[offset:offset + p.numel()].any():
+            names.add(name)
+        offset += p.numel()
+    return names
 
 
 def _path_scalars(path: str, split: str, ts: np.ndarray, loss: np.ndarray, error: np.ndarray | None

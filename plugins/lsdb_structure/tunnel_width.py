@@ -25,7 +25,16 @@ import torch
 
 from lsdb.landscape import normalize_direction, random_direction
 from lsdb.landscape.radial import radial_widths
-from lsdb.plugin import AnalysisOutput, AnalysisSpec, Context, InputCheckpoint, Slot, finite_scalars, single
+from lsdb.plugin import (
+    AnalysisOutput,
+    AnalysisSpec,
+    Context,
+    InputCheckpoint,
+    Slot,
+    finite_scalars,
+    param_mask,
+    single,
+)
 
 NORMS = ("none", "filter")
 THRESHOLD_MODES = ("rise", "absolute", "ratio")
@@ -48,6 +57,12 @@ class TunnelWidthParams:
     iters: int = field(default=12, metadata={"help": "bisection steps after the scan", "min": 0})
     split: str = field(default="train", metadata={"help": "split whose loss is probed", "choices": ("train", "test")})
     subset: int = field(default=0, metadata={"help": "evaluate on this many random examples (0: all)", "min": 0})
+    params: str = field(
+        default="",
+        metadata={"help": "per-layer selection: parameter-name globs separated by spaces or ';' (e.g. "
+                          "transformer.h.*.attn.*; !glob excludes); directions are zero outside the selected "
+                          "parameters (every other parameter stays at the centre's value)", "key_omit_default": True},
+    )
 
     def __post_init__(self) -> None:
         if not self.max_radius > 0:
@@ -71,10 +86,13 @@ def run_tunnel_width(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]],
     model = ctx.build_model(center_ckpt.state())
     layout = ctx.layout(model)
     theta = ctx.point(layout, center_ckpt)
+    mask = param_mask(layout, params.params, len(theta), "tunnel-width").to(theta.device) if params.params else None
     gen = ctx.generator(0)
     rows = []
     for _ in range(params.directions):
         d = random_direction(layout, generator=gen, dtype=ctx.dtype, device=ctx.device)
+        if mask is not None:  # per-layer: the direction lives in the selected parameters only
+            d = d * mask
         if params.norm == "filter":
             d = normalize_direction(d, theta, layout, "filter", "ignore")
         else:
@@ -116,7 +134,8 @@ def run_tunnel_width(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]],
         "center_loss": center_loss,
         "threshold": tau,
     }
-    return AnalysisOutput(arrays=arrays, scalars=finite_scalars(scalars), attrs={"center": center_ckpt.name})
+    return AnalysisOutput(arrays=arrays, scalars=finite_scalars(scalars), attrs={"center": center_ckpt.name,
+                                                                                "params": params.params})
 
 
 TUNNEL_WIDTH = AnalysisSpec(

@@ -173,13 +173,17 @@ def run_surface(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], param
     )
     loss = grid.loss.double().numpy()
     acc = accuracy_of(grid, loss.shape)
+    loss_se = grid.stderr.double().numpy() if grid.stderr is not None else None
     if ys is not None:  # (nx, ny) -> matplotlib's (ny, nx)
         loss, acc = loss.T.copy(), acc.T.copy()
+        loss_se = loss_se.T.copy() if loss_se is not None else None
 
     center_loss = float(at_center.loss[0])
     arrays: dict[str, np.ndarray] = {"x": xs.numpy(), "loss": loss, "acc": acc}
     if ys is not None:
         arrays["y"] = ys.numpy()
+    if loss_se is not None:  # subset=N: standard error of each point's subset mean (with the FPC)
+        arrays["loss_se"] = loss_se
     arrays["direction_norms"] = torch.linalg.vector_norm(dirs.double(), dim=1).cpu().numpy()
     arrays.update(found.arrays)
     if params.directions == "checkpoints":
@@ -191,6 +195,8 @@ def run_surface(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], param
         arrays["directions"] = dirs.cpu().numpy()
 
     scalars = {"center_loss": center_loss, **found.scalars}
+    if at_center.stderr is not None:
+        scalars["center_loss_se"] = float(at_center.stderr[0])
     if at_center.accuracy is not None:
         scalars["center_acc"] = float(at_center.accuracy[0])
     if params.dims == 2:
@@ -243,7 +249,7 @@ def merge_surface(params: SurfaceParams, outputs: list[AnalysisOutput]) -> Analy
     """Stack the tiles' rows back into one grid and compute the whole-grid scalars."""
     first = outputs[0]
     arrays = dict(first.arrays)
-    for key in ("loss", "acc"):
+    for key in ("loss", "acc", "loss_se") if "loss_se" in arrays else ("loss", "acc"):
         arrays[key] = np.concatenate([np.asarray(o.arrays[key]) for o in outputs], axis=0)
     scalars = {k: v for k, v in first.scalars.items() if k not in ("min_loss", "max_loss")}
     eps = float(first.attrs["eps"])
@@ -286,7 +292,8 @@ SURFACE = AnalysisSpec(
         "eigenvector directions (Li et al. 2018, §3-4, §6-7).\n\nArrays: x, y, loss and acc ((ny, nx), or (nx,) "
         "for dims=1), direction_norms; others_x/others_y (checkpoints), path_x/path_y and "
         "explained_variance_ratio (pca), eigenvalues and eigenvalue_errors (hessian), directions "
-        "(save_directions). Scalars: center_loss, center_acc, min_loss, max_loss, sharpness, sharpness_max, "
+        "(save_directions), loss_se (subset: standard error of each point's loss). Scalars: center_loss, "
+        "center_loss_se (subset), center_acc, min_loss, max_loss, sharpness, sharpness_max, "
         "sharpness_keskar, convexity, direction_cosine, explained_variance_1/2 (pca), eigenvalue_1/2, eigen_hvps, "
         "eigen_converged (hessian)."
     ),

@@ -115,3 +115,25 @@ def test_lockstep_tridiagonalization_equals_separate_runs() -> None:
 def test_bad_requests_are_refused() -> None:
     with pytest.raises(ValueError, match="at least one"):
         lanczos(lambda v: v, 5, k=0, bottom=0)
+
+
+def test_float32_top_eigenvalue_at_tol_1e4_matches_eigvalsh_of_the_explicit_hessian() -> None:
+    model, x, y = make_problem(n=40)
+    _, h = reference_hessian(model, x, y)
+    exact = torch.linalg.eigvalsh(h)
+    op = HessianOperator(model.float(), x.float(), y)
+    for seed, start in ((0, None), (1, op.gradient)):
+        res = lanczos(op.matvec, op.n, k=1, tol=1e-4, max_iter=44, start=start, start_noise=0.5 ** 0.5,
+                      generator=_gen(seed), vectors=False)
+        assert res.converged and res.iterations < op.n
+        assert abs(float(res.top[0]) - float(exact[-1])) <= 1e-4 * float(exact[-1])
+
+
+def test_the_float32_basis_stays_orthonormal_over_many_steps() -> None:
+    a, values = _known_spectrum(n=600)
+    res = lanczos(lambda v: a.float() @ v, len(a), k=3, bottom=1, tol=0.0, max_iter=150, min_iter=150,
+                  generator=_gen(2), keep_basis=True)
+    assert res.basis is not None and res.iterations == 150
+    q = res.basis.double()
+    assert float((q @ q.T - torch.eye(150, dtype=torch.float64)).abs().max()) < 1e-5
+    torch.testing.assert_close(res.top, values[:3], rtol=1e-5, atol=0)  # no spurious copies of 10, 7, 5

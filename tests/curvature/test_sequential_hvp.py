@@ -98,3 +98,32 @@ def test_a_linear_layer_on_sequences_falls_back_to_autograd_with_the_same_produc
     assert op._sequential is None  # found out at the first point
     _, h = reference_hessian(model, x, y)
     torch.testing.assert_close(op.dense(), h, rtol=1e-9, atol=1e-11)
+
+
+def test_the_gradient_is_formed_on_first_use_at_the_current_point() -> None:
+    model = _zoo("relu", widths=(6, 5))
+    x, y = _data(23, 8, 3, "cross_entropy", seed=7)
+    fast = HessianOperator(model, x, y, batch_size=10)
+    slow = HessianOperator(model, x, y, batch_size=10, kernel="autograd")
+    assert fast._sequential is not None and fast._gradient is None  # set_point did not form it
+    torch.testing.assert_close(fast.gradient, slow.gradient, rtol=1e-10, atol=1e-13)
+    moved = fast.theta + 0.2 * torch.randn(fast.n, dtype=torch.float64, generator=torch.Generator().manual_seed(8))
+    fast.set_point(moved)
+    slow.set_point(moved)
+    torch.testing.assert_close(fast.gradient, slow.gradient, rtol=1e-10, atol=1e-13)  # not the old point's
+
+
+@pytest.mark.parametrize("kernel", ["sequential", "autograd"])
+def test_float32_products_equal_torch_autograd_functional_hvp(kernel: str) -> None:
+    model = _zoo("tanh", widths=(16,)).float()
+    x, y = _data(64, 8, 3, "cross_entropy", seed=9)
+    op = HessianOperator(model, x.float(), y, kernel=kernel)  # type: ignore[arg-type]
+    v = torch.randn(op.n, generator=torch.Generator().manual_seed(10))
+
+    def mean_loss(theta: torch.Tensor) -> torch.Tensor:
+        out = torch.func.functional_call(op.module, op.unflatten(theta), (x.float(),))
+        return torch.nn.functional.cross_entropy(out, y)
+
+    _, expected = torch.autograd.functional.hvp(mean_loss, op.theta, v)
+    got = op.matvec(v)
+    assert float((got - expected).norm() / expected.norm()) < 1e-5

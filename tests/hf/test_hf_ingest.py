@@ -86,6 +86,32 @@ def test_bad_folders_name_what_is_wrong(api: lsdb.Catalog, gpt2: torch.nn.Module
         api.ingest([tmp_path / "unknown"], "unknown")
 
 
+def test_a_sharded_folder_with_a_nan_tensor_is_flagged_naming_the_tensor_and_its_shard(
+        api: lsdb.Catalog, gpt2: torch.nn.Module, tmp_path: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    gpt2.save_pretrained(tmp_path / "clean", max_shard_size="40KB")
+    gpt2.save_pretrained(tmp_path / "poisoned", max_shard_size="40KB")
+    index = json.loads((tmp_path / "poisoned" / "model.safetensors.index.json").read_text())
+    name = "transformer.h.1.mlp.c_fc.weight"
+    shard = tmp_path / "poisoned" / index["weight_map"][name]
+    assert len(set(index["weight_map"].values())) > 2
+    tensors = load_file(shard)
+    tensors[name][3, 5] = float("nan")  # one element, in the middle of one tensor of one shard
+    save_file(tensors, shard, metadata={"format": "pt"})
+
+    clean = api.ingest([tmp_path / "clean"], "clean").outcomes[0]
+    poisoned = api.ingest([tmp_path / "poisoned"], "poisoned").outcomes[0]
+    assert clean.checkpoint is not None and not clean.checkpoint.nonfinite
+    assert poisoned.status == "new" and poisoned.checkpoint is not None and poisoned.checkpoint.nonfinite
+    note = next(n for n in poisoned.notes if "NaN" in n)
+    assert "\n" not in note and repr(name) in note and str(shard) in note and "--allow-nonfinite" in note
+    stored = _stored(api, poisoned.checkpoint.id)  # the whole checkpoint is stored, NaN included, and flagged
+    assert torch.isnan(stored[name][3, 5]) and int(torch.isnan(stored[name]).sum()) == 1
+    with pytest.raises(lsdb.BadInput, match="NaN or Inf.*allow-nonfinite"):
+        api.run("layer-norms", str(poisoned.checkpoint.id))
+
+
 def test_a_trainer_output_folder_is_one_trajectory_with_its_logged_metrics(api: lsdb.Catalog, gpt2: torch.nn.Module,
                                                                            tmp_path: Path, corpus: Path) -> None:
     from transformers import Trainer, TrainingArguments
