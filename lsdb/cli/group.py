@@ -27,23 +27,42 @@ class LazyCommand(NamedTuple):
 
 
 COMMANDS: dict[str, LazyCommand] = {
-    "init": LazyCommand("lsdb.cli.db_cmds",
-                        "Create the catalog (at the current schema) and the store, or check an existing one."),
-    "ingest": LazyCommand("lsdb.cli.ingest_cmds",
-                          "Ingest checkpoints (.pt/.pth/.bin/.ckpt/.safetensors) safely: weights only, never code."),
-    "runs": LazyCommand("lsdb.cli.catalog_cmds", "List runs with their model, dataset, checkpoint count and last metrics."),
-    "checkpoints": LazyCommand("lsdb.cli.catalog_cmds", "List checkpoints (a run's trajectory is its checkpoints by step)."),
+    "init": LazyCommand(
+        "lsdb.cli.db_cmds",
+        "Create the catalog (at the current schema) and the store, or check an existing one.",
+    ),
+    "ingest": LazyCommand(
+        "lsdb.cli.ingest_cmds",
+        "Ingest checkpoints (.pt/.pth/.bin/.ckpt/.safetensors) safely: weights only, never code.",
+    ),
+    "runs": LazyCommand(
+        "lsdb.cli.catalog_cmds",
+        "List runs with their model, dataset, checkpoint count and last metrics.",
+    ),
+    "checkpoints": LazyCommand(
+        "lsdb.cli.catalog_cmds",
+        "List checkpoints (a run's trajectory is its checkpoints by step).",
+    ),
     "gc": LazyCommand("lsdb.cli.maintenance_cmds", "Remove store objects that no catalog row refers to."),
-    "doctor": LazyCommand("lsdb.cli.maintenance_cmds",
-                          "Re-hash every stored object and report missing or corrupt ones (non-zero exit if any)."),
-    "run": LazyCommand("lsdb.cli.analysis_cmds", "Run an analysis: inline now (--inline), or as a job for the workers."),
+    "doctor": LazyCommand(
+        "lsdb.cli.maintenance_cmds",
+        "Re-hash every stored object and report missing or corrupt ones (non-zero exit if any).",
+    ),
+    "run": LazyCommand(
+        "lsdb.cli.analysis_cmds",
+        "Run an analysis: inline now (--inline), or as a job for the workers.",
+    ),
     "plugins": LazyCommand("lsdb.cli.analysis_cmds", "Loaded plugins: version, hooks, analyses and any load error."),
     "plot": LazyCommand("lsdb.cli.results_cmds", "Plot a result with its analysis' renderer."),
-    "worker": LazyCommand("lsdb.cli.jobs_cmds", "Claim and run jobs on one device until stopped "
-                                                "(SIGTERM/Ctrl-C finish or release the current job)."),
+    "worker": LazyCommand(
+        "lsdb.cli.jobs_cmds",
+        "Claim and run jobs on one device until stopped (SIGTERM/Ctrl-C finish or release the current job).",
+    ),
     "compare": LazyCommand("lsdb.cli.compare_cmds", "Compare runs, or one analysis' results, in one table."),
-    "train": LazyCommand("lsdb.cli.train_cmds", "Train a model on a dataset, checkpointing along the way; "
-                                                "Ctrl-C stops cleanly (resume later)."),
+    "train": LazyCommand(
+        "lsdb.cli.train_cmds",
+        "Train a model on a dataset, checkpointing along the way; Ctrl-C stops cleanly (resume later).",
+    ),
     "ui": LazyCommand("lsdb.cli.ui_cmds", "Serve the web UI (runs, results in 3D, compare, jobs) over this catalog."),
     "db": LazyCommand("lsdb.cli.db_cmds", "Catalog schema: upgrade and inspect."),
     "show": LazyCommand("lsdb.cli.catalog_cmds", "Show one object in detail."),
