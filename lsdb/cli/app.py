@@ -1,4 +1,4 @@
-"""The `lsdb` command: global options, error handling, and one sub-module per noun."""
+"""The `lsdb` command: global options, error handling, and one sub-module per noun (imported when used)."""
 
 from __future__ import annotations
 
@@ -6,18 +6,7 @@ import sys
 
 import typer
 
-from lsdb.cli import (
-    analysis_cmds,
-    catalog_cmds,
-    compare_cmds,
-    db_cmds,
-    ingest_cmds,
-    jobs_cmds,
-    maintenance_cmds,
-    results_cmds,
-    train_cmds,
-    ui_cmds,
-)
+from lsdb.cli.group import PLUGIN_COMMANDS_NOTE, LazyGroup
 from lsdb.cli.state import State
 
 app = typer.Typer(
@@ -26,6 +15,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    cls=LazyGroup,  # commands are imported when run, plugins' commands when asked for: see lsdb.cli.group
+    epilog=PLUGIN_COMMANDS_NOTE,
 )
 
 
@@ -39,34 +30,6 @@ def _root(
     ctx.obj = State(db=db, store=store, debug=debug)
 
 
-db_cmds.register(app)
-ingest_cmds.register(app)
-catalog_cmds.register(app)
-maintenance_cmds.register(app)
-analysis_cmds.register(app)
-results_cmds.register(app)
-jobs_cmds.register(app)
-compare_cmds.register(app)
-train_cmds.register(app)
-ui_cmds.register(app)
-
-
-def _wants_plugin_commands(args: list[str]) -> bool:
-    """Plugins' commands are loaded only when the command is not a built-in one (or for help),
-    so `lsdb checkpoints` does not import every plugin."""
-    words: list[str] = []
-    skip = False
-    for a in args:
-        if skip:
-            skip = False
-        elif a in ("--db", "--store"):
-            skip = True
-        elif not a.startswith("-"):
-            words.append(a)
-    builtin = {c.name for c in app.registered_commands} | {g.name for g in app.registered_groups}
-    return not words or words[0] not in builtin or "--help" in args
-
-
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: `LsdbError`s become one line on stderr and a non-zero exit."""
     from lsdb.allocator import keep_freed_memory
@@ -75,10 +38,6 @@ def main(argv: list[str] | None = None) -> None:
     keep_freed_memory()  # see lsdb.allocator: big tensors are reused instead of faulted in again
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
-    if _wants_plugin_commands(args):
-        from lsdb.service import add_plugin_commands
-
-        add_plugin_commands(app)
     command = typer.main.get_command(app)
     try:
         command.main(args=args, prog_name="lsdb")  # usage errors: click's message, exit 2

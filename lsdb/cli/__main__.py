@@ -1,0 +1,5 @@
+"""`python -m lsdb.cli`: the `lsdb` command."""
+
+from lsdb.cli.app import main
+
+main()
