@@ -297,7 +297,9 @@ class Evaluator:
                 if self.strategy == "per_point":
                     self._run_per_point(done, stop, per_pass, load, cache, coefs, totals)
                 else:
-                    self._run_batched(batch(done, stop), done, stop, per_pass, cache, coefs, totals)
+                    with torch.autocast(self.device.type, enabled=False):  # the points themselves in full precision
+                        points = batch(done, stop)
+                    self._run_batched(points, done, stop, per_pass, cache, coefs, totals)
                 if progress is not None:
                     progress(stop, n_points)
         return totals.result(self.strategy, cache is not None)
