@@ -15,7 +15,15 @@ from lsdb.analyses import Context
 from lsdb.analyses.contract import params_to_dict
 from lsdb.data import load_dataset
 from lsdb.errors import BadInput
-from lsdb.landscape import Evaluator, ParamLayout, evaluate_grid, grid_axis, grid_coefficients, relative_error, sample_indices
+from lsdb.landscape import (
+    Evaluator,
+    ParamLayout,
+    evaluate_grid,
+    grid_axis,
+    grid_coefficients,
+    relative_error,
+    sample_indices,
+)
 from lsdb.models import build_model
 from tests.plugins.surfaces_factories import DIGITS, MLP, digits_trajectory, make_checkpoint, make_context
 
