@@ -91,3 +91,15 @@ def test_bf16_refuses_a_float64_evaluator() -> None:
     ev = Evaluator(model, x, y, dtype=torch.float64)
     with pytest.raises(ValueError, match="bf16 needs a float32 evaluator"):
         evaluate_bf16(ev, dirs, torch.zeros(1, 2))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_bf16_on_cuda_is_close_to_float32_and_reports_its_error() -> None:
+    model, x, y, dirs = _problem()
+    ev = Evaluator(model, x, y, device="cuda")
+    coefs = grid_coefficients(grid_axis(-1.0, 1.0, 5), grid_axis(-1.0, 1.0, 5))
+    fp32, bf16 = ev.along(dirs, coefs).loss, evaluate_bf16(ev, dirs, coefs).loss
+    assert 0.0 < ((bf16 - fp32).abs() / fp32).max() < 1e-2
+    err = bf16_error(ev, dirs, coefs)
+    assert err.n_points == 16 and 0.0 < err.median_rel <= err.max_rel < 1e-2
