@@ -2,7 +2,8 @@
 
 bfloat16 autocast (``torch.autocast(device_type, dtype=torch.bfloat16)``, on a CPU or a CUDA
 device) runs the matmuls and convolutions of a float32 evaluator in bfloat16 (8 significant
-bits), which is faster but not the same arithmetic. So a bf16 evaluation is never reported
+bits), which is faster but not the same arithmetic; the points and the loss reduction stay in
+float32 (`Evaluator`). So a bf16 evaluation is never reported
 alone: `bf16_error` evaluates a fixed, seeded sample of the same points both ways and
 returns the maximum and the median relative error of the bf16 losses against the float32
 ones, |L_bf16 − L_fp32| / |L_fp32|.
