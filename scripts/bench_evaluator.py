@@ -11,8 +11,11 @@ Three problems, each timed in one run, interleaving the methods and reporting th
 
 Methods: the ``loss-landscapes`` package's ``random_plane`` (as documented, and wrapped in
 ``torch.no_grad()``), a plain per-point ``load_state_dict`` + forward loop, and lsdb's
-evaluator with its automatic choice and with each strategy forced, plus (for information: it
-is not the same arithmetic) its automatic choice under bfloat16 autocast. Every timing includes
+evaluator with its automatic choice and with each strategy forced, plus its automatic choice
+under bfloat16 autocast (`lsdb.landscape.precision`; not the same arithmetic), alone and with
+the error measurement that ``surface -p precision=bf16`` adds (16 grid points evaluated both
+ways). After each table the bf16 losses' relative error against float32 is printed: on those 16
+points, as the surface reports it, and over the whole grid. Every timing includes
 building the directions and (for lsdb) the `Evaluator`. GFLOP/s counts the multiply-adds of
 the conv and linear layers (2 FLOPs each) of every point; the "layers alone" row times just
 those conv/linear calls at the same shapes, the compute-bound limit of a per-point pass.
@@ -42,7 +45,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lsdb.landscape import Evaluator, ParamLayout, evaluate_grid, grid_axis, normalize_direction, random_direction
+from lsdb.landscape import (
+    Evaluator,
+    ParamLayout,
+    bf16_autocast,
+    bf16_error,
+    evaluate_grid,
+    grid_axis,
+    grid_coefficients,
+    normalize_direction,
+    random_direction,
+    relative_error,
+)
 
 
 def digits() -> tuple[Tensor, Tensor]:
@@ -107,6 +121,16 @@ def methods(model: nn.Module, x: Tensor, y: Tensor, steps: int) -> dict[str, Cal
             return evaluate_grid(Evaluator(model, x, y, **options), filter_plane(model), axis, axis)  # type: ignore[arg-type]
         return run
 
+    def lsdb_bf16(with_error: bool) -> Callable[[], object]:
+        def run() -> object:
+            ev, dirs = Evaluator(model, x, y), filter_plane(model)
+            with bf16_autocast(ev.device):
+                grid = evaluate_grid(ev, dirs, axis, axis)
+            if with_error:
+                bf16_error(ev, dirs, grid_coefficients(axis, axis).flip(1))
+            return grid
+        return run
+
     def layers_alone() -> object:
         with torch.inference_mode():
             for _ in range(steps * steps):
@@ -123,7 +147,8 @@ def methods(model: nn.Module, x: Tensor, y: Tensor, steps: int) -> dict[str, Cal
         "lsdb per_point + reuse": lsdb(strategy="per_point", reuse_first_layer=True),
         "lsdb batched (vmap)": lsdb(strategy="batched", reuse_first_layer=False),
         "lsdb batched + reuse": lsdb(strategy="batched", reuse_first_layer=True),
-        "lsdb auto, bfloat16 autocast (approx.)": lsdb(autocast=torch.bfloat16),
+        "lsdb auto, bf16 autocast": lsdb_bf16(False),
+        "lsdb auto, bf16 + error (surface)": lsdb_bf16(True),
         "conv/linear layers alone (limit)": layers_alone,
     }
 
@@ -154,6 +179,23 @@ def bench(title: str, model: nn.Module, x: Tensor, y: Tensor, steps: int, repeat
         print(f"{name:38s} {t:8.3f} {1e3 * t / points:7.2f} {flops * points / t / 1e9:8.1f} "
               f"{base / t:5.2f}x {base_ng / t:7.2f}x {loop / t:6.2f}x {statistics.median(cpu[name]):7.2f} "
               f"{min(times[name]):7.3f}")
+    bf16_report(model, x, y, steps, median)
+
+
+def bf16_report(model: nn.Module, x: Tensor, y: Tensor, steps: int, median: dict[str, float]) -> None:
+    """Speed-up of bf16 over float32 (both against loss-landscapes) and the bf16 losses' relative error."""
+    axis, dirs = grid_axis(-1.0, 1.0, steps), filter_plane(model)
+    ev = Evaluator(model, x, y)
+    sample = bf16_error(ev, dirs, grid_coefficients(axis, axis).flip(1))
+    fp32 = evaluate_grid(ev, dirs, axis, axis).loss
+    with bf16_autocast(ev.device):
+        whole = relative_error(evaluate_grid(ev, dirs, axis, axis).loss, fp32)
+    base = median["loss-landscapes random_plane"]
+    print(f"bf16: {base / median['lsdb auto, bf16 autocast']:.2f}x loss-landscapes "
+          f"({base / median['lsdb auto, bf16 + error (surface)']:.2f}x with its error measured; float32 "
+          f"{base / median['lsdb auto']:.2f}x); relative loss error vs float32: max {sample.max_rel:.2e}, median "
+          f"{sample.median_rel:.2e} at {sample.n_points} points (as reported); max {whole.max_rel:.2e}, median "
+          f"{whole.median_rel:.2e} over all {whole.n_points}")
 
 
 def strategy_sweep(x: Tensor, y: Tensor, repeats: int) -> None:

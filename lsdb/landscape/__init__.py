@@ -15,6 +15,15 @@ from lsdb.landscape.evaluator import Cancelled, Evaluation, Evaluator, evaluate
 from lsdb.landscape.grid import GridEvaluation, evaluate_grid, grid_axis, grid_coefficients
 from lsdb.landscape.params import ParamEntry, ParamLayout, select_entries, selection_mask
 from lsdb.landscape.planes import PcaPlane, pca_plane, plane_coordinates
+from lsdb.landscape.precision import (
+    PRECISIONS,
+    PrecisionError,
+    bf16_autocast,
+    bf16_error,
+    evaluate_bf16,
+    relative_error,
+    sample_indices,
+)
 from lsdb.landscape.shape import barrier, convexity, sharpness
 
 __all__ = [
@@ -27,6 +36,13 @@ __all__ = [
     "select_entries",
     "selection_mask",
     "PcaPlane",
+    "PRECISIONS",
+    "PrecisionError",
+    "bf16_autocast",
+    "bf16_error",
+    "evaluate_bf16",
+    "relative_error",
+    "sample_indices",
     "barrier",
     "convexity",
     "direction_between",

@@ -78,9 +78,10 @@ class Evaluator:
     `seed` and reports the standard error of the loss. `memory_budget` (bytes) bounds the
     activations of one chunk; `batch_size` fixes the number of examples per pass. `dtype` is
     the compute dtype; `autocast` (``torch.bfloat16``, or ``torch.float16`` on CUDA) runs the
-    forward under ``torch.autocast``. `reuse_first_layer`: None reuses the first layer where
-    the measured rule says it pays, True wherever it is possible, False never. The caller's
-    module is never modified.
+    forward under ``torch.autocast`` (the points and the loss stay in `dtype`; an enclosing
+    autocast, as `lsdb.landscape.precision` uses, is treated the same way). `reuse_first_layer`:
+    None reuses the first layer where the measured rule says it pays, True wherever it is
+    possible, False never. The caller's module is never modified.
     """
 
     def __init__(
@@ -297,7 +298,9 @@ class Evaluator:
                 if self.strategy == "per_point":
                     self._run_per_point(done, stop, per_pass, load, cache, coefs, totals)
                 else:
-                    self._run_batched(batch(done, stop), done, stop, per_pass, cache, coefs, totals)
+                    with torch.autocast(self.device.type, enabled=False):  # the points themselves in full precision
+                        points = batch(done, stop)
+                    self._run_batched(points, done, stop, per_pass, cache, coefs, totals)
                 if progress is not None:
                     progress(stop, n_points)
         return totals.result(self.strategy, cache is not None)

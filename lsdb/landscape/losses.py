@@ -56,7 +56,14 @@ class LossTotals:
         self.n_points = n_points
 
     def add(self, k0: int, k1: int, rows: slice, out: Tensor) -> None:
-        """Fold in outputs (B, n, *out) of points k0:k1 on examples `rows`."""
+        """Fold in outputs (B, n, *out) of points k0:k1 on examples `rows`.
+
+        Under autocast only the forward pass is lowered: the loss is computed in the evaluator's dtype
+        (`cross_entropy`'s class sum is a matrix product, which autocast would run in bf16)."""
+        with torch.autocast(out.device.type, enabled=False):
+            self._fold(k0, k1, rows, out)
+
+    def _fold(self, k0: int, k1: int, rows: slice, out: Tensor) -> None:
         y = self.y[rows]
         if out.dtype != self.dtype:
             out = out.to(self.dtype)

@@ -25,6 +25,7 @@ surface is positive semidefinite (a discrete counterpart of the |λ_min/λ_max| 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,7 +33,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from lsdb.landscape import convexity, evaluate_grid, grid_axis, orthogonalize, plane_coordinates, sharpness
+from lsdb.landscape import (
+    PRECISIONS,
+    Evaluator,
+    bf16_autocast,
+    bf16_error,
+    convexity,
+    evaluate_grid,
+    grid_axis,
+    grid_coefficients,
+    orthogonalize,
+    plane_coordinates,
+    sharpness,
+)
 from lsdb.plugin import (
     BN_MODES,
     DIRECTIONS,
@@ -40,6 +53,7 @@ from lsdb.plugin import (
     SPLITS,
     AnalysisOutput,
     AnalysisSpec,
+    BadInput,
     Context,
     InputCheckpoint,
     PlaneSpec,
@@ -115,6 +129,12 @@ class SurfaceParams:
         default=(),
         metadata={"help": "evaluate only grid rows [start, stop) of y (of x for dims=1): one tile of a fan-out"},
     )
+    precision: str = field(
+        default="float32",
+        metadata={"help": "float32, or bf16: bfloat16 autocast (faster on CPUs with bf16 support, less exact); "
+                          "its max and median relative error against float32 on 16 grid points are reported",
+                  "choices": PRECISIONS, "key_omit_default": True},
+    )
 
     def __post_init__(self) -> None:
         if self.rows and (len(self.rows) != 2 or not 0 <= self.rows[0] < self.rows[1] <= self._rows_total()):
@@ -160,17 +180,21 @@ def run_surface(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], param
         else:
             x_eval = xs[r0:r1]
     ev = ctx.evaluator(model, params.split, params.bn, params.subset)
-    at_center = ev.at_points(theta.unsqueeze(0), should_cancel=ctx.should_cancel)
-    ctx.progress(0.05, "evaluating the grid")
-    grid = evaluate_grid(
-        ev,
-        dirs,
-        x_eval,
-        y_eval,
-        theta,
-        should_cancel=ctx.should_cancel,
-        progress=ctx.span(0.05, 0.98, "evaluating the grid"),
-    )
+    if params.precision == "bf16" and ctx.dtype != torch.float32:
+        raise BadInput(f"surface: precision=bf16 needs a float32 run (autocast lowers float32 work only), "
+                       f"this one is {str(ctx.dtype).removeprefix('torch.')}; drop dtype or precision")
+    with bf16_autocast(ev.device) if params.precision == "bf16" else contextlib.nullcontext():
+        at_center = ev.at_points(theta.unsqueeze(0), should_cancel=ctx.should_cancel)
+        ctx.progress(0.05, "evaluating the grid")
+        grid = evaluate_grid(
+            ev,
+            dirs,
+            x_eval,
+            y_eval,
+            theta,
+            should_cancel=ctx.should_cancel,
+            progress=ctx.span(0.05, 0.98, "evaluating the grid"),
+        )
     loss = grid.loss.double().numpy()
     acc = accuracy_of(grid, loss.shape)
     loss_se = grid.stderr.double().numpy() if grid.stderr is not None else None
@@ -202,10 +226,14 @@ def run_surface(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], param
     if params.dims == 2:
         d = dirs.double()
         scalars["direction_cosine"] = float(d[0] @ d[1] / (d[0].norm() * d[1].norm()).clamp_min(1e-300))
+    if params.precision == "bf16":
+        scalars.update(_bf16_scalars(ev, dirs, xs, ys, theta, ctx))
+    eps = float(torch.finfo(torch.bfloat16 if params.precision == "bf16" else ctx.dtype).eps)
     if not params.rows:
-        scalars.update(_grid_scalars(params, arrays, center_loss, float(torch.finfo(ctx.dtype).eps)))
+        scalars.update(_grid_scalars(params, arrays, center_loss, eps))
     attrs = {
-        "eps": float(torch.finfo(ctx.dtype).eps),
+        "eps": eps,
+        "precision": params.precision,
         "center": center.name,
         "directions": params.directions,
         "n_params": int(n),
@@ -214,6 +242,15 @@ def run_surface(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], param
     }
     ctx.progress(1.0, "done")
     return AnalysisOutput(arrays=arrays, scalars=finite_scalars(scalars), attrs=attrs)
+
+
+def _bf16_scalars(ev: Evaluator, dirs: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor | None, theta: torch.Tensor,
+                  ctx: Context) -> dict[str, float]:
+    """Error of the bf16 losses against float32 at a fixed seeded sample of the whole grid (the same points in
+    every tile, so the tiles of a fan-out report the same figures)."""
+    every = grid_coefficients(xs) if ys is None else grid_coefficients(ys, xs).flip(1)
+    err = bf16_error(ev, dirs, every, theta, should_cancel=ctx.should_cancel)
+    return {"bf16_max_rel_error": err.max_rel, "bf16_median_rel_error": err.median_rel}
 
 
 def _grid_scalars(
@@ -295,6 +332,7 @@ SURFACE = AnalysisSpec(
         "(save_directions), loss_se (subset: standard error of each point's loss). Scalars: center_loss, "
         "center_loss_se (subset), center_acc, min_loss, max_loss, sharpness, sharpness_max, "
         "sharpness_keskar, convexity, direction_cosine, explained_variance_1/2 (pca), eigenvalue_1/2, eigen_hvps, "
-        "eigen_converged (hessian)."
+        "eigen_converged (hessian), bf16_max_rel_error and bf16_median_rel_error (precision=bf16: relative error of "
+        "the bf16 losses against float32 at 16 seeded grid points)."
     ),
 )
