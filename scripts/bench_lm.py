@@ -1,7 +1,7 @@
 """Benchmark a 2D loss surface of a ~10M-parameter GPT-2 model: lsdb's evaluator vs a per-point loop.
 
 The model is built from lsdb's spec ``hf:config=gpt2,n_layer=6,n_embd=384,n_head=6,n_positions=128``
-(10.8M parameters, byte-level vocabulary of 259) with seed 0; the data are the first 8 blocks of
+(10.8M parameters, byte-level vocabulary of 259) with seed 0; the data are the first 4 blocks of
 128 tokens of the train split of the ``text`` dataset made of the ``.py`` files of Python's own
 ``json`` and ``email`` packages (UTF-8 bytes, as `lsdb.data.text` tokenizes without a tokenizer).
 Both sides evaluate the same 11 x 11 grid of θ0 + a d1 + b d2, a, b in [-1, 1], with the directions
@@ -9,6 +9,8 @@ Both sides evaluate the same 11 x 11 grid of θ0 + a d1 + b d2, a, b in [-1, 1],
 
 * ``lsdb``: ``Evaluator(model, x, y, loss="token_cross_entropy")`` and ``evaluate_grid``, as
   `surface` runs them;
+* ``lsdb-gelu_new``: the same with transformers' unfused ``gelu_new`` put back (what lsdb's model spec
+  did before it fused the activation, `lsdb.models.hf.fuse_gelu_tanh`): the share of that change;
 * ``loop``: what one writes without lsdb: the same weights in transformers' own
   ``GPT2LMHeadModel`` (its default attention and activation), then for every point
   ``model.load_state_dict(θ0 + a d1 + b d2)`` and a forward over the same blocks under
@@ -38,10 +40,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-FULL = {"n_layer": 6, "n_embd": 384, "n_head": 6, "n_positions": 128, "block": 128, "blocks": 8, "steps": 11}
+FULL = {"n_layer": 6, "n_embd": 384, "n_head": 6, "n_positions": 128, "block": 128, "blocks": 4, "steps": 11}
 QUICK = {"n_layer": 2, "n_embd": 32, "n_head": 2, "n_positions": 32, "block": 32, "blocks": 2, "steps": 3}
 PACKAGES = ("json", "email")
 SEED = 0
+SIDES = ["lsdb", "loop", "lsdb-gelu_new"]
 
 
 def model_spec(size: dict[str, int]) -> str:
@@ -149,6 +152,11 @@ def side(name: str, size: dict[str, int], threads: int) -> dict[str, Any]:
     torch.set_num_threads(threads)
     x, y, vocab = corpus_blocks(size)
     model = build_model(model_spec(size), (size["block"],), vocab, seed=SEED).eval()
+    if name == "lsdb-gelu_new":  # undo lsdb's fused activation
+        from transformers.activations import NewGELUActivation
+
+        for block in model.transformer.h:
+            block.mlp.act = NewGELUActivation()
     if name == "loop":  # the same weights in transformers' own model, as built without lsdb
         from transformers import AutoModelForCausalLM
 
@@ -161,7 +169,7 @@ def side(name: str, size: dict[str, int], threads: int) -> dict[str, Any]:
     rss0 = rss_kib("VmRSS")
     resettable = reset_peak()
     start, start_cpu = time.perf_counter(), time.process_time()
-    losses = (run_lsdb if name == "lsdb" else run_loop)(model, x, y, axis)
+    losses = (run_loop if name == "loop" else run_lsdb)(model, x, y, axis)
     wall, cpu = time.perf_counter() - start, time.process_time() - start_cpu
     peak = rss_kib("VmHWM")
     return {"side": name, "wall": wall, "cpu": cpu, "rss0_kib": rss0, "peak_kib": peak, "peak_reset": resettable,
@@ -170,7 +178,8 @@ def side(name: str, size: dict[str, int], threads: int) -> dict[str, Any]:
 
 
 def spawn(name: str, args: argparse.Namespace) -> dict[str, Any]:
-    cmd = [sys.executable, __file__, "--side", name, "--threads", str(args.threads)] + (["--quick"] if args.quick else [])
+    cmd = [sys.executable, __file__, "--side", name, "--threads", str(args.threads)]
+    cmd += ["--quick"] if args.quick else []
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"side {name} failed:\n{done.stderr[-2000:]}")
@@ -186,14 +195,18 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
     """Interleave the sides over the repeats; print and return the medians, ratios and agreement."""
     size = QUICK if args.quick else FULL
     print(f"load average at start: {loadavg()}")
-    runs: dict[str, list[dict[str, Any]]] = {"lsdb": [], "loop": []}
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in SIDES}
     for r in range(args.repeats):
-        for name in (("lsdb", "loop") if r % 2 == 0 else ("loop", "lsdb")):
+        for name in SIDES[r % len(SIDES):] + SIDES[: r % len(SIDES)]:  # rotate the order each repeat
             runs[name].append(spawn(name, args))
+            done = runs[name][-1]
+            print(f"  repeat {r + 1} {name}: {done['wall']:.2f} s wall, {done['cpu']:.2f} s CPU, "
+                  f"load {loadavg()}", flush=True)
     first = runs["lsdb"][0]
     points = size["steps"] ** 2
-    ref, got = runs["loop"][0]["losses"], first["losses"]
-    rel = max(abs(a - b) / max(abs(b), 1e-30) for a, b in zip(got, ref, strict=True))
+    ref = runs["loop"][0]["losses"]
+    rel = max(abs(a - b) / max(abs(b), 1e-30) for name in SIDES if name != "loop"
+              for a, b in zip(runs[name][0]["losses"], ref, strict=True))
     mib = 2**20
     budget = 4 * first["param_bytes"] + first["activation_bytes"]
     print(f"model {model_spec(size)}: {first['n_params'] / 1e6:.2f}M parameters; {size['steps']}x{size['steps']} = "
@@ -202,24 +215,27 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
     print(f"memory budget (model + 3 parameter copies + one batch's activations): "
           f"{first['param_bytes'] / mib:.1f} + 3 x {first['param_bytes'] / mib:.1f} + "
           f"{first['activation_bytes'] / mib:.1f} = {budget / mib:.1f} MB")
-    print(f"{'side':6s} {'wall s':>8s} {'CPU s':>8s} {'ms/pt':>7s} {'peak-RSS0 MB':>13s} {'model+that MB':>14s}")
+    print(f"{'side':14s} {'wall s':>8s} {'CPU s':>8s} {'ms/pt':>7s} {'peak-RSS0 MB':>13s} {'model+that MB':>14s}")
     summary: dict[str, Any] = {"max_rel_diff": rel, "budget_mb": budget / mib, "points": points}
-    for name in ("lsdb", "loop"):
+    for name in SIDES:
         wall = statistics.median(r["wall"] for r in runs[name])
         cpu = statistics.median(r["cpu"] for r in runs[name])
         extra = statistics.median((r["peak_kib"] - r["rss0_kib"]) / 1024 for r in runs[name])
         total = extra + first["param_bytes"] / mib
         summary[name] = {"wall": wall, "cpu": cpu, "extra_mb": extra, "total_mb": total}
-        print(f"{name:6s} {wall:8.2f} {cpu:8.2f} {1e3 * wall / points:7.1f} {extra:13.1f} {total:14.1f}")
+        print(f"{name:14s} {wall:8.2f} {cpu:8.2f} {1e3 * wall / points:7.1f} {extra:13.1f} {total:14.1f}")
     summary["speedup_wall"] = summary["loop"]["wall"] / summary["lsdb"]["wall"]
     summary["speedup_cpu"] = summary["loop"]["cpu"] / summary["lsdb"]["cpu"]
     print(f"speed-up lsdb vs loop: {summary['speedup_wall']:.2f}x wall, {summary['speedup_cpu']:.2f}x CPU "
           f"(goal 1.5x: {'met' if summary['speedup_wall'] >= 1.5 else 'NOT met'})")
-    for name in ("lsdb", "loop"):
+    fused = summary["lsdb-gelu_new"]
+    print(f"of which the fused GELU: lsdb with gelu_new is {fused['wall'] / summary['lsdb']['wall']:.2f}x slower "
+          f"wall, {fused['cpu'] / summary['lsdb']['cpu']:.2f}x CPU")
+    for name in SIDES:
         within = summary[name]["total_mb"] <= summary["budget_mb"]
         print(f"peak memory {name}: {summary[name]['total_mb']:.1f} MB vs budget {summary['budget_mb']:.1f} MB: "
               f"{'within' if within else 'OVER'}")
-    print(f"max relative difference of the {points} losses: {rel:.2e}")
+    print(f"max relative difference of the {points} losses (each lsdb side vs the loop): {rel:.2e}")
     print(f"load average at end: {loadavg()}")
     return summary
 
@@ -229,7 +245,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--quick", action="store_true", help="a tiny model on a 3 x 3 grid (seconds)")
     parser.add_argument("--repeats", type=int, default=None, help="runs of each side (default 3; 1 with --quick)")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--side", choices=("lsdb", "loop"), help=argparse.SUPPRESS)
+    parser.add_argument("--side", choices=SIDES, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.side:
