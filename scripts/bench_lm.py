@@ -187,6 +187,10 @@ def spawn(name: str, args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def max_rel_diff(losses: list[float], reference: list[float]) -> float:
+    return max(abs(a - b) / max(abs(b), 1e-30) for a, b in zip(losses, reference, strict=True))
+
+
 def loadavg() -> str:
     return Path("/proc/loadavg").read_text().strip()
 
@@ -200,13 +204,15 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
         for name in SIDES[r % len(SIDES):] + SIDES[: r % len(SIDES)]:  # rotate the order each repeat
             runs[name].append(spawn(name, args))
             done = runs[name][-1]
-            print(f"  repeat {r + 1} {name}: {done['wall']:.2f} s wall, {done['cpu']:.2f} s CPU, "
-                  f"load {loadavg()}", flush=True)
+            agree = ""
+            if runs["loop"] and name != "loop":
+                agree = f", max rel diff vs loop {max_rel_diff(done['losses'], runs['loop'][0]['losses']):.1e}"
+            print(f"  repeat {r + 1} {name}: {done['wall']:.2f} s wall, {done['cpu']:.2f} s CPU, peak - RSS0 "
+                  f"{(done['peak_kib'] - done['rss0_kib']) / 1024:.1f} MB{agree}; load {loadavg()}", flush=True)
     first = runs["lsdb"][0]
     points = size["steps"] ** 2
     ref = runs["loop"][0]["losses"]
-    rel = max(abs(a - b) / max(abs(b), 1e-30) for name in SIDES if name != "loop"
-              for a, b in zip(runs[name][0]["losses"], ref, strict=True))
+    rel = max(max_rel_diff(runs[name][0]["losses"], ref) for name in SIDES if name != "loop")
     mib = 2**20
     budget = 4 * first["param_bytes"] + first["activation_bytes"]
     print(f"model {model_spec(size)}: {first['n_params'] / 1e6:.2f}M parameters; {size['steps']}x{size['steps']} = "
