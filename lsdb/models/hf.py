@@ -23,8 +23,9 @@ sequence classification (the text datasets pad with that id). Attention runs in 
 implementation, so vmap and double backward (the Hessian) work, and the KV cache is off.
 transformers' ``gelu_new`` activation (GPT-2's: tanh-approximated GELU written as six tensor
 operations) is replaced by torch's fused ``gelu(approximate="tanh")``, the same function (outputs
-agree to float rounding; a test checks 1e-6): one kernel instead of six saves ~10 % of a CPU
-forward of a GPT-2 (scripts/bench_lm.py). Parameter names and state dicts are unchanged.
+agree to float rounding; a test checks 1e-6). The activation alone runs ~9x faster on a CPU (0.7 vs
+6.6 ms on a (4, 128, 1536) tensor, 2 threads): ~5 % of a forward of the 10.8M-parameter GPT-2 of
+scripts/bench_lm.py. Parameter names and state dicts are unchanged.
 """
 
 from __future__ import annotations
