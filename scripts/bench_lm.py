@@ -155,8 +155,11 @@ def side(name: str, size: dict[str, int], threads: int) -> dict[str, Any]:
     if name == "lsdb-gelu_new":  # undo lsdb's fused activation
         from transformers.activations import NewGELUActivation
 
-        for block in model.transformer.h:
-            block.mlp.act = NewGELUActivation()
+        from lsdb.models.hf import FusedGELUTanh
+
+        for mlp in list(model.modules()):
+            if isinstance(getattr(mlp, "act", None), FusedGELUTanh):
+                setattr(mlp, "act", NewGELUActivation())  # noqa: B010
     if name == "loop":  # the same weights in transformers' own model, as built without lsdb
         from transformers import AutoModelForCausalLM
 
