@@ -21,6 +21,11 @@ with a forward hook so that ``model(input_ids)`` returns a tensor the evaluator 
 Inputs equal to the config's ``pad_token_id`` are masked out of attention for
 sequence classification (the text datasets pad with that id). Attention runs in the "eager"
 implementation, so vmap and double backward (the Hessian) work, and the KV cache is off.
+transformers' ``gelu_new`` activation (GPT-2's: tanh-approximated GELU written as six tensor
+operations) is replaced by torch's fused ``gelu(approximate="tanh")``, the same function (outputs
+agree to float rounding; a test checks 1e-6). The activation alone runs ~9x faster on a CPU (0.7 vs
+6.6 ms on a (4, 128, 1536) tensor, 2 threads): ~5 % of a forward of the 10.8M-parameter GPT-2 of
+scripts/bench_lm.py. Parameter names and state dicts are unchanged.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lsdb.errors import BadInput
@@ -140,8 +146,27 @@ def hf(input_shape: Sequence[int], num_classes: int, path: str | None = None, co
         model = auto.from_config(cfg, attn_implementation="eager")
     except ValueError as exc:
         raise BadInput(f"model 'hf': transformers has no {task} head for '{cfg.model_type}' ({exc})") from None
+    fuse_gelu_tanh(model)
     attach_task(model, task)
     return model
+
+
+class FusedGELUTanh(nn.Module):
+    """GELU with the tanh approximation, 0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³))) (Hendrycks & Gimpel
+    2016), in torch's one fused kernel: the function of transformers' ``NewGELUActivation``."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.gelu(x, approximate="tanh")
+
+
+def fuse_gelu_tanh(model: nn.Module) -> int:
+    """Replace every ``NewGELUActivation`` of `model` by `FusedGELUTanh` in place; the number replaced."""
+    from transformers.activations import NewGELUActivation as new_gelu
+    found = [(name, m) for name, m in model.named_modules() if type(m) is new_gelu]
+    for name, _ in found:
+        parent_name, _, attr = name.rpartition(".")
+        setattr(model.get_submodule(parent_name) if parent_name else model, attr, FusedGELUTanh())
+    return len(found)
 
 
 def attach_task(model: nn.Module, task: str) -> nn.Module:
