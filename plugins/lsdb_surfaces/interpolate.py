@@ -73,6 +73,13 @@ class InterpolateParams:
                           "value (buffers too)"},
     )
 
+    subset: int | None = field(
+        default=None,
+        metadata={"help": "evaluate on a fixed seeded random subset of this many examples per split (faster, noisier); "
+                          "each α's loss then comes with its standard error ({split}_loss_se)", "min": 2,
+                  "key_omit_default": True},
+    )
+
     def __post_init__(self) -> None:
         if not self.alpha_min < self.alpha_max:
             raise ValueError(f"alpha_min ({self.alpha_min}) must be below alpha_max ({self.alpha_max})")
@@ -125,7 +132,7 @@ def run_interpolate(
     scalars: dict[str, float] = {}
     n = len(params.splits)
     for i, split in enumerate(params.splits):
-        ev = ctx.evaluator(model, split, params.bn)
+        ev = ctx.evaluator(model, split, params.bn, params.subset)
         result = ev.along(
             direction,
             coefficients,
@@ -136,9 +143,14 @@ def run_interpolate(
         loss = result.loss.double().numpy()
         acc = accuracy_of(result, loss.shape)
         arrays[f"{split}_loss"], arrays[f"{split}_acc"] = loss, acc
+        if result.stderr is not None:  # subset=N: standard error of each α's subset mean (with the FPC)
+            arrays[f"{split}_loss_se"] = result.stderr.double().numpy()
         scalars.update(_split_scalars(split, alphas, loss, acc if classification else None))
     ctx.progress(1.0, "done")
-    attrs = {"start": start.name, "end": end.name, "n_points": int(len(alphas)), "params": params.params}
+    attrs: dict[str, object] = {"start": start.name, "end": end.name, "n_points": int(len(alphas)),
+                                "params": params.params}
+    if params.subset is not None:
+        attrs["subset"] = params.subset
     if params.align != "none":
         attrs["align"] = params.align
     return AnalysisOutput(arrays=arrays, scalars=finite_scalars(scalars), attrs=attrs)
@@ -182,6 +194,7 @@ INTERPOLATE = AnalysisSpec(
         "error_barrier, barrier_alpha, start_/end_<split>_loss and _acc, min_<split>_loss. With bn=eval and "
         "include_buffers, BatchNorm running statistics are interpolated too (for α outside [0, 1] a running "
         "variance can turn negative; use bn=recompute for BatchNorm networks). align=weights|activations permutes "
-        "the end to match the start first (Git Re-Basin, Ainsworth et al. 2023)."
+        "the end to match the start first (Git Re-Basin, Ainsworth et al. 2023). subset=N evaluates a seeded "
+        "subset of N examples per split and adds <split>_loss_se, each α's standard error."
     ),
 )

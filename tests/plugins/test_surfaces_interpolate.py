@@ -137,3 +137,36 @@ def test_params_parse_from_strings_and_reject_bad_values() -> None:
         parse_params(INTERPOLATE, {"steps": "1"})
     with pytest.raises(BadInput, match="start"):
         INTERPOLATE.run(make_context(), {"end": []}, InterpolateParams())
+
+
+def test_a_subset_gives_each_alphas_mean_and_standard_error_over_the_seeds_examples() -> None:
+    """subset=N: the loss at each α is the mean over the seed's N examples, with the standard error of that mean
+    (finite population correction), both recomputed here from per-example losses of plain forward passes."""
+    from lsdb.data.registry import load_dataset
+    from lsdb.models.registry import build_model
+    from tests.plugins.surfaces_factories import DIGITS, MLP
+
+    start, end = _ends()
+    n = 50
+    out = _run(start, end, alpha_min=0.0, alpha_max=1.0, steps=3, splits=("train",), subset=n)
+    assert set(out.arrays) == {"alpha", "train_loss", "train_acc", "train_loss_se"}
+    data = load_dataset(DIGITS)
+    x, y = data.split("train")
+    picked = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[:n].sort().values  # seed 0's subset
+    net = build_model(MLP, data.input_shape, data.num_classes).double().eval()
+    for i, a in enumerate(out.arrays["alpha"]):
+        net.load_state_dict({k: (1 - a) * start[k].double() + a * end[k].double() for k in start})
+        with torch.no_grad():
+            per_example = torch.nn.functional.cross_entropy(net(x[picked].double()), y[picked], reduction="none")
+        se = float(per_example.std()) / math.sqrt(n) * math.sqrt(1 - n / len(x))
+        assert out.arrays["train_loss"][i] == pytest.approx(float(per_example.mean()), rel=1e-10)
+        assert out.arrays["train_loss_se"][i] == pytest.approx(se, rel=1e-8)
+    whole = _run(start, end, alpha_min=0.0, alpha_max=1.0, steps=3, splits=("train",))
+    assert "train_loss_se" not in whole.arrays  # the whole split: an exact value, no estimate
+
+
+def test_subset_at_its_default_leaves_the_stored_params_and_key_unchanged() -> None:
+    from lsdb.analyses.contract import params_to_dict
+
+    assert "subset" not in params_to_dict(InterpolateParams())
+    assert params_to_dict(InterpolateParams(subset=8))["subset"] == 8
