@@ -213,7 +213,7 @@ class Evaluator:
             dirs = torch.cat([dirs, dirs.new_zeros(dirs.shape[0], base.shape[0] - dirs.shape[1])], dim=1)
         elif dirs.shape[1] != base.shape[0]:
             raise ValueError(f"directions have {dirs.shape[1]} entries; theta0 has {base.shape[0]}")
-        dirs_t = dirs.t().contiguous()
+        dirs_t = dirs.t()  # a view: addmv reads Dᵀ in place (a contiguous copy would cost J parameter copies)
         coefs_dev = coefs.to(self.device, self.dtype)
         rows = coefs.tolist()
 
