@@ -41,6 +41,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from lsdb.landscape import fusion
 from lsdb.landscape.batchnorm import batchnorm_layers, prepare_for_recompute, recompute_batched, recompute_in_place
 from lsdb.landscape.first_layer import FirstLayerCache
 from lsdb.landscape.flat_model import FlatModel, channels_last
@@ -81,7 +82,10 @@ class Evaluator:
     forward under ``torch.autocast`` (the points and the loss stay in `dtype`; an enclosing
     autocast, as `lsdb.landscape.precision` uses, is treated the same way). `reuse_first_layer`:
     None reuses the first layer where the measured rule says it pays, True wherever it is
-    possible, False never. The caller's module is never modified.
+    possible, False never. `fuse`: per-point CPU passes run the graph rewrites of
+    `lsdb.landscape.fusion` (BatchNorm folded into convolutions, ReLU and residual adds fused into
+    them) when the rewritten model matches the original on the data's first examples; None does
+    so where they apply, False never. The caller's module is never modified.
     """
 
     def __init__(
@@ -104,6 +108,7 @@ class Evaluator:
         seed: int = 0,
         outputs: Literal["logits", "probs"] | None = None,
         reuse_first_layer: bool | None = None,
+        fuse: bool | None = None,
     ) -> None:
         self.device = torch.device(device) if device is not None else x.device
         _check_options(loss, bn, strategy, outputs, autocast, self.device, len(x), len(y), subset)
@@ -148,6 +153,31 @@ class Evaluator:
         if self.strategy == "per_point" and self.device.type == "cpu" and self.x.dim() == 4 and any(
                 isinstance(m, nn.Conv2d) for m in self.model.module.modules()):
             self._use_channels_last(probe)
+        self.fused: nn.Module | None = None
+        if fuse is not False and self.strategy == "per_point" and self.device.type == "cpu" and autocast is None \
+                and self.train_x is None:
+            self.fused = self._fused_model()
+
+    def _fused_model(self) -> nn.Module | None:
+        """The model with `lsdb.landscape.fusion`'s rewrites, if any apply and its outputs match the
+        original's on up to 64 examples (to 1e-5 of their largest magnitude); None otherwise."""
+        module = self.model.module
+        if not any(isinstance(m, (nn.Conv2d, nn.MaxPool2d)) for m in module.modules()):
+            return None
+        keep = [self.first_layer.layer] if self.first_layer is not None else []
+        fused = fusion.fuse(module, keep=keep)
+        if fused is None:
+            return None
+        sample = self.x[: min(64, len(self.x))]
+        try:
+            with torch.inference_mode():
+                ref, out = module(sample), fused(sample)
+        except Exception:  # e.g. a layout or dtype oneDNN's fused kernels do not take
+            return None
+        tol = (1e-5 if self.dtype != torch.float64 else 1e-12) * max(1.0, float(ref.abs().max()))
+        if out.shape != ref.shape or not bool(((out - ref).abs() <= tol).all()):
+            return None
+        return fused
 
     def _use_channels_last(self, probe: Tensor) -> None:
         """Channels-last inputs and convolution weights (`FlatModel.use_channels_last`), unless the model
@@ -303,18 +333,18 @@ class Evaluator:
                     self._run_batched(points, done, stop, per_pass, cache, coefs, totals)
                 if progress is not None:
                     progress(stop, n_points)
-        return totals.result(self.strategy, cache is not None)
+        return totals.result(self.strategy, cache is not None, self.fused is not None and self.strategy == "per_point")
 
     def _run_per_point(self, k0: int, k1: int, per_pass: int, load: Callable[[int], None],
                        cache: FirstLayerCache | None, coefs: tuple[list[list[float]], Tensor] | None,
                        totals: LossTotals) -> None:
         """Points k0:k1 one at a time; with a single pass over the data their losses are computed together."""
-        net, single = self.model.module, per_pass >= self.n_examples
+        net, single = self.fused or self.model.module, per_pass >= self.n_examples
         outputs = []
         for k in range(k0, k1):
             load(k)
             if self.train_x is not None:
-                recompute_in_place(net, self.train_x.split(self.bn_batch_size), net)
+                recompute_in_place(self.model.module, self.train_x.split(self.bn_batch_size), self.model.module)
             for rows in _row_slices(self.n_examples, per_pass):
                 if cache is not None and coefs is not None:
                     cache.current = cache.combine(coefs[0][k], rows)
