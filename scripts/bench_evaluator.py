@@ -144,6 +144,7 @@ def methods(model: nn.Module, x: Tensor, y: Tensor, steps: int) -> dict[str, Cal
         "per-point load_state_dict loop": per_point_loop,
         "lsdb auto": lsdb(),
         "lsdb per_point, no reuse": lsdb(strategy="per_point", reuse_first_layer=False),
+        "lsdb per_point, no reuse, no fusion": lsdb(strategy="per_point", reuse_first_layer=False, fuse=False),
         "lsdb per_point + reuse": lsdb(strategy="per_point", reuse_first_layer=True),
         "lsdb batched (vmap)": lsdb(strategy="batched", reuse_first_layer=False),
         "lsdb batched + reuse": lsdb(strategy="batched", reuse_first_layer=True),
@@ -179,7 +180,30 @@ def bench(title: str, model: nn.Module, x: Tensor, y: Tensor, steps: int, repeat
         print(f"{name:38s} {t:8.3f} {1e3 * t / points:7.2f} {flops * points / t / 1e9:8.1f} "
               f"{base / t:5.2f}x {base_ng / t:7.2f}x {loop / t:6.2f}x {statistics.median(cpu[name]):7.2f} "
               f"{min(times[name]):7.3f}")
+    limit = median["conv/linear layers alone (limit)"]
+    print(f"lsdb auto reaches {limit / median['lsdb auto']:.0%} of the layers-alone limit "
+          f"(best lsdb float32 row: {limit / best_fp32(median):.0%}); "
+          f"max relative loss difference, lsdb auto vs the per-point loop: {agreement(model, x, y, steps):.1e}")
     bf16_report(model, x, y, steps, median)
+
+
+def best_fp32(median: dict[str, float]) -> float:
+    return min(t for n, t in median.items() if n.startswith("lsdb") and "bf16" not in n)
+
+
+def agreement(model: nn.Module, x: Tensor, y: Tensor, steps: int) -> float:
+    """Max |L_lsdb − L_loop| / |L_loop| over the grid (lsdb's automatic choice vs the plain loop)."""
+    axis, dirs = grid_axis(-1.0, 1.0, steps), filter_plane(model)
+    got = evaluate_grid(Evaluator(model, x, y), dirs, axis, axis).loss.flatten()
+    layout = ParamLayout.from_module(model)
+    theta, net, ref = layout.flatten(model), copy.deepcopy(model), []
+    with torch.no_grad():
+        for a in axis.tolist():
+            for b in axis.tolist():
+                net.load_state_dict(layout.unflatten(theta + a * dirs[0] + b * dirs[1]), strict=False)
+                ref.append(F.cross_entropy(net(x), y, reduction="sum").double().item() / len(x))
+    expected = torch.tensor(ref, dtype=torch.float64)
+    return float(((got.double() - expected).abs() / expected.abs()).max())
 
 
 def bf16_report(model: nn.Module, x: Tensor, y: Tensor, steps: int, median: dict[str, float]) -> None:
