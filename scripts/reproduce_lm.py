@@ -14,15 +14,18 @@ with `lsdb.integrations.hf.LsdbCallback` (what records a Trainer run into the ca
    (a) ``surface`` in the PCA plane of ``parent``'s trajectory, with the trajectory drawn on it
        (Li et al. 2018, §6);
    (b) ``interpolate`` between the two fine-tunes, between the parent and each, and between the two
-       independently trained models, all on the whole corpus: is the barrier ~0 for fine-tunes of one
+       independently trained models, on a seeded subset of the corpus' blocks: is the barrier ~0 for fine-tunes of one
        parent and large between independent models (Wortsman et al. 2022; Frankle et al. 2020)?
    (c) ``hessian`` λmax at each checkpoint of the trajectory (progressive sharpening, Cohen et al. 2021);
    (d) ``surface`` over one attention block's parameters only vs the same block's MLP
-       (``params=transformer.h.0.attn.*`` / ``transformer.h.0.mlp.*``), same random directions.
+       (``params=transformer.h.0.attn.*`` / ``transformer.h.0.mlp.*``), random directions from the same seed.
+
+The full run (`FULL`: 3.3M parameters, 800 steps, 15 x 15 grids) takes ~55 minutes on one CPU thread; see
+docs/reproduce_lm.md for its figures and numbers.
 
 Writes ``summary.json`` and figures (``lm_*.png``) to ``--figures`` (default docs/figures; with
 ``--quick`` OUT/figures). ``--quick`` runs everything at toy size (a 2-layer, 32-wide model, a few
-Trainer steps, 5 x 5 grids) in well under a minute, as the test does.
+Trainer steps, 5 x 5 grids) in about a minute, as the test does.
 
     .venv/bin/python scripts/reproduce_lm.py [--out DIR] [--figures docs/figures]
     .venv/bin/python scripts/reproduce_lm.py --quick [--out DIR]
