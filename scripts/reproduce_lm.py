@@ -14,15 +14,18 @@ with `lsdb.integrations.hf.LsdbCallback` (what records a Trainer run into the ca
    (a) ``surface`` in the PCA plane of ``parent``'s trajectory, with the trajectory drawn on it
        (Li et al. 2018, §6);
    (b) ``interpolate`` between the two fine-tunes, between the parent and each, and between the two
-       independently trained models, all on the whole corpus: is the barrier ~0 for fine-tunes of one
+       independently trained models, on a seeded subset of the corpus' blocks: is the barrier ~0 for fine-tunes of one
        parent and large between independent models (Wortsman et al. 2022; Frankle et al. 2020)?
    (c) ``hessian`` λmax at each checkpoint of the trajectory (progressive sharpening, Cohen et al. 2021);
    (d) ``surface`` over one attention block's parameters only vs the same block's MLP
-       (``params=transformer.h.0.attn.*`` / ``transformer.h.0.mlp.*``), same random directions.
+       (``params=transformer.h.0.attn.*`` / ``transformer.h.0.mlp.*``), random directions from the same seed.
+
+The full run (`FULL`: 3.3M parameters, 800 steps, 15 x 15 grids) takes ~55 minutes on one CPU thread; see
+docs/reproduce_lm.md for its figures and numbers.
 
 Writes ``summary.json`` and figures (``lm_*.png``) to ``--figures`` (default docs/figures; with
 ``--quick`` OUT/figures). ``--quick`` runs everything at toy size (a 2-layer, 32-wide model, a few
-Trainer steps, 5 x 5 grids) in well under a minute, as the test does.
+Trainer steps, 5 x 5 grids) in about a minute, as the test does.
 
     .venv/bin/python scripts/reproduce_lm.py [--out DIR] [--figures docs/figures]
     .venv/bin/python scripts/reproduce_lm.py --quick [--out DIR]
@@ -48,12 +51,17 @@ import lsdb  # noqa: E402
 PACKAGES = ("email", "json", "http", "logging")
 SUBSETS = {"a": ("email",), "b": ("logging",)}
 
+#: The full run, sized to finish in under an hour on one CPU thread: the whole corpus is trained on, but
+#: every surface point and every α of an interpolation is a seeded subset of blocks (`surface_subset`,
+#: `interp_subset`; each loss then has a standard error), and λmax is a 32-block Lanczos of a few steps.
 FULL: dict[str, Any] = {
-    "n_layer": 4, "n_embd": 256, "n_head": 4, "block": 128, "steps": 600, "save": 50, "ft_steps": 200,
-    "batch": 16, "grid": 21, "hessian_iter": 60, "hessian_subset": 64, "max_examples": None}
+    "n_layer": 4, "n_embd": 256, "n_head": 4, "block": 128, "steps": 800, "save": 50, "ft_steps": 200,
+    "batch": 16, "grid": 15, "interp_steps": 21, "surface_subset": 64, "interp_subset": 512,
+    "hessian_iter": 20, "hessian_subset": 32, "max_examples": None}
 QUICK: dict[str, Any] = {
     "n_layer": 2, "n_embd": 32, "n_head": 2, "block": 32, "steps": 8, "save": 4, "ft_steps": 4,
-    "batch": 8, "grid": 5, "hessian_iter": 8, "hessian_subset": 8, "max_examples": 96}
+    "batch": 8, "grid": 5, "interp_steps": 11, "surface_subset": None, "interp_subset": None,
+    "hessian_iter": 8, "hessian_subset": 8, "max_examples": 96}
 
 
 def write_corpus(folder: Path, packages: tuple[str, ...]) -> Path:
@@ -103,13 +111,30 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--out", type=Path, default=None, help="catalog, store and corpus (default: a temp folder)")
     parser.add_argument("--figures", type=Path, default=None, help="default docs/figures; with --quick OUT/figures")
     parser.add_argument("--quick", action="store_true", help="toy size, seconds")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one config entry (an int, or none), e.g. --set steps=20")
     args = parser.parse_args(argv)
-    cfg = QUICK if args.quick else FULL
+    cfg = dict(QUICK if args.quick else FULL)
+    for item in args.set:
+        key, _, value = item.partition("=")
+        if key not in cfg:
+            parser.error(f"--set: unknown key {key!r}; known: {', '.join(cfg)}")
+        cfg[key] = None if value.lower() == "none" else int(value)
     out = args.out or Path(tempfile.mkdtemp(prefix="lsdb-lm-"))
     out.mkdir(parents=True, exist_ok=True)
     figures = args.figures or (out / "figures" if args.quick else Path(__file__).resolve().parents[1] / "docs/figures")
     figures.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+
+    def done(stage: str, since: float) -> float:
+        """Record and print how long `stage` took; returns now."""
+        now = time.perf_counter()
+        timings[stage] = now - since
+        print(f"[{now - t0:7.1f} s] {stage}: {now - since:.1f} s", flush=True)
+        return now
+
+    print(f"config: {json.dumps(cfg)}", flush=True)
 
     corpus = write_corpus(out, PACKAGES)
     limit = f",max_examples={cfg['max_examples']}" if cfg["max_examples"] else ""
@@ -117,8 +142,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     spec = f"hf:config=gpt2,n_layer={cfg['n_layer']},n_embd={cfg['n_embd']},n_head={cfg['n_head']}," \
            f"n_positions={cfg['block']}"
     cat = lsdb.open_catalog(f"sqlite:///{out / 'catalog.sqlite'}", out / "store")
+    t = time.perf_counter()
     train(cat, "parent", spec, data, cfg, cfg["steps"], cfg["save"], out, seed=0)
+    t = done("train parent", t)
     train(cat, "independent", spec, data, cfg, cfg["steps"], cfg["save"], out, seed=1)
+    t = done("train independent", t)
     parent_ckpts = cat.checkpoints("parent")
     last = parent_ckpts[-1]
     from safetensors.torch import load as load_safetensors
@@ -128,34 +156,44 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         sub = write_corpus(out, packages)
         train(cat, f"ft-{name}", spec, f"text:path={sub},block={cfg['block']}{limit}", cfg, cfg["ft_steps"],
               cfg["ft_steps"], out, seed=2, start_from=parent_state, lr=1e-3)
-    summary: dict[str, Any] = {"config": cfg, "model": spec, "dataset": data, "n_params": last.n_params}
+        t = done(f"fine-tune ft-{name}", t)
+    summary: dict[str, Any] = {"config": cfg, "model": spec, "dataset": data, "n_params": last.n_params,
+                               "timings": timings}
+    summary["training_loss"] = {run: _logged_losses(cat, run) for run in ("parent", "independent", "ft-a", "ft-b")}
 
-    # (a) the trajectory's PCA plane
+    # (a) the trajectory's PCA plane, the grid fitted to the path (a 2 x 2 pass on 2 blocks gives its coordinates)
+    path = cat.run("surface", "parent:last", "trajectory=parent", directions="pca", xnum=2, ynum=2, subset=2,
+                   device="cpu").arrays
+    (xmin, xmax), (ymin, ymax) = _span(path["path_x"]), _span(path["path_y"])
     pca = cat.run("surface", "parent:last", "trajectory=parent", directions="pca", xnum=cfg["grid"],
-                  ynum=cfg["grid"], xmin=-1.5, xmax=1.5, ymin=-1.5, ymax=1.5, device="cpu")
+                  ynum=cfg["grid"], xmin=xmin, xmax=xmax, ymin=ymin, ymax=ymax, subset=cfg["surface_subset"],
+                  device="cpu")
     pca.save_plot(figures / "lm_trajectory_pca.png")
-    summary["pca"] = {k: pca.scalars[k] for k in ("center_loss", "explained_variance_1", "explained_variance_2")
-                      if k in pca.scalars}
+    keys = ("center_loss", "center_loss_se", "min_loss", "max_loss", "explained_variance_1", "explained_variance_2")
+    summary["pca"] = {"range": [xmin, xmax, ymin, ymax], **{k: pca.scalars[k] for k in keys if k in pca.scalars}}
+    t = done("(a) PCA-plane surface", t)
 
-    # (b) barriers, all evaluated on the whole corpus
+    # (b) barriers, each α on the same seeded subset of training blocks (or all of them)
     pairs = {"ft-a vs ft-b": ("ft-a:last", "ft-b:last"), "parent vs ft-a": ("parent:last", "ft-a:last"),
              "parent vs ft-b": ("parent:last", "ft-b:last"), "parent vs independent": ("parent:last",
                                                                                       "independent:last")}
     summary["barriers"] = {}
     for label, (a, b) in pairs.items():
-        line = cat.run("interpolate", a, b, dataset=data, steps=cfg["grid"] * 2 + 1, alpha_min=0.0, alpha_max=1.0,
-                       splits=["train"], device="cpu")
-        summary["barriers"][label] = {"loss_barrier": line.scalars.get("loss_barrier"),
-                                      "start": line.scalars.get("start_train_loss"),
-                                      "end": line.scalars.get("end_train_loss")}
+        line = cat.run("interpolate", a, b, dataset=data, steps=cfg["interp_steps"], alpha_min=0.0, alpha_max=1.0,
+                       splits=["train"], subset=cfg["interp_subset"], device="cpu")
+        summary["barriers"][label] = _barrier_row(line)
         line.save_plot(figures / f"lm_interpolate_{label.replace(' ', '_')}.png")
+        t = done(f"(b) interpolate {label}", t)
 
     # (c) λmax along the trajectory
     sharp = []
     for ckpt in parent_ckpts:
         h = cat.run("hessian", ckpt.id, k=1, trace=False, max_iter=cfg["hessian_iter"], tol=1e-2,
                     subset=cfg["hessian_subset"], save_eigenvectors=False, device="cpu")
-        sharp.append({"step": ckpt.step, "lambda_max": h.scalars["lambda_max"], "loss": h.scalars["loss"]})
+        sharp.append({"step": ckpt.step, "lambda_max": h.scalars["lambda_max"], "loss": h.scalars["loss"],
+                      **{k: h.scalars.get(k) for k in ("lambda_min", "lanczos_iterations", "converged",
+                                                       "max_rel_error")}})
+        t = done(f"(c) hessian step {ckpt.step}", t)
     summary["sharpness"] = sharp
     _plot_sharpness(sharp, figures / "lm_sharpness.png")
 
@@ -163,15 +201,52 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     summary["blocks"] = {}
     for block in ("attn", "mlp"):
         surf = cat.run("surface", "parent:last", params={"params": f"transformer.h.0.{block}.*"},
-                       xnum=cfg["grid"], ynum=cfg["grid"], device="cpu")
+                       xnum=cfg["grid"], ynum=cfg["grid"], subset=cfg["surface_subset"], device="cpu")
         surf.save_plot(figures / f"lm_block0_{block}.png")
-        summary["blocks"][block] = {k: surf.scalars.get(k) for k in ("center_loss", "max_loss", "sharpness")}
+        summary["blocks"][block] = {k: surf.scalars.get(k) for k in ("center_loss", "center_loss_se", "min_loss",
+                                                                     "max_loss", "sharpness", "sharpness_max")}
+        summary["blocks"][block]["edge_mean_rise"] = _edge_rise(surf)
+        t = done(f"(d) block-0 {block} surface", t)
     cat.close()
     summary["seconds"] = time.perf_counter() - t0
     (figures / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
-    print(json.dumps({k: summary[k] for k in ("barriers", "sharpness", "blocks", "seconds")}, indent=1,
+    print(json.dumps({k: summary[k] for k in ("barriers", "sharpness", "blocks", "pca", "seconds")}, indent=1,
                      default=float))
     return summary
+
+
+def _logged_losses(cat: lsdb.Catalog, run: str) -> list[tuple[int, float]]:
+    """The Trainer's logged training loss of `run`, as (step, loss)."""
+    return [(int(r.step), float(r.value)) for r in cat.metrics(run, "loss")]
+
+
+def _span(coords: Any, margin: float = 0.15) -> tuple[float, float]:
+    """A range holding the centre (0) and every coordinate, widened by `margin` of its length on each side."""
+    lo, hi = min(float(coords.min()), 0.0), max(float(coords.max()), 0.0)
+    pad = margin * (hi - lo) if hi > lo else 1.0
+    return lo - pad, hi + pad
+
+
+def _barrier_row(line: Any) -> dict[str, Any]:
+    """Barrier, end losses and, with a subset, the standard errors at the barrier's α and at the ends."""
+    s = line.scalars
+    row: dict[str, Any] = {"loss_barrier": s.get("loss_barrier"), "barrier_alpha": s.get("barrier_alpha"),
+                           "start": s.get("start_train_loss"), "end": s.get("end_train_loss")}
+    arrays = line.arrays
+    if "train_loss_se" in arrays:
+        alpha, se = arrays["alpha"], arrays["train_loss_se"]
+        at = int(abs(alpha - (s.get("barrier_alpha") or 0.0)).argmin())
+        row.update(se_at_barrier=float(se[at]), start_se=float(se[0]), end_se=float(se[-1]))
+    return row
+
+
+def _edge_rise(surf: Any) -> float:
+    """Mean loss on the grid's border minus the centre's: how far the loss climbs at distance ~1."""
+    import numpy as np
+
+    loss = np.asarray(surf.arrays["loss"], dtype=float)
+    edge = np.concatenate([loss[0], loss[-1], loss[1:-1, 0], loss[1:-1, -1]])
+    return float(np.nanmean(edge) - surf.scalars["center_loss"])
 
 
 def _plot_sharpness(rows: list[dict[str, Any]], path: Path) -> None:
