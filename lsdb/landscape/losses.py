@@ -120,6 +120,20 @@ def cross_entropy(logits: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
     return rest.log1p_().add_(top.sub_(picked)), (predicted == y).sum(dim=-1)
 
 
+def softmax_cross_entropy(logits: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    """softmax(z) (N, C) and per-example −log softmax(z)_y (N,) for logits (N, C) and labels (N,), from one
+    ``exp``: the loss computed as in `cross_entropy` (accurate in float32 at convergence), the
+    probabilities as exp(z − m) / (1 + s). What a Hessian-vector product needs at a point."""
+    top, predicted = logits.max(dim=1, keepdim=True)
+    e = (logits - top).exp_()
+    e.scatter_(1, predicted, 0.0)
+    rest = e.sum(1, keepdim=True)
+    total = rest + 1
+    probs = e.div_(total).scatter_(1, predicted, total.reciprocal())
+    loss = rest.log1p_().add_(top.sub_(logits.gather(1, y.unsqueeze(1))))
+    return probs, loss.squeeze(1)
+
+
 def token_cross_entropy(logits: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
     """Per-example sums over scored tokens of −log softmax(z)_y (B, n), and correct tokens (B,).
 

@@ -8,6 +8,7 @@ from torch import nn
 
 from lsdb.landscape import sequential_hvp
 from lsdb.landscape.hvp import HessianOperator
+from lsdb.landscape.losses import softmax_cross_entropy
 from lsdb.models import build_model
 from tests.curvature.curvature_factories import make_bn_model, reference_hessian
 
@@ -134,11 +135,15 @@ def test_the_fused_float32_cross_entropy_stays_accurate_near_zero_loss() -> None
     labels = torch.randint(0, 10, (1000,), generator=gen)
     logits = torch.randn(1000, 10, generator=gen) + 10 * torch.nn.functional.one_hot(labels, 10)
     logits = logits + 50  # large logits: Σ (logsumexp) and Σ z_y each about 6e4, their difference about 0.5
-    probs, value = sequential_hvp._softmax_cross_entropy(logits, labels)
+    probs, losses = softmax_cross_entropy(logits, labels)
+    value = float(losses.sum())
     exact = torch.nn.functional.cross_entropy(logits.double(), labels, reduction="sum")
     assert value == pytest.approx(float(exact), rel=1e-5)  # a difference of the two float32 sums: ~1e-2 off
     torch.testing.assert_close(probs.double(), torch.softmax(logits.double(), dim=1), rtol=0, atol=1e-6)
+    converged = torch.tensor([[30.0, 0.0, -5.0]])  # loss ~1e-13: float32 log-sum-exp would give 0
+    assert float(softmax_cross_entropy(converged, torch.tensor([0]))[1]) == pytest.approx(
+        float(torch.nn.functional.cross_entropy(converged.double(), torch.tensor([0]))), rel=1e-5)
     bulk = torch.randn(50, 4, generator=gen)
     y = torch.randint(0, 4, (50,), generator=gen)
-    assert sequential_hvp._softmax_cross_entropy(bulk, y)[1] == pytest.approx(
+    assert float(softmax_cross_entropy(bulk, y)[1].sum()) == pytest.approx(
         float(torch.nn.functional.cross_entropy(bulk.double(), y, reduction="sum")), rel=1e-6)
