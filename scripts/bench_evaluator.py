@@ -106,15 +106,7 @@ def methods(model: nn.Module, x: Tensor, y: Tensor, steps: int) -> dict[str, Cal
             return ll()
 
     def per_point_loop() -> object:
-        dirs = filter_plane(model)
-        layout = ParamLayout.from_module(model)
-        theta, net, out = layout.flatten(model), copy.deepcopy(model), []
-        with torch.no_grad():
-            for a in axis.tolist():
-                for b in axis.tolist():
-                    net.load_state_dict(layout.unflatten(theta + a * dirs[0] + b * dirs[1]), strict=False)
-                    out.append(F.cross_entropy(net(x), y).item())
-        return out
+        return loop_losses(model, x, y, steps)
 
     def lsdb(**options: object) -> Callable[[], object]:
         def run() -> object:
@@ -191,19 +183,25 @@ def best_fp32(median: dict[str, float]) -> float:
     return min(t for n, t in median.items() if n.startswith("lsdb") and "bf16" not in n)
 
 
-def agreement(model: nn.Module, x: Tensor, y: Tensor, steps: int) -> float:
-    """Max |L_lsdb − L_loop| / |L_loop| over the grid (lsdb's automatic choice vs the plain loop)."""
+def loop_losses(model: nn.Module, x: Tensor, y: Tensor, steps: int) -> list[float]:
+    """The plain per-point loop: ``load_state_dict`` of θ0 + a d1 + b d2, then a forward and the mean loss."""
     axis, dirs = grid_axis(-1.0, 1.0, steps), filter_plane(model)
-    got = evaluate_grid(Evaluator(model, x, y), dirs, axis, axis).loss.flatten()
     layout = ParamLayout.from_module(model)
-    theta, net, ref = layout.flatten(model), copy.deepcopy(model), []
+    theta, net, out = layout.flatten(model), copy.deepcopy(model), []
     with torch.no_grad():
         for a in axis.tolist():
             for b in axis.tolist():
                 net.load_state_dict(layout.unflatten(theta + a * dirs[0] + b * dirs[1]), strict=False)
-                ref.append(F.cross_entropy(net(x), y, reduction="sum").double().item() / len(x))
-    expected = torch.tensor(ref, dtype=torch.float64)
-    return float(((got.double() - expected).abs() / expected.abs()).max())
+                out.append(F.cross_entropy(net(x), y).item())
+    return out
+
+
+def agreement(model: nn.Module, x: Tensor, y: Tensor, steps: int) -> float:
+    """Max |L_lsdb − L_loop| / |L_loop| over the grid (lsdb's automatic choice vs the plain loop)."""
+    axis = grid_axis(-1.0, 1.0, steps)
+    got = evaluate_grid(Evaluator(model, x, y), filter_plane(model), axis, axis).loss.flatten().double()
+    expected = torch.tensor(loop_losses(model, x, y, steps), dtype=torch.float64)
+    return float(((got - expected).abs() / expected.abs()).max())
 
 
 def bf16_report(model: nn.Module, x: Tensor, y: Tensor, steps: int, median: dict[str, float]) -> None:
