@@ -2,24 +2,22 @@
 
 A per-point pass over a convolutional network spends much of its time outside the convolutions:
 BatchNorm, ReLU, residual adds and max-pooling each read and write a whole activation tensor.
-`fuse` traces the evaluator's private model copy with ``torch.fx`` and rewrites three patterns,
-each exact up to float rounding:
+`fuse` traces the evaluator's private model copy with ``torch.fx`` and rewrites one pattern,
+exact up to float rounding:
 
 * ``Conv2d [-> BatchNorm2d (running statistics)] [-> + other] [-> ReLU]`` becomes one
   `FusedConv2d`: BatchNorm is folded into the convolution's weight and bias at every call (from
   the live parameters and buffers, so moving the model to another point needs nothing more), and
   the add and the ReLU run inside oneDNN's convolution as post-ops
-  (``torch.ops.mkldnn._convolution_pointwise``) where oneDNN is available, in place otherwise;
-* ``MaxPool2d(2)`` (kernel 2, stride 2, no padding or dilation) becomes three element-wise
-  maxima of the four strided quarter views (`max_pool_2x2`): no index tensor, one pass;
-* nothing else changes: a model ``torch.fx`` cannot trace (data-dependent control flow, most
-  transformers models) is left as it is.
+  (``torch.ops.mkldnn._convolution_pointwise``) where oneDNN is available, in place otherwise.
 
-Measured on the digits CNN (``scripts/bench_evaluator.py``, one thread): max-pooling through
-``max_pool2d_with_indices`` took as long as the two deeper convolutions together; on ResNet-20
-BatchNorm and ReLU took 45 % of a pass. The caller checks the rewritten module against the
-original on a few examples before using it (`Evaluator`), so a rewrite that does not hold for a
-model is never used silently.
+Nothing else changes: a model ``torch.fx`` cannot trace (data-dependent control flow, most
+transformers models) is left as it is. Max-pooling stays ``F.max_pool2d``: three element-wise
+maxima of strided views measured 10-20 % slower on this CPU.
+
+On ResNet-20 (torch.profiler, one thread) BatchNorm and ReLU took 45 % of a per-point pass. The
+caller checks the rewritten module against the original on a few examples before using it
+(`Evaluator`), so a rewrite that does not hold for a model is never used silently.
 """
 
 from __future__ import annotations
@@ -38,21 +36,6 @@ _ADD_FUNCTIONS = (operator.add, operator.iadd, torch.add)
 def onednn_available() -> bool:
     """oneDNN's fused convolution post-ops can be called (CPU builds of torch with MKLDNN)."""
     return bool(torch.backends.mkldnn.is_available()) and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
-
-
-def max_pool_2x2(x: Tensor) -> Tensor:
-    """``F.max_pool2d(x, 2)`` as three element-wise maxima of strided views (same values, NaN included);
-    the output keeps the input's memory format."""
-    h2, w2 = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2
-    x = x[..., :h2, :w2]
-    shape = (*x.shape[:-2], h2 // 2, w2 // 2)
-    cl = x.dim() == 4 and x.stride(1) == 1 and x.shape[1] > 1
-    out = torch.empty(shape, dtype=x.dtype, device=x.device,
-                      memory_format=torch.channels_last if cl else torch.contiguous_format)
-    torch.maximum(x[..., 0::2, 0::2], x[..., 0::2, 1::2], out=out)
-    torch.maximum(out, x[..., 1::2, 0::2], out=out)
-    torch.maximum(out, x[..., 1::2, 1::2], out=out)
-    return out
 
 
 class FusedConv2d(nn.Module):
@@ -103,7 +86,7 @@ def fuse(module: nn.Module, *, keep: Iterable[nn.Module] = (), onednn: bool | No
     use_onednn = onednn_available() if onednn is None else onednn
     kept = {id(m) for m in keep}
     modules = dict(gm.named_modules())
-    changed = _replace_pools(gm, modules)
+    changed = False
     for node in list(gm.graph.nodes):
         mod = modules.get(node.target) if node.op == "call_module" else None
         if isinstance(mod, nn.Conv2d) and id(mod) not in kept and _fusable_conv(mod):
@@ -113,28 +96,6 @@ def fuse(module: nn.Module, *, keep: Iterable[nn.Module] = (), onednn: bool | No
     gm.graph.lint()
     gm.recompile()
     return gm
-
-
-def _replace_pools(gm: fx.GraphModule, modules: dict[str, nn.Module]) -> bool:
-    changed = False
-    for node in list(gm.graph.nodes):
-        mod = modules.get(node.target) if node.op == "call_module" else None
-        if isinstance(mod, nn.MaxPool2d) and _is_2x2(mod.kernel_size, mod.stride, mod.padding, mod.dilation,
-                                                     mod.ceil_mode, mod.return_indices):
-            with gm.graph.inserting_before(node):
-                new = gm.graph.call_function(max_pool_2x2, (node.args[0],))
-            node.replace_all_uses_with(new)
-            gm.graph.erase_node(node)
-            changed = True
-    return changed
-
-
-def _is_2x2(kernel: object, stride: object, padding: object, dilation: object, ceil: bool, indices: bool) -> bool:
-    def pair(v: object) -> tuple[object, object]:
-        return (v, v) if isinstance(v, int) else tuple(v)  # type: ignore[arg-type, return-value]
-
-    return (pair(kernel) == (2, 2) and pair(stride if stride is not None else kernel) == (2, 2)
-            and pair(padding) == (0, 0) and pair(dilation) == (1, 1) and not ceil and not indices)
 
 
 def _fusable_conv(conv: nn.Conv2d) -> bool:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lsdb.data import Dataset
 from lsdb.landscape import Evaluator, grid_axis, grid_coefficients
 from lsdb.landscape.flat_model import channels_last
-from lsdb.landscape.fusion import FusedConv2d, fuse, max_pool_2x2, onednn_available
+from lsdb.landscape.fusion import FusedConv2d, fuse, onednn_available
 from tests.landscape.conftest import make_model
 from tests.landscape.test_first_layer import filter_plane
 
@@ -26,20 +25,6 @@ def _random_bn_stats(model: nn.Module, seed: int = 0) -> None:
                 m.bias.normal_(0.0, 0.3, generator=gen)
                 m.running_mean.normal_(0.0, 0.3, generator=gen)
                 m.running_var.uniform_(0.5, 2.0, generator=gen)
-
-
-@pytest.mark.parametrize("shape", [(5, 3, 8, 8), (4, 2, 7, 9), (3, 1, 6, 6), (2, 4, 3, 5)])
-@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
-def test_max_pool_2x2_equals_max_pool2d(shape: tuple[int, ...], layout: str) -> None:
-    x = torch.randn(*shape, generator=torch.Generator().manual_seed(1))
-    x[0, 0, 0, 0] = float("nan")
-    if layout == "channels_last":
-        x = channels_last(x)
-    expected = F.max_pool2d(x, 2)
-    got = max_pool_2x2(x)
-    assert got.shape == expected.shape
-    assert torch.equal(got.isnan(), expected.isnan())
-    assert torch.equal(got.nan_to_num(), expected.nan_to_num())
 
 
 @pytest.mark.parametrize("onednn", ONEDNN)
