@@ -321,25 +321,29 @@ class Evaluator:
         chunk, per_pass = self._chunking(min(n_points, group or n_points), width)
         population = self.n_total if self.indices is not None else None
         totals = LossTotals(n_points, self.y, self.loss, self.outputs, population, self.dtype)
+        # the fused kernels are float32 arithmetic: not under an enclosing autocast (`lsdb.landscape.precision`)
+        net = self.fused if self.fused is not None and not torch.is_autocast_enabled(self.device.type) \
+            else self.model.module
         with torch.inference_mode(), self._autocast():
             for done, stop in _spans(n_points, chunk, group):
                 if should_cancel is not None and should_cancel():
                     raise Cancelled(f"cancelled after {done} of {n_points} points")
                 if self.strategy == "per_point":
-                    self._run_per_point(done, stop, per_pass, load, cache, coefs, totals)
+                    self._run_per_point(net, done, stop, per_pass, load, cache, coefs, totals)
                 else:
                     with torch.autocast(self.device.type, enabled=False):  # the points themselves in full precision
                         points = batch(done, stop)
                     self._run_batched(points, done, stop, per_pass, cache, coefs, totals)
                 if progress is not None:
                     progress(stop, n_points)
-        return totals.result(self.strategy, cache is not None, self.fused is not None and self.strategy == "per_point")
+        fused = net is not self.model.module and self.strategy == "per_point"
+        return totals.result(self.strategy, cache is not None, fused)
 
-    def _run_per_point(self, k0: int, k1: int, per_pass: int, load: Callable[[int], None],
+    def _run_per_point(self, net: nn.Module, k0: int, k1: int, per_pass: int, load: Callable[[int], None],
                        cache: FirstLayerCache | None, coefs: tuple[list[list[float]], Tensor] | None,
                        totals: LossTotals) -> None:
         """Points k0:k1 one at a time; with a single pass over the data their losses are computed together."""
-        net, single = self.fused or self.model.module, per_pass >= self.n_examples
+        single = per_pass >= self.n_examples
         outputs = []
         for k in range(k0, k1):
             load(k)

@@ -10,6 +10,7 @@ from lsdb.data import Dataset
 from lsdb.landscape import Evaluator, grid_axis, grid_coefficients
 from lsdb.landscape.flat_model import channels_last
 from lsdb.landscape.fusion import FusedConv2d, fuse, onednn_available
+from lsdb.landscape.precision import bf16_autocast
 from tests.landscape.conftest import make_model
 from tests.landscape.test_first_layer import filter_plane
 
@@ -117,3 +118,16 @@ def test_no_fusion_under_autocast_or_batched(digits_image: Dataset) -> None:
     assert Evaluator(model, x, y, strategy="batched").fused is None
     assert Evaluator(model, x, y, strategy="per_point", autocast=torch.bfloat16).fused is None
     assert Evaluator(model, x, y, strategy="per_point", fuse=False).fused is None
+
+
+def test_an_enclosing_bf16_autocast_runs_the_unfused_model(digits_image: Dataset) -> None:
+    model = make_model("resnet:depth=8", digits_image).float()
+    _random_bn_stats(model)
+    x, y = digits_image.test[0][:16], digits_image.test[1][:16]
+    ev = Evaluator(model, x, y, strategy="per_point")
+    assert ev.fused is not None
+    with bf16_autocast(ev.device):
+        lowered = ev.at_points(ev.theta0.unsqueeze(0))
+    plain = ev.at_points(ev.theta0.unsqueeze(0))
+    assert not lowered.fused and plain.fused
+    torch.testing.assert_close(lowered.loss, plain.loss, rtol=2e-2, atol=0)
