@@ -8,10 +8,14 @@ Points are processed in chunks sized to a memory budget, with ``torch.inference_
 * ``strategy="batched"`` runs B points in one pass with ``torch.vmap`` over
   ``torch.func.functional_call``;
 * ``strategy="auto"`` batches on a GPU, and on a CPU only when one pass over the data is
-  small (below `CPU_BATCH_BELOW_FLOPS_PER_PASS`, 30 MFLOP); otherwise it goes per point.
-  Measured with ``scripts/bench_evaluator.py`` on a 2-core CPU: for the digits MLP and CNN
-  over 1,797 examples and ResNet-20 over 128 CIFAR-sized images, a vmapped pass costs 1.3-3x
-  more per point than per-point evaluation, which is already matmul/conv-bound there; over
+  small (below `CPU_BATCH_BELOW_FLOPS_PER_PASS`, 30 MFLOP; for a model without convolutions run
+  on two or more threads, below `CPU_BATCH_BELOW_FLOPS_PER_PASS_LINEAR`, 200 MFLOP); otherwise it
+  goes per point. On an idle 2-core CPU the vmapped digits MLP (93 MFLOP a pass) ran 1.8-2.0x
+  faster than per-point passes, whose small matrix products keep two threads only half busy;
+  on one thread per-point passes won (1.5 against 2.0 ms a point).
+  Measured with ``scripts/bench_evaluator.py`` on a 2-core CPU: for the digits CNN over 1,797
+  examples and ResNet-20 over 128 CIFAR-sized images, a vmapped pass costs 1.7-2.5x more per
+  point than per-point evaluation, which is already conv-bound there; over
   16-256 examples (under ~15 MFLOP a pass) per-point passes are dominated by per-op overhead
   and batching is 1.5-4x faster. On a GPU per-point passes leave the device idle and
   batching points is where the speed is (not measured here: no GPU was available). A model
@@ -58,13 +62,19 @@ CancelCheck = Callable[[], bool]
 #: pass for the digits MLP, between 15 and 62 MFLOP for the digits CNN.
 CPU_BATCH_BELOW_FLOPS_PER_PASS = 30e6
 
+#: The same for models without convolutions on two or more threads (vmap turns their layers into batched
+#: matrix products, which use the threads better than one small product per point).
+CPU_BATCH_BELOW_FLOPS_PER_PASS_LINEAR = 200e6
+
 #: Per point, with one pass over the data, the losses of up to this many points are computed together:
 #: ``log_softmax``/``argmax`` over (1797, 10) logits cost more in dispatch than in arithmetic.
 POINTS_PER_LOSS_GROUP = 8
 
 #: Reuse the first layer when its fan-in exceeds this many multiply-adds per direction (+1):
-#: combining J + 1 cached outputs is memory-bound and costs ~this much more per element.
-REUSE_MIN_FAN_IN_PER_TERM = 4
+#: combining J + 1 cached outputs is memory-bound. Measured (scripts/bench_evaluator.py, idle 2 cores):
+#: ResNet-20's 3x3x3 first convolution (fan-in 27, 2 directions) was 6 % slower with reuse, the digits
+#: MLP's fan-in 64 even; a reused first layer also cannot be fused with its BatchNorm.
+REUSE_MIN_FAN_IN_PER_TERM = 16
 
 
 class Cancelled(Exception):
@@ -280,7 +290,10 @@ class Evaluator:
         """The measured rule (module docstring): batch points on a GPU, or on a CPU when one pass is too
         small to keep the cores busy; per point otherwise. Falls back to per point if vmap fails."""
         work = self.flops_per_example * min(self.n_examples, self.batch_size or self.n_examples)
-        if self.device.type == "cpu" and work >= CPU_BATCH_BELOW_FLOPS_PER_PASS:
+        linear = torch.get_num_threads() >= 2 and not any(
+            isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)) for m in self.model.module.modules())
+        limit = CPU_BATCH_BELOW_FLOPS_PER_PASS_LINEAR if linear else CPU_BATCH_BELOW_FLOPS_PER_PASS
+        if self.device.type == "cpu" and work >= limit:
             return "per_point"
         try:
             points = self.theta0.unsqueeze(0).expand(2, -1)
