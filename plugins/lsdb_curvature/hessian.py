@@ -196,6 +196,14 @@ class Restricted:
         return self.op.matmat(self.expand(vectors))[:, self.idx]
 
 
+def gradient_start(op: HessianOperator | Restricted) -> Tensor | None:
+    """The gradient as a Lanczos start (`GRADIENT_START_NOISE` is mixed in), or None where it is missing,
+    non-finite or zero (then Lanczos starts from a random vector)."""
+    grad = op.gradient
+    usable = grad is not None and bool(torch.isfinite(grad).all()) and float(grad.norm()) > 0
+    return grad if usable else None
+
+
 def run_hessian(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], params: HessianParams) -> AnalysisOutput:
     """Extreme eigenpairs, trace and density of the loss Hessian at one checkpoint (see the module docstring)."""
     center = single(inputs, "center")
@@ -208,12 +216,11 @@ def run_hessian(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], param
     op: HessianOperator | Restricted = full_op
     if mask is not None:
         op = Restricted(full_op, mask.nonzero().squeeze(1).to(full_op.device))
-    grad = op.gradient if params.start == "gradient" and op.gradient is not None else None
-    usable_grad = grad is not None and bool(torch.isfinite(grad).all()) and float(grad.norm()) > 0
+    grad = gradient_start(op) if params.start == "gradient" else None
     top_stop = 0.6 if params.trace or params.density else 0.98
     eig = lanczos(
         op.matvec, op.n, k=params.k, bottom=1, tol=params.tol, max_iter=params.max_iter,
-        start=grad if usable_grad else None, start_noise=GRADIENT_START_NOISE, generator=ctx.generator(0),
+        start=grad, start_noise=GRADIENT_START_NOISE, generator=ctx.generator(0),
         dtype=op.dtype, device=op.device, vectors=True,
         progress=stage(ctx, 0.02, top_stop, params.max_iter, "Lanczos"),
     )
