@@ -1,4 +1,4 @@
-"""lsdb's curvature analyses: `hessian` and `eigenmap`.
+"""lsdb's curvature analyses: `hessian`, `hessian-trajectory` and `eigenmap`.
 
 The loss Hessian through exact Hessian-vector products (`lsdb.landscape.hvp`): its extreme
 eigenpairs by Lanczos (1950), its trace by Hutchinson's estimator and its eigenvalue density by
@@ -10,5 +10,6 @@ plugin: it uses only lsdb's public API and registers through the `register_analy
 
 from lsdb_curvature.eigenmap import EIGENMAP, EigenmapParams
 from lsdb_curvature.hessian import HESSIAN, HessianParams
+from lsdb_curvature.hessian_trajectory import HESSIAN_TRAJECTORY, HessianTrajectoryParams
 
-__all__ = ["EIGENMAP", "HESSIAN", "EigenmapParams", "HessianParams"]
+__all__ = ["EIGENMAP", "HESSIAN", "HESSIAN_TRAJECTORY", "EigenmapParams", "HessianParams", "HessianTrajectoryParams"]

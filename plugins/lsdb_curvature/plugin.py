@@ -7,14 +7,15 @@ from collections.abc import Callable
 from lsdb.plugin import hookimpl
 from lsdb_curvature.eigenmap import EIGENMAP
 from lsdb_curvature.hessian import HESSIAN
+from lsdb_curvature.hessian_trajectory import HESSIAN_TRAJECTORY
 from lsdb_curvature.renderers import RENDERERS
 
-ANALYSES = (HESSIAN, EIGENMAP)
+ANALYSES = (HESSIAN, HESSIAN_TRAJECTORY, EIGENMAP)
 
 
 @hookimpl
 def register_analyses(register: Callable[..., None]) -> None:
-    """Register `hessian` and `eigenmap`."""
+    """Register `hessian`, `hessian-trajectory` and `eigenmap`."""
     for spec in ANALYSES:
         register(spec)
 

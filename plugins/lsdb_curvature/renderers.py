@@ -3,6 +3,8 @@
 * `hessian`: the eigenvalue density on a log scale with the top eigenvalues marked, as in
   Ghorbani et al. 2019 (Fig. 1) and PyHessian (Yao et al. 2020, Fig. 1); without a density,
   the computed eigenvalues and their error bounds.
+* `hessian-trajectory`: the top eigenvalues against the training step, with their error bounds
+  (progressive sharpening, Cohen et al. 2021, Fig. 2), and the loss on a second axis.
 * `eigenmap`: |λmin/λmax| as a heat map with the loss contours on top, as in Li et al. 2018,
   Fig. 7 (blue: convex-looking, negligible negative curvature; yellow: strong negative
   curvature); also λmax and λmin maps.
@@ -114,10 +116,33 @@ def render_eigenmap_lambda_min(view: ResultView) -> Figure:
     return _render_map(view, "lambda_min", "λmin", "magma_r")
 
 
+def render_hessian_trajectory(view: ResultView) -> Figure:
+    """The top-k eigenvalues (error bars: their bounds) and the loss against the step (Cohen et al. 2021, Fig. 2)."""
+    a = view.arrays
+    steps = np.asarray(a["steps"], dtype=float)
+    values = np.asarray(a["eigenvalues"], dtype=float).reshape(len(steps), -1)
+    errors = np.asarray(a["eigenvalue_errors"], dtype=float).reshape(values.shape)
+    fig = Figure(figsize=(6.0, 4.0), layout="constrained")
+    ax = fig.add_subplot()
+    for j in range(values.shape[1]):
+        ax.errorbar(steps, values[:, j], yerr=errors[:, j], marker="o", markersize=3, linewidth=1.0,
+                    label="λmax" if j == 0 else f"λ{j + 1}")
+    ax.set_xlabel("step")
+    ax.set_ylabel("Hessian eigenvalue")
+    loss_ax = ax.twinx()
+    loss_ax.plot(steps, np.asarray(a["loss"], dtype=float), color="0.5", linestyle=":", linewidth=1.0, label="loss")
+    loss_ax.set_ylabel("loss", color="0.5")
+    ax.legend(fontsize=7, title=f"{int(view.scalars.get('total_hvps', 0))} Hessian-vector products",
+              title_fontsize=7)
+    ax.set_title(view.title, fontsize=10)
+    return fig
+
+
 #: (analysis, renderer name, renderer): what `plugin.register_renderers` registers.
 RENDERERS: tuple[tuple[str, str, Renderer], ...] = (
     ("hessian", "default", render_hessian),
     ("hessian", "density", render_hessian),
+    ("hessian-trajectory", "default", render_hessian_trajectory),
     ("eigenmap", "default", render_eigenmap),
     ("eigenmap", "ratio", render_eigenmap),
     ("eigenmap", "lambda_max", render_eigenmap_lambda_max),
