@@ -157,8 +157,10 @@ def run_hessian_trajectory(ctx: Context, inputs: Mapping[str, list[InputCheckpoi
     if np.isfinite(lam).any():
         top = int(np.nanargmax(lam))
         scalars.update(lambda_max_max=float(lam[top]), step_of_lambda_max_max=float(steps[top]))
-    arrays: dict[str, np.ndarray | Tensor] = {"steps": steps, "eigenvalues": eigenvalues, "eigenvalue_errors": errors, "hvps": hvps,
-              "iterations": iterations, "loss": loss, "converged": converged}
+    arrays: dict[str, np.ndarray | Tensor] = {
+        "steps": steps, "eigenvalues": eigenvalues, "eigenvalue_errors": errors, "hvps": hvps,
+        "iterations": iterations, "loss": loss, "converged": converged,
+    }
     attrs = {"run": checkpoints[0].run, "checkpoints": [c.name for c in checkpoints], "n_params": int(n_params),
              "dtype": dtype, "bn": params.bn, "warm_start": params.warm_start}
     ctx.progress(1.0, "done")
