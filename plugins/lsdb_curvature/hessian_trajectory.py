@@ -4,10 +4,11 @@ Progressive sharpening (Cohen et al. 2021, "Gradient Descent on Neural Networks 
 at the Edge of Stability", §3): λmax of the training loss rises during training until it
 reaches 2/η. This analysis follows the top-k eigenvalues of H = ∇²L(θ_t) over a run's
 checkpoints in step order, with the same operator, Lanczos and error estimate as `hessian`
-(`hessian_operator`, `lanczos` without the bottom end, Ritz bound + `rounding_error`).
+(`hessian_operator`, `lanczos`, Ritz bound + `rounding_error`); with ``lambda_min=true`` also the most
+negative eigenvalue, from the same Krylov space, as `hessian` computes it.
 
 Warm start (issue #19): consecutive checkpoints have nearby Hessians, so the Lanczos of
-checkpoint t starts from the sum of checkpoint t−1's top-k Ritz vectors plus a
+checkpoint t starts from the sum of checkpoint t−1's top-k Ritz vectors (and its bottom one with ``lambda_min``) plus a
 `WARM_START_NOISE` = 0.1 share of a random vector, which keeps every direction reachable (an
 eigenvalue that overtakes the previous top one is still found: the top eigenvector of the last
 checkpoint below turned by 81° from its predecessor, and the warm start got λmax right). The
@@ -36,7 +37,8 @@ measures the whole trajectory against cold starts and PyHessian.
 
 Arrays: steps (T), eigenvalues and eigenvalue_errors (T, k; Ritz bound + rounding estimate), hvps
 (T; Hessian-vector products per checkpoint, the 2 of the rounding estimate included),
-iterations (T; Lanczos steps), loss (T), converged (T; 1 or 0). Scalars: lambda_max_first,
+iterations (T; Lanczos steps), loss (T), converged (T; 1 or 0); with ``lambda_min``: lambda_min and
+lambda_min_errors (T; the bound relative to the spectral radius, as `hessian`'s). Scalars: lambda_max_first,
 lambda_max_last, lambda_max_max, step_of_lambda_max_max, total_hvps, num_checkpoints.
 """
 
@@ -84,6 +86,8 @@ class HessianTrajectoryParams:
     max_iter: int = field(default=200, metadata={"help": "at most this many Lanczos steps per checkpoint", "min": 2})
     warm_start: bool = field(default=True, metadata={"help": "start each checkpoint's Lanczos from the previous "
                                                              "checkpoint's top Ritz vectors (else as `hessian`)"})
+    lambda_min: bool = field(default=False, metadata={"help": "also the most negative eigenvalue (in the same "
+                                                              "Lanczos; to tol relative to the spectral radius)"})
     split: str = field(default="train", metadata={"help": "split the loss is taken over", "choices": SPLITS})
     subset: int | None = field(default=None, metadata={"help": "use a fixed random subset of this many examples "
                                                                "(the same at every checkpoint)", "min": 1})
@@ -131,6 +135,7 @@ def run_hessian_trajectory(ctx: Context, inputs: Mapping[str, list[InputCheckpoi
     eigenvalues, errors = np.full((total, params.k), np.nan), np.full((total, params.k), np.nan)
     hvps, iterations = np.zeros(total, np.int64), np.zeros(total, np.int64)
     loss, converged = np.zeros(total), np.zeros(total, np.int64)
+    bottom, bottom_errors = np.full(total, np.nan), np.full(total, np.nan)
     vectors: Tensor | None = None
     size: int | None = None
     n_params, dtype = 0, ""
@@ -140,15 +145,18 @@ def run_hessian_trajectory(ctx: Context, inputs: Mapping[str, list[InputCheckpoi
         n_params, dtype = op.n, str(op.dtype).replace("torch.", "")
         warm = warm_start(vectors) if params.warm_start else None
         start, noise = (warm, WARM_START_NOISE) if warm is not None else (gradient_start(op), GRADIENT_START_NOISE)
-        eig = lanczos(op.matvec, op.n, k=params.k, tol=params.tol, max_iter=params.max_iter, start=start,
-                      start_noise=noise, generator=ctx.generator(0), dtype=op.dtype, device=op.device,
-                      vectors=True, progress=stage(ctx, i / total, (i + 1) / total, params.max_iter,
-                                                   f"checkpoint {i + 1}/{total}: Lanczos"))
+        eig = lanczos(op.matvec, op.n, k=params.k, bottom=int(params.lambda_min), tol=params.tol,
+                      max_iter=params.max_iter, start=start, start_noise=noise, generator=ctx.generator(0),
+                      dtype=op.dtype, device=op.device, vectors=True,
+                      progress=stage(ctx, i / total, (i + 1) / total, params.max_iter,
+                                     f"checkpoint {i + 1}/{total}: Lanczos"))
         rounding = rounding_error(op.matvec, eig.top_vectors, float(eig.ritz_values.abs().max()), op.dtype)
         eigenvalues[i], errors[i] = padded(eig.top, params.k), padded(eig.top_errors + rounding, params.k)
         hvps[i], iterations[i] = op.hvp_count, eig.iterations
         loss[i], converged[i] = op.loss, int(eig.converged)
-        vectors = eig.top_vectors
+        if params.lambda_min:
+            bottom[i], bottom_errors[i] = float(eig.bottom[0]), float(eig.bottom_errors[0]) + rounding
+        vectors = torch.cat([v for v in (eig.top_vectors, eig.bottom_vectors) if v is not None])
         del model, op
     steps = np.array([c.step if c.step is not None else i for i, c in enumerate(checkpoints)], dtype=np.int64)
     lam = eigenvalues[:, 0]
@@ -161,6 +169,8 @@ def run_hessian_trajectory(ctx: Context, inputs: Mapping[str, list[InputCheckpoi
         "steps": steps, "eigenvalues": eigenvalues, "eigenvalue_errors": errors, "hvps": hvps,
         "iterations": iterations, "loss": loss, "converged": converged,
     }
+    if params.lambda_min:
+        arrays.update(lambda_min=bottom, lambda_min_errors=bottom_errors)
     attrs = {"run": checkpoints[0].run, "checkpoints": [c.name for c in checkpoints], "n_params": int(n_params),
              "dtype": dtype, "bn": params.bn, "warm_start": params.warm_start}
     ctx.progress(1.0, "done")
@@ -179,7 +189,7 @@ HESSIAN_TRAJECTORY = AnalysisSpec(
         "previous checkpoint's top Ritz vectors: progressive sharpening (Cohen et al. 2021) in fewer "
         "Hessian-vector products than a `hessian` per checkpoint.\n\n"
         "Arrays: steps (T), eigenvalues (T, k), eigenvalue_errors (T, k; Ritz bound + rounding estimate), hvps, "
-        "iterations, loss, converged (T). Scalars: lambda_max_first, lambda_max_last, lambda_max_max, "
-        "step_of_lambda_max_max, total_hvps, num_checkpoints."
+        "iterations, loss, converged (T); lambda_min, lambda_min_errors (T; lambda_min=true). Scalars: "
+        "lambda_max_first, lambda_max_last, lambda_max_max, step_of_lambda_max_max, total_hvps, num_checkpoints."
     ),
 )
