@@ -16,7 +16,8 @@ with `lsdb.integrations.hf.LsdbCallback` (what records a Trainer run into the ca
    (b) ``interpolate`` between the two fine-tunes, between the parent and each, and between the two
        independently trained models, on a seeded subset of the corpus' blocks: is the barrier ~0 for fine-tunes of one
        parent and large between independent models (Wortsman et al. 2022; Frankle et al. 2020)?
-   (c) ``hessian`` λmax at each checkpoint of the trajectory (progressive sharpening, Cohen et al. 2021);
+   (c) λmax and λmin at each checkpoint of the trajectory (progressive sharpening, Cohen et al. 2021), by one
+       ``hessian-trajectory`` (each checkpoint's Lanczos warm-started from the previous one's Ritz vectors);
    (d) ``surface`` over one attention block's parameters only vs the same block's MLP
        (``params=transformer.h.0.attn.*`` / ``transformer.h.0.mlp.*``), random directions from the same seed.
 
@@ -185,15 +186,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         line.save_plot(figures / f"lm_interpolate_{label.replace(' ', '_')}.png")
         t = done(f"(b) interpolate {label}", t)
 
-    # (c) λmax along the trajectory
-    sharp = []
-    for ckpt in parent_ckpts:
-        h = cat.run("hessian", ckpt.id, k=1, trace=False, max_iter=cfg["hessian_iter"], tol=1e-2,
-                    subset=cfg["hessian_subset"], save_eigenvectors=False, device="cpu")
-        sharp.append({"step": ckpt.step, "lambda_max": h.scalars["lambda_max"], "loss": h.scalars["loss"],
-                      **{k: h.scalars.get(k) for k in ("lambda_min", "lanczos_iterations", "converged",
-                                                       "max_rel_error")}})
-        t = done(f"(c) hessian step {ckpt.step}", t)
+    # (c) λmax and λmin along the trajectory: one call, each Lanczos warm-started from the previous checkpoint
+    traj = cat.run("hessian-trajectory", "trajectory=parent", k=1, lambda_min=True, max_iter=cfg["hessian_iter"],
+                   tol=1e-2, subset=cfg["hessian_subset"], device="cpu")
+    per = traj.arrays
+    sharp = [{"step": int(step), "lambda_max": float(per["eigenvalues"][i, 0]), "loss": float(per["loss"][i]),
+              "lambda_min": float(per["lambda_min"][i]), "lanczos_iterations": int(per["iterations"][i]),
+              "converged": float(per["converged"][i]), "hvps": int(per["hvps"][i]),
+              "max_rel_error": float(per["eigenvalue_errors"][i, 0] / abs(per["eigenvalues"][i, 0]))}
+             for i, step in enumerate(per["steps"])]
+    summary["sharpness_hvps"] = traj.scalars["total_hvps"]
+    t = done(f"(c) hessian-trajectory, {len(sharp)} checkpoints", t)
     summary["sharpness"] = sharp
     _plot_sharpness(sharp, figures / "lm_sharpness.png")
 
