@@ -19,7 +19,12 @@ trajectory, setup included; the methods alternate over ``--repeats`` (median). E
 lsdb's float64 Lanczos to 1e-10 at every checkpoint. One thread for torch and BLAS; ``uptime`` at the
 start and the end.
 
-    .venv/bin/python scripts/bench_hessian_trajectory.py [--repeats 3] [--threads 1]
+``--starts`` measures instead the choice of warm start (the table in `lsdb_curvature.hessian_trajectory`'s
+docstring): Lanczos products summed over a trajectory (lr 0.05; every 2 steps over the first 24, and every 10
+over the first 60) for starts from the previous checkpoint's Ritz vectors with random shares 0.01 to √½, with
+and without the current gradient, against gradient and random starts; top-1, and top-3 on the dense one.
+
+    .venv/bin/python scripts/bench_hessian_trajectory.py [--repeats 3] [--threads 1] [--starts]
 """
 
 from __future__ import annotations
@@ -137,6 +142,40 @@ def report(title: str, table: dict[str, dict[str, Any]]) -> None:
               f"{row['hvps'] / warm['hvps']:11.2f}x {row['seconds'] / warm['seconds']:11.2f}x")
 
 
+def starts(states: States, k: int) -> None:
+    """Lanczos products over the trajectory, and the worst error against tol 1e-8, for each way to start."""
+    x, y = load_dataset(DATASET).train
+    model = build()
+    ops = []
+    for _, state in states:
+        model.load_state_dict(state)
+        ops.append(HessianOperator(model.eval(), x, y))
+    exact = [lanczos(op.matvec, op.n, k=k, tol=1e-8, max_iter=400, vectors=False,
+                     generator=torch.Generator().manual_seed(7)).top.numpy() for op in ops]
+
+    def aligned(g: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
+        return g * torch.sign(torch.dot(g, previous[0]))  # the gradient's sign that adds to the Ritz vector
+
+    Start = Callable[[torch.Tensor | None, torch.Tensor], torch.Tensor | None]
+    variants: list[tuple[str, Start, float]] = [
+        ("cold: gradient + √½ random (hessian)", lambda p, g: g, 0.5**0.5),
+        ("cold: random", lambda p, g: None, 0.0),
+    ]
+    for noise in (0.01, 0.1, 0.3, 0.5**0.5):
+        variants += [(f"previous Ritz vectors + {noise:.2f} random", lambda p, g: g if p is None else p, noise),
+                     (f"previous + gradient + {noise:.2f} random",
+                      lambda p, g: g if p is None else torch.cat([p, aligned(g, p)[None]]), noise)]
+    for name, make, noise in variants:
+        previous: torch.Tensor | None = None
+        total, worst = 0, 0.0
+        for op, ref in zip(ops, exact, strict=True):
+            res = lanczos(op.matvec, op.n, k=k, tol=TOL, max_iter=300, start=make(previous, op.gradient),
+                          start_noise=noise, generator=torch.Generator().manual_seed(0))
+            previous, total = res.top_vectors, total + res.matvecs
+            worst = max(worst, float(np.max(np.abs(res.top.numpy() - ref) / np.abs(ref))))
+        print(f"{name:44s} {total:5d} products, worst rel. error {worst:.1e}")
+
+
 def uptime() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
 
@@ -145,12 +184,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--starts", action="store_true", help="measure the choice of warm start instead")
     args = parser.parse_args()
     from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(args.threads)
     threadpool_limits(args.threads)
     print(f"torch {torch.__version__}, {args.threads} thread(s); uptime: {uptime()}")
+    if args.starts:
+        steps = trajectory(0.05, 1, "steps", 3, 61)  # a snapshot after every step, 0 to 60
+        for title, states, k in (("every 2 steps, top-1", steps[:25:2], 1), ("every 10 steps, top-1", steps[::10], 1),
+                                 ("every 2 steps, top-3", steps[:25:2], 3)):
+            print(f"\n{title} ({len(states)} checkpoints)")
+            starts(states, k)
+        print(f"\nuptime at the end: {uptime()}")
+        return
     cases = {
         "dense: 13 checkpoints, every 2 SGD steps (lr 0.05), top-1 to 1e-4":
             trajectory(0.05, 2, "steps", 1, 13),

@@ -8,13 +8,15 @@ checkpoints in step order, with the same operator, Lanczos and error estimate as
 negative eigenvalue, from the same Krylov space, as `hessian` computes it.
 
 Warm start (issue #19): consecutive checkpoints have nearby Hessians, so the Lanczos of
-checkpoint t starts from the sum of checkpoint t−1's top-k Ritz vectors (and its bottom one with ``lambda_min``) plus a
-`WARM_START_NOISE` = 0.1 share of a random vector, which keeps every direction reachable (an
+checkpoint t starts from the sum of checkpoint t−1's top-k Ritz vectors (and its bottom one with
+``lambda_min``) plus a `WARM_START_NOISE` = 0.1 share of a random vector, which keeps every
+direction reachable (an
 eigenvalue that overtakes the previous top one is still found: the top eigenvector of the last
 checkpoint below turned by 81° from its predecessor, and the warm start got λmax right). The
 first checkpoint starts from the gradient, as `hessian` does. Measured on the digits MLP
 64-128-128-10 (26,122 parameters, all 1,437 training examples, float32, SGD lr 0.05; one run,
-HVPs summed over the trajectory, every value within 1e-4 of a tol-1e-8 reference):
+Lanczos products summed over the trajectory, every value within 1e-4 of a tol-1e-8 reference;
+``scripts/bench_hessian_trajectory.py --starts``):
 
 ======================================  ==============================  ===============================
 start of checkpoint t (t > 0)           top-1, 13 checkpoints 2 steps   top-1, 7 checkpoints 10 steps
@@ -22,9 +24,9 @@ start of checkpoint t (t > 0)           top-1, 13 checkpoints 2 steps   top-1, 7
 ======================================  ==============================  ===============================
 gradient + √½ random (cold, `hessian`)  204 (357)                       71
 random                                  187 (366)                       70
-previous Ritz vectors + 0.01 random     117 (277)                       65
-previous Ritz vectors + 0.1 random      119 (276)                       65
-previous Ritz vectors + √½ random       125 (284)                       65
+previous Ritz vectors + 0.01 random     117 (276)                       65
+previous Ritz vectors + 0.1 random      118 (275)                       65
+previous Ritz vectors + √½ random       125 (283)                       65
 previous + gradient + 0.1 random        136 (288)                       62
 ======================================  ==============================  ===============================
 
