@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from lsdb.landscape.params import ParamLayout
+from lsdb.landscape.wide_svd import wide_svd
 
 Norm = Literal["filter", "layer", "none"]
 BiasBN = Literal["ignore", "keep", "copy"]
@@ -147,24 +148,15 @@ def pca_directions(
     right singular vectors of M as a (k, P) matrix, and σ_i² / Σ σ² for each. The rows are
     not centred, as in the paper; ``center=True`` subtracts the row mean first (what the
     reference code's ``sklearn.decomposition.PCA`` does). The sign of each direction is fixed
-    so that its largest-magnitude entry is positive. Computed in float64 and returned in the
-    points' dtype (the ratios in float64).
+    so that its largest-magnitude entry is positive. Computed in float64 a block of columns at a
+    time (`wide_svd`) and returned in the points' dtype (the ratios in float64).
     """
     mat = torch.stack(list(points)) if not isinstance(points, Tensor) else points
     if mat.dim() != 2:
         raise ValueError("points must be a (n, P) matrix or a sequence of flat vectors")
-    dtype = mat.dtype
-    mat = mat.to(torch.float64)
-    anchor = mat[-1] if final is None else final.to(mat)
-    m = mat - anchor
-    if center:
-        m = m - m.mean(dim=0, keepdim=True)
-    if not 1 <= k <= min(m.shape):
-        raise ValueError(f"k must be between 1 and {min(m.shape)}, got {k}")
-    _, s, vh = torch.linalg.svd(m, full_matrices=False)
-    total = (s**2).sum()
-    ratios = (s[:k] ** 2) / total if total > 0 else torch.zeros(k, dtype=torch.float64)
-    dirs = vh[:k]
-    signs = torch.sign(dirs.gather(1, dirs.abs().argmax(dim=1, keepdim=True)))
-    dirs = dirs * torch.where(signs == 0, 1.0, signs)
-    return dirs.to(dtype), ratios
+    if not 1 <= k <= min(mat.shape):
+        raise ValueError(f"k must be between 1 and {min(mat.shape)}, got {k}")
+    found = wide_svd(mat, k, anchor=mat[-1] if final is None else final, center=center)  # float64, blockwise
+    total = (found.s**2).sum()
+    ratios = (found.s[:k] ** 2) / total if total > 0 else torch.zeros(k, dtype=torch.float64)
+    return found.vh, ratios

@@ -193,7 +193,10 @@ def lanczos(
     steps = min(max_iter, n)
     wanted = min(k + bottom, n)
     first_check = min(max(wanted + 1, min_iter), n)  # no convergence test (and no Ritz values) before this step
-    basis = torch.empty(min(steps, 16), n, dtype=dtype, device=device)  # grows by doubling: memory follows use
+    # memory follows use: on a CPU the untouched rows of an empty tensor take no pages; elsewhere the
+    # basis grows by doubling
+    cpu = torch.device(device or "cpu").type == "cpu"
+    basis = torch.empty(steps if cpu else min(steps, 16), n, dtype=dtype, device=device)
     basis[0] = start_vector(n, start, start_noise, generator, dtype, device)
     alpha, beta = np.zeros(steps), np.zeros(steps)  # T_m's diagonal and off-diagonal, float64
     theta, s, errors = np.zeros(0), np.zeros((0, 0)), np.zeros(0)

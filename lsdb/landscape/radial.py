@@ -22,6 +22,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+#: Bytes of points built at once for one `batch_loss` call (the rest of a scan waits its turn).
+POINTS_BYTES = 256 * 2**20
+
 BatchLoss = Callable[[Tensor], Tensor]
 """``batch_loss(points (B, P)) -> losses (B,)``, no gradients needed."""
 
@@ -41,10 +44,22 @@ class RadialWidths:
 
 def radial_profiles(batch_loss: BatchLoss, center: Tensor, directions: Tensor, radii: Tensor) -> Tensor:
     """L(θ + r_g u_j) for every direction (R, P) and radius (G,): float64 (R, G)."""
-    r = radii.to(center)
-    points = center + r.view(1, -1, 1) * directions.to(center).unsqueeze(1)  # (R, G, P)
-    losses = batch_loss(points.reshape(-1, center.shape[0]))
-    return losses.to(torch.float64).reshape(directions.shape[0], len(radii)).cpu()
+    n_dirs, n_radii = directions.shape[0], len(radii)
+    index = torch.arange(n_dirs).repeat_interleave(n_radii)
+    losses = losses_at(batch_loss, center, directions, index, radii.repeat(n_dirs))
+    return losses.reshape(n_dirs, n_radii)
+
+
+def losses_at(batch_loss: BatchLoss, center: Tensor, directions: Tensor, index: Tensor, radii: Tensor) -> Tensor:
+    """L(θ + r_i u_{index_i}) for each i: float64 on the CPU, the points built `POINTS_BYTES` at a time."""
+    per_call = max(1, POINTS_BYTES // max(1, center.numel() * center.element_size()))
+    out = []
+    for i in range(0, len(index), per_call):
+        idx, r = index[i:i + per_call], radii[i:i + per_call].to(center)
+        points = center + r.unsqueeze(1) * directions[idx.to(directions.device)].to(center)
+        out.append(batch_loss(points).to(torch.float64).cpu())
+        del points
+    return torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)
 
 
 def radial_widths(
@@ -87,8 +102,7 @@ def radial_widths(
         for _ in range(iters):
             mid = (lo + hi) / 2
             idx = todo.nonzero().squeeze(1)
-            losses = batch_loss(center + mid[idx].to(center).unsqueeze(1) * directions[idx].to(center))
-            is_above = losses.to(torch.float64).cpu() > threshold
+            is_above = losses_at(batch_loss, center, directions, idx, mid[idx]) > threshold
             hi[idx] = torch.where(is_above, mid[idx], hi[idx])
             lo[idx] = torch.where(is_above, lo[idx], mid[idx])
     widths = torch.where(crossed, (lo + hi) / 2, radii[-1].expand(n_dirs))

@@ -71,3 +71,23 @@ def test_a_centre_above_the_threshold_has_zero_width_and_profiles_are_losses() -
     profiles = radial_profiles(batch_loss, centre, u, found.radii)
     manual = batch_loss(centre + found.radii[2] * u)
     assert torch.allclose(profiles[:, 2], manual) and torch.equal(profiles, found.profiles)
+
+
+def test_points_are_built_a_budget_at_a_time_with_the_same_losses(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A scan larger than `POINTS_BYTES` is split into calls that each hold at most that many bytes of
+    points, and gives exactly the losses of one call."""
+    import lsdb.landscape.radial as radial
+
+    _, batch_loss = quadratic_bowl(6, 0)
+    u, center = unit_rows(5, 6, 1), torch.full((6,), 0.1, dtype=torch.float64)
+    whole = radial_widths(batch_loss, center, u, 0.7, 3.0, n_grid=8, iters=10)
+    sizes: list[int] = []
+
+    def counted(points: torch.Tensor) -> torch.Tensor:
+        sizes.append(len(points))
+        return batch_loss(points)
+
+    monkeypatch.setattr(radial, "POINTS_BYTES", 3 * 6 * 8)  # three points a call
+    split = radial_widths(counted, center, u, 0.7, 3.0, n_grid=8, iters=10)
+    assert max(sizes) == 3 and sum(sizes[:14]) == 5 * 8  # the scan: 40 points in 14 calls
+    assert torch.equal(split.profiles, whole.profiles) and torch.equal(split.widths, whole.widths)
