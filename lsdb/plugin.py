@@ -25,7 +25,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from lsdb.analyses.context import ALIGNMENTS, Cancelled, Context, InputCheckpoint, by_step, single
-from lsdb.analyses.contract import AnalysisOutput, AnalysisSpec, NewCheckpointOutput, Slot
+from lsdb.analyses.contract import AnalysisOutput, AnalysisSpec, Footprint, NewCheckpointOutput, Slot
 from lsdb.analyses.declare import Inputs, Param, Trajectory, analysis, renderer
 from lsdb.analyses.planes import (
     DIRECTIONS,
@@ -51,6 +51,7 @@ __all__ = [
     "SPLITS",
     "AnalysisOutput",
     "AnalysisSpec",
+    "Footprint",
     "BadInput",
     "Cancelled",
     "Checkpoint",

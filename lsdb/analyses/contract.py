@@ -104,6 +104,11 @@ class AnalysisSpec:
     #: Host memory (bytes) the analysis needs for `params` beyond the model and the data (a grid's
     #: arrays): checked against what the machine has before any work starts (`check_memory`).
     memory: Callable[[Any], int] | None = None
+    #: How many parameter-sized vectors the analysis holds at once, the model's own parameters
+    #: included (loaded inputs, directions, a Krylov basis): ``copies(params, footprint)``. Times the
+    #: footprint's `param_bytes` it is the model part of the estimate that `check_memory` checks;
+    #: `DEFAULT_COPIES` when None. `scripts/bench_memory.py` measures the built-in analyses' peaks.
+    copies: Callable[[Any, Footprint], float] | None = None
 
     @property
     def summary(self) -> str:
@@ -136,14 +141,74 @@ def available_memory() -> int | None:
         return None
 
 
-def check_memory(spec: AnalysisSpec, params: Any) -> None:
-    """A one-line `BadInput` when `spec.memory(params)` exceeds `available_memory()`."""
-    if spec.memory is None:
-        return
-    need, have = int(spec.memory(params)), available_memory()
-    if have is not None and need > have:
-        raise BadInput(f"{spec.name} needs about {_gib(need)} of memory for these parameters, more than this "
-                       f"machine has available ({_gib(have)}); use a smaller grid, or set LSDB_MAX_MEMORY")
+#: Parameter copies assumed for an analysis that declares no `AnalysisSpec.copies`: one loaded input
+#: and the model it is put into.
+DEFAULT_COPIES = 2.0
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """What is known of a request's models before any work: one parameter copy of its largest input
+    in the computation's dtype, and how many input checkpoints it names."""
+
+    param_bytes: int
+    n_inputs: int
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """The host memory a request needs (`estimate_memory`), beyond the data and one batch's
+    activations (which the evaluator bounds by its own budget)."""
+
+    analysis: str
+    copies: float  # parameter-sized vectors held at once (0 without a footprint)
+    param_bytes: int  # one of them
+    array_bytes: int  # the output's arrays (`AnalysisSpec.memory`)
+    available: int | None  # what the machine has (`available_memory`), None when unknown
+
+    @property
+    def total(self) -> int:
+        return int(self.copies * self.param_bytes) + self.array_bytes
+
+    @property
+    def fits(self) -> bool:
+        return self.available is None or self.total <= self.available
+
+    def describe(self) -> str:
+        """``~1.2 GiB (9 parameter copies of 128 MiB + 4 MiB of arrays)``."""
+        parts = [f"{self.copies:g} parameter copies of {_gib(self.param_bytes)}"] if self.copies else []
+        if self.array_bytes or not parts:
+            parts.append(f"{_gib(self.array_bytes)} of arrays")
+        return f"about {_gib(self.total)} ({' + '.join(parts)})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"analysis": self.analysis, "bytes": self.total, "copies": self.copies,
+                "param_bytes": self.param_bytes, "array_bytes": self.array_bytes, "available": self.available,
+                "fits": self.fits}
+
+
+def estimate_memory(spec: AnalysisSpec, params: Any, footprint: Footprint | None = None) -> MemoryEstimate:
+    """The memory `spec` needs for `params`: its arrays (`spec.memory`) plus, with a `footprint`,
+    its parameter copies (`spec.copies`, else `DEFAULT_COPIES`) times one copy's bytes."""
+    arrays = int(spec.memory(params)) if spec.memory is not None else 0
+    copies, size = 0.0, 0
+    if footprint is not None and footprint.param_bytes > 0:
+        copies = float(spec.copies(params, footprint)) if spec.copies is not None else DEFAULT_COPIES
+        size = footprint.param_bytes
+    return MemoryEstimate(spec.name, copies, size, arrays, available_memory())
+
+
+def check_memory(spec: AnalysisSpec, params: Any, footprint: Footprint | None = None) -> MemoryEstimate:
+    """`estimate_memory`, or a one-line `BadInput` when it exceeds `available_memory()`."""
+    estimate = estimate_memory(spec, params, footprint)
+    if not estimate.fits:
+        assert estimate.available is not None
+        advice = "use fewer inputs or iterations, " if estimate.copies > DEFAULT_COPIES else ""
+        advice += "a smaller grid, " if estimate.array_bytes > estimate.total // 2 else ""
+        raise BadInput(f"{spec.name} needs {estimate.describe()} of memory for these parameters, more than this "
+                       f"machine has available ({_gib(estimate.available)}); {advice or 'use a smaller model, '}"
+                       f"or set LSDB_MAX_MEMORY")
+    return estimate
 
 
 def _gib(n: int) -> str:

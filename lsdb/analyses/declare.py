@@ -180,6 +180,7 @@ def _declare(
     description: str | None,
     resources: Literal["cpu", "gpu", "any"],
     same_schema: bool,
+    copies: float | None = None,
 ) -> AnalysisSpec:
     spec_name = name or fn.__name__.replace("_", "-")
     where = f"analysis '{spec_name}'"
@@ -237,6 +238,7 @@ def _declare(
         description=description if description is not None else (inspect.getdoc(fn) or ""),
         same_schema=same_schema,
         needs_data=needs_data,
+        copies=None if copies is None else (lambda _params, _footprint: float(copies)),
     )
     declared: list[AnalysisSpec] = fn.__globals__.setdefault(ANALYSES_ATTR, [])
     declared[:] = [s for s in declared if s.name != spec.name] + [spec]  # a reloaded module replaces its own
@@ -256,6 +258,7 @@ def analysis(
     description: str | None = None,
     resources: Literal["cpu", "gpu", "any"] = "any",
     same_schema: bool = True,
+    copies: float | None = None,
 ) -> Callable[[AnalysisFn], AnalysisSpec]: ...
 
 
@@ -267,17 +270,19 @@ def analysis(
     description: str | None = None,
     resources: Literal["cpu", "gpu", "any"] = "any",
     same_schema: bool = True,
+    copies: float | None = None,
 ) -> AnalysisSpec | Callable[[AnalysisFn], AnalysisSpec]:
     """Declare an analysis from a typed function (see the module docstring); returns its `AnalysisSpec`.
 
     `name` defaults to the function's name with ``_`` as ``-``; `description` to its docstring.
-    Bump `version` when the numbers it computes change (it is part of the cache key).
+    Bump `version` when the numbers it computes change (it is part of the cache key). `copies`:
+    the parameter-sized vectors it holds at once, the model's own included (`AnalysisSpec.copies`).
     """
     if callable(name):
-        return _declare(name, None, version, needs_data, description, resources, same_schema)
+        return _declare(name, None, version, needs_data, description, resources, same_schema, copies)
 
     def decorate(fn: AnalysisFn) -> AnalysisSpec:
-        return _declare(fn, name, version, needs_data, description, resources, same_schema)
+        return _declare(fn, name, version, needs_data, description, resources, same_schema, copies)
 
     return decorate
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from lsdb.analyses.contract import AnalysisOutput, AnalysisSpec, params_to_dict, parse_params
+from lsdb.analyses.contract import AnalysisOutput, AnalysisSpec, Footprint, params_to_dict, parse_params
 from lsdb.analyses.inputs import resolve_inputs
 from lsdb.catalog import CatalogDB, CheckpointRecord, NewCheckpoint, NewResult, NewRun, ResultRecord
 from lsdb.errors import BadInput
@@ -220,7 +220,7 @@ def compute(
 
     from lsdb.analyses.contract import check_memory
 
-    check_memory(prepared.spec, prepared.params)
+    check_memory(prepared.spec, prepared.params, footprint(prepared))
 
     from lsdb.analyses.alignment_cache import CatalogAlignments
     from lsdb.analyses.context import Context
@@ -253,6 +253,15 @@ def compute(
     if progress:
         progress(1.0, "done")
     return output, wall, dev
+
+
+def footprint(prepared: Prepared) -> Footprint:
+    """One parameter copy of the request's largest input in its dtype, and how many inputs it names."""
+    import torch
+
+    checkpoints = [c for ckpts in prepared.inputs.values() for c in ckpts]
+    itemsize = getattr(torch, prepared.request.dtype).itemsize
+    return Footprint(max((c.n_params for c in checkpoints), default=0) * itemsize, len(checkpoints))
 
 
 def _input_checkpoint(catalog: CatalogDB, rec: CheckpointRecord, run: Any) -> Any:

@@ -14,7 +14,7 @@ from lsdb.cli.state import state
 from lsdb.errors import BadInput
 
 if TYPE_CHECKING:
-    from lsdb.service import Job, Result
+    from lsdb.service import Job, MemoryEstimate, Result
 
 analyses_app = typer.Typer(help="List the analyses plugins provide, or show one.", invoke_without_command=True)
 
@@ -55,11 +55,18 @@ def run(
     tile_size: int = typer.Option(None, "--tile-size", help="Grid points per tile job when fanning out (0: never)."),
     allow_nonfinite: bool = typer.Option(False, "--allow-nonfinite",
                                          help="Compute on checkpoints with NaN/Inf weights (refused otherwise)."),
+    estimate: bool = typer.Option(False, "--estimate", help="Only print the memory the request needs and whether "
+                                  "this machine has it (exit 1 when not); run nothing."),
     format: Format = typer.Option(Format.table, "--format"),
 ) -> None:
     """Run an analysis: inline now (--inline), or as a job for the workers."""
     params = parse_params(param)
     catalog = state(ctx).catalog()
+    if estimate:
+        need = catalog.estimate(analysis, *(inputs or []), params=params, dataset=dataset, seed=seed, dtype=dtype,
+                                project=project, allow_nonfinite=allow_nonfinite)
+        _show_estimate(need, format)
+        return
     if not inline:
         job = catalog.submit(
             analysis, *(inputs or []), params=params, dataset=dataset, seed=seed, dtype=dtype, force=force,
@@ -74,6 +81,18 @@ def run(
             force=force, project=project, progress=update, allow_nonfinite=allow_nonfinite,
         )
     show_result_summary(result, format)
+
+
+def _show_estimate(need: MemoryEstimate, fmt: Format) -> None:
+    """The estimate as one line (table) or its JSON; exit 1 when it does not fit."""
+    if fmt is Format.json:
+        render_mapping(need.to_dict(), fmt)
+    else:
+        have = "unknown" if need.available is None else f"{need.available / 2**30:.3g} GiB"
+        verdict = "fits" if need.fits else "does NOT fit (set LSDB_MAX_MEMORY to plan for another machine)"
+        typer.echo(f"{need.analysis} needs {need.describe()}; this machine has {have} available: {verdict}")
+    if not need.fits:
+        raise typer.Exit(1)
 
 
 @contextmanager

@@ -1,6 +1,7 @@
 """The service layer: lsdb's Python API (`Catalog`, `Result`, `Job`), which the CLI, the scripts
 and notebooks all call. Nothing above this layer reaches into the catalog, the queue or the runner."""
 
+from lsdb.analyses.contract import MemoryEstimate
 from lsdb.service.catalog import (
     Catalog,
     DoctorReport,
@@ -24,6 +25,7 @@ __all__ = [
     "Catalog",
     "DoctorReport",
     "Job",
+    "MemoryEstimate",
     "Result",
     "RunsPage",
     "WorkerStatus",

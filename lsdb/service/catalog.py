@@ -30,7 +30,7 @@ from lsdb.service.results import Result
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from lsdb.analyses.contract import AnalysisSpec
+    from lsdb.analyses.contract import AnalysisSpec, MemoryEstimate
     from lsdb.analyses.view import ResultView
     from lsdb.catalog import CheckpointRecord, MetricRecord, ResultRecord, RunRecord
     from lsdb.catalog.jobs import JobEventRecord, JobRecord
@@ -241,6 +241,27 @@ class Catalog:
         record, computed = run_analysis(self._db, request, device=device, force=force, prepared=prepared,
                                         progress=progress)
         return self._result(record, computed)
+
+    def estimate(
+        self,
+        analysis: str,
+        *inputs: str | int,
+        params: Mapping[str, Any] | None = None,
+        dataset: str | dict[str, Any] | None = None,
+        seed: int = 0,
+        dtype: str = "float32",
+        project: str | None = None,
+        allow_nonfinite: bool = False,
+        **kwparams: Any,
+    ) -> MemoryEstimate:
+        """The host memory `run` would need for this request (its parameter copies and its arrays) and
+        whether this machine has it, without running anything; the request is validated as `run` does."""
+        from lsdb.analyses.contract import estimate_memory
+        from lsdb.analyses.runner import footprint, prepare
+
+        request = self._request(analysis, inputs, params, kwparams, dataset, seed, dtype, project, allow_nonfinite)
+        prepared = prepare(self._db, request, self._registries)
+        return estimate_memory(prepared.spec, prepared.params, footprint(prepared))
 
     def submit(
         self,

@@ -148,6 +148,7 @@ MERGE = AnalysisSpec(
     name="merge",
     version=2,  # 2: the seeded subset is a random one (it was the first `subset` examples)
     run=run_merge,
+    copies=lambda p, f: 6.0 + 3 * f.n_inputs,
     params=MergeParams,
     inputs=(
         Slot("models", min=2, max=None, help="the networks to merge (same architecture)"),

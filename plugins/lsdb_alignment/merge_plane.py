@@ -160,6 +160,7 @@ MERGE_PLANE = AnalysisSpec(
     name="merge-plane",
     version=1,
     run=run_merge_plane,
+    copies=lambda p, f: 40.0 + 3 * max(0, f.n_inputs - 3),
     params=MergePlaneParams,
     inputs=(
         Slot("base", help="the common parent θ_base"),

@@ -260,6 +260,7 @@ CURVE = AnalysisSpec(
     name="curve",
     version=1,
     run=run_curve,
+    copies=lambda p, f: 25.0 + 5 * p.bends,
     params=CurveParams,
     inputs=(
         Slot("start", min=0, max=1, help="the curve's start, φ(0) (required unless fix_start=false)"),

@@ -149,6 +149,7 @@ ENSEMBLE = AnalysisSpec(
     name="ensemble",
     version=1,
     run=run_ensemble,
+    copies=lambda p, f: 6.0 + 3 * f.n_inputs,
     params=EnsembleParams,
     inputs=(Slot("members", min=2, max=None, help="the networks of the ensemble (same architecture)"),),
     resources="any",

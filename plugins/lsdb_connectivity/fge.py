@@ -169,6 +169,7 @@ FGE = AnalysisSpec(
     name="fge",
     version=1,
     run=run_fge,
+    copies=lambda p, f: 16.0 + p.snapshots,
     params=FgeParams,
     inputs=(Slot("start", help="the trained network FGE starts from (SSE: usually an untrained one)"),),
     resources="any",

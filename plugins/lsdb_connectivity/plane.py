@@ -155,6 +155,7 @@ PLANE = AnalysisSpec(
     name="plane",
     version=1,
     run=run_plane,
+    copies=lambda p, f: 28.0,
     params=PlaneParams,
     inputs=(
         Slot("start", help="w1, at (0, 0)"),

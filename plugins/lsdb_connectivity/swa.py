@@ -158,6 +158,7 @@ SWA = AnalysisSpec(
     name="swa",
     version=1,
     run=run_swa,
+    copies=lambda p, f: 20.0 + f.n_inputs,
     params=SwaParams,
     inputs=(
         Slot("start", min=0, max=1, help="train from this checkpoint and average along the way"),

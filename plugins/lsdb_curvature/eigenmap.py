@@ -208,7 +208,8 @@ def run_eigenmap(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], para
         out["converged"][a, b] = float(eig.converged)
     arrays: dict[str, np.ndarray] = {"x": xs.numpy(), "y": ys.numpy(), **out,
                                      "row_index": np.arange(*rows), "col_index": np.arange(*cols),
-                                     "direction_norms": torch.linalg.vector_norm(dirs.double(), dim=1).cpu().numpy()}
+                                     "direction_norms": torch.linalg.vector_norm(dirs, dim=1, dtype=torch.float64)
+                                     .cpu().numpy()}
     arrays.update(found.arrays)
     scalars = {**map_scalars(arrays, arrays["x"], arrays["y"], params.convex_below), **found.scalars}
     attrs = {"center": center.name, "directions": params.directions, "n_params": int(op.n),
@@ -258,6 +259,7 @@ EIGENMAP = AnalysisSpec(
     name="eigenmap",
     version=1,
     run=run_eigenmap,
+    copies=lambda p, f: 19.0 + p.max_iter,
     params=EigenmapParams,
     inputs=(
         Slot("center", help="the checkpoint at the origin of the plane"),

@@ -298,6 +298,7 @@ HESSIAN = AnalysisSpec(
     name="hessian",
     version=1,
     run=run_hessian,
+    copies=lambda p, f: 15.0 + p.max_iter + (p.slq_steps if p.density else 0),  # Krylov basis: max_iter rows
     params=HessianParams,
     inputs=(Slot("center", help="the checkpoint whose loss Hessian is analysed"),),
     resources="any",

@@ -183,6 +183,7 @@ HESSIAN_TRAJECTORY = AnalysisSpec(
     name="hessian-trajectory",
     version=1,
     run=run_hessian_trajectory,
+    copies=lambda p, f: 12.0 + p.max_iter + 2 * p.k,
     params=HessianTrajectoryParams,
     inputs=(Slot("trajectory", kind="trajectory", min=1, max=None, help="a run: all its checkpoints by step"),),
     resources="any",

@@ -145,6 +145,7 @@ SHARPNESS = AnalysisSpec(
     name="sharpness",
     version=1,
     run=run_sharpness,
+    copies=lambda p, f: 20.0 + (p.hessian_iters if p.hessian else 0),
     params=SharpnessParams,
     inputs=(Slot("center", help="the checkpoint whose sharpness is measured"),),
     resources="any",

@@ -94,6 +94,7 @@ WEIGHT_SPECTRUM_TRAJECTORY = AnalysisSpec(
     name="weight-spectrum-trajectory",
     version=1,
     run=run_trajectory,
+    copies=lambda p, f: 10.0,  # one checkpoint at a time
     params=TrajectoryParams,
     inputs=(Slot("trajectory", kind="trajectory", min=1, max=None, help="a run: all its checkpoints by step"),),
     resources="any",

@@ -140,6 +140,7 @@ WEIGHT_SPECTRUM = AnalysisSpec(
     name="weight-spectrum",
     version=1,
     run=run_weight_spectrum,
+    copies=lambda p, f: 11.0,
     params=WeightSpectrumParams,
     inputs=(Slot("center", help="the checkpoint whose weight matrices are analysed"),),
     resources="any",

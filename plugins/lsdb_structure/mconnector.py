@@ -18,6 +18,7 @@ permutation symmetry.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -122,6 +123,9 @@ MCONNECTOR = AnalysisSpec(
     name="mconnector",
     version=1,
     run=run_mconnector,
+    # the hull's grid, twice
+    # the optima and the hull's grid points, before and after the optimization
+    copies=lambda p, f: 18.0 + f.n_inputs + 2 * math.comb(p.resolution + f.n_inputs - 1, f.n_inputs - 1),
     params=MConnectorParams,
     inputs=(Slot("optima", min=2, max=None, help="m ≥ 2 optima (same architecture)"),),
     resources="any",

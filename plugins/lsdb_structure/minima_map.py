@@ -22,7 +22,18 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from lsdb.plugin import AnalysisOutput, AnalysisSpec, BadInput, Context, InputCheckpoint, Slot, by_step, finite_scalars
+from lsdb.landscape.wide_svd import wide_svd
+from lsdb.plugin import (
+    AnalysisOutput,
+    AnalysisSpec,
+    BadInput,
+    Context,
+    Footprint,
+    InputCheckpoint,
+    Slot,
+    by_step,
+    finite_scalars,
+)
 from lsdb_structure.tunnel import evaluate_points
 
 TRAJECTORY_ROLES = ("trajectory", "trajectory2", "trajectory3", "trajectory4")
@@ -53,14 +64,11 @@ def has_sklearn() -> bool:
 def pca_embedding(vectors: torch.Tensor, k: int = 2) -> tuple[np.ndarray, np.ndarray]:
     """Coordinates (N, k) of the centred rows on their top-k principal axes, and the explained variance
     ratios (float64). Axes' signs are fixed so that the largest-magnitude loading is positive."""
-    work = vectors.to(torch.float64)
-    centred = work - work.mean(dim=0, keepdim=True)
-    u, s, vh = torch.linalg.svd(centred, full_matrices=False)
-    k_eff = min(k, len(s))
-    signs = torch.sign(vh[:k_eff].gather(1, vh[:k_eff].abs().argmax(dim=1, keepdim=True))).squeeze(1)
-    signs = torch.where(signs == 0, 1.0, signs)
-    coords = np.zeros((len(work), k))
-    coords[:, :k_eff] = ((u[:, :k_eff] * s[:k_eff]) * signs).numpy()
+    k_eff = min(k, *vectors.shape)
+    found = wide_svd(vectors, k_eff, center=True)  # blockwise: no float64 copy of the rows
+    s = found.s
+    coords = np.zeros((len(vectors), k))
+    coords[:, :k_eff] = (found.u[:, :k_eff] * s[:k_eff]).cpu().numpy()
     total = float((s**2).sum())
     ratios = np.zeros(k)
     ratios[:k_eff] = ((s[:k_eff] ** 2) / total).numpy() if total > 0 else 0.0
@@ -121,10 +129,19 @@ def run_minima_map(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]],
     return AnalysisOutput(arrays=arrays, scalars=finite_scalars(scalars), attrs=attrs)
 
 
+def minima_map_copies(params: MinimaMapParams, footprint: Footprint) -> float:
+    """Parameter copies at the peak (scripts/bench_memory.py, rounded up): the stacked inputs, and for
+    t-SNE scikit-learn's float64 copies of them."""
+    n = footprint.n_inputs
+    tsne = params.method == "tsne" or (params.method == "auto" and has_sklearn() and n >= 5)
+    return 20.0 * n if tsne else 6.0 + 1.5 * n
+
+
 MINIMA_MAP = AnalysisSpec(
     name="minima-map",
     version=1,
     run=run_minima_map,
+    copies=minima_map_copies,
     params=MinimaMapParams,
     inputs=(
         Slot("checkpoints", min=2, max=None, help="minima (any runs of one architecture)"),

@@ -213,7 +213,7 @@ def _outputs(path: Tunnel, t: np.ndarray, on_path: Mapping[str, tuple[np.ndarray
         "t": t,
         "knot_t": path.t.numpy(),
         "deviation_cosine": cos.numpy(),
-        "deviation_norm": torch.linalg.vector_norm(deviations.double(), dim=1).cpu().numpy(),
+        "deviation_norm": torch.linalg.vector_norm(deviations, dim=1, dtype=torch.float64).cpu().numpy(),
     }
     scalars: dict[str, float] = {
         "distance": float(torch.linalg.vector_norm((path.knots[-1] - path.knots[0]).double())),
@@ -233,6 +233,7 @@ TUNNEL = AnalysisSpec(
     name="tunnel",
     version=1,
     run=run_tunnel,
+    copies=lambda p, f: 36.0 + 4 * p.pieces,
     params=TunnelParams,
     inputs=(Slot("start", help="one optimum (t = 0)"), Slot("end", help="the other optimum (t = 1)")),
     resources="any",

@@ -24,11 +24,12 @@ import numpy as np
 import torch
 
 from lsdb.landscape import normalize_direction, random_direction
-from lsdb.landscape.radial import radial_widths
+from lsdb.landscape.radial import POINTS_BYTES, radial_widths
 from lsdb.plugin import (
     AnalysisOutput,
     AnalysisSpec,
     Context,
+    Footprint,
     InputCheckpoint,
     Slot,
     finite_scalars,
@@ -119,7 +120,7 @@ def run_tunnel_width(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]],
         "censored": found.censored.numpy(),
         "radii": found.radii.numpy(),
         "profiles": found.profiles.numpy(),
-        "direction_norms": torch.linalg.vector_norm(directions.double(), dim=1).cpu().numpy(),
+        "direction_norms": torch.linalg.vector_norm(directions, dim=1, dtype=torch.float64).cpu().numpy(),
     }
     mean = float(widths.mean())
     std = float(widths.std(ddof=1)) if len(widths) > 1 else 0.0
@@ -138,10 +139,19 @@ def run_tunnel_width(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]],
                                                                                 "params": params.params})
 
 
+def tunnel_width_copies(params: TunnelWidthParams, footprint: Footprint) -> float:
+    """Parameter copies at the peak: the model and its evaluator, the R directions, and one call's
+    points (`POINTS_BYTES` of them at most)."""
+    points = params.directions * (params.grid + 1)
+    per_call = max(1, POINTS_BYTES // max(1, footprint.param_bytes))
+    return 12.0 + params.directions + 2 * min(points, per_call)  # the points, and the evaluator's copy of them
+
+
 TUNNEL_WIDTH = AnalysisSpec(
     name="tunnel-width",
     version=1,
     run=run_tunnel_width,
+    copies=tunnel_width_copies,
     params=TunnelWidthParams,
     inputs=(Slot("center", help="the checkpoint (an optimum) to probe around"),),
     resources="any",

@@ -55,6 +55,7 @@ from lsdb.plugin import (
     AnalysisSpec,
     BadInput,
     Context,
+    Footprint,
     InputCheckpoint,
     PlaneSpec,
     Slot,
@@ -208,7 +209,7 @@ def run_surface(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], param
         arrays["y"] = ys.numpy()
     if loss_se is not None:  # subset=N: standard error of each point's subset mean (with the FPC)
         arrays["loss_se"] = loss_se
-    arrays["direction_norms"] = torch.linalg.vector_norm(dirs.double(), dim=1).cpu().numpy()
+    arrays["direction_norms"] = torch.linalg.vector_norm(dirs, dim=1, dtype=torch.float64).cpu().numpy()
     arrays.update(found.arrays)
     if params.directions == "checkpoints":
         xy = plane_coordinates(dirs, found.matrix).numpy()  # (1, 0) and (0, 1) unless orthogonalized
@@ -224,8 +225,8 @@ def run_surface(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], param
     if at_center.accuracy is not None:
         scalars["center_acc"] = float(at_center.accuracy[0])
     if params.dims == 2:
-        d = dirs.double()
-        scalars["direction_cosine"] = float(d[0] @ d[1] / (d[0].norm() * d[1].norm()).clamp_min(1e-300))
+        norms = torch.linalg.vector_norm(dirs, dim=1, dtype=torch.float64)
+        scalars["direction_cosine"] = float(_dot64(dirs[0], dirs[1]) / (norms[0] * norms[1]).clamp_min(1e-300))
     if params.precision == "bf16":
         scalars.update(_bf16_scalars(ev, dirs, xs, ys, theta, ctx))
     eps = float(torch.finfo(torch.bfloat16 if params.precision == "bf16" else ctx.dtype).eps)
@@ -298,16 +299,32 @@ def merge_surface(params: SurfaceParams, outputs: list[AnalysisOutput]) -> Analy
 BYTES_PER_POINT = 64
 
 
+def _dot64(a: torch.Tensor, b: torch.Tensor, chunk: int = 1 << 20) -> torch.Tensor:
+    """a · b accumulated in float64, a chunk at a time (no float64 copy of the vectors)."""
+    return sum((a[i:i + chunk].double() @ b[i:i + chunk].double() for i in range(0, len(a), chunk)),
+               torch.zeros((), dtype=torch.float64, device=a.device))
+
+
 def surface_memory(params: SurfaceParams) -> int:
     """Bytes the grid's arrays need (the computed rows only, for a tile): checked before work starts."""
     rows = (params.rows[1] - params.rows[0]) if params.rows else params._rows_total()
     return BYTES_PER_POINT * rows * (params.xnum if params.dims == 2 else 1)
 
 
+def surface_copies(params: SurfaceParams, footprint: Footprint) -> float:
+    """Parameter copies held at the peak (measured by scripts/bench_memory.py, rounded up): the model,
+    θ0, the directions and the evaluator's flat copy; plus each other checkpoint, each trajectory
+    checkpoint of a PCA, or the Krylov basis of hessian directions."""
+    others = max(0, footprint.n_inputs - 1)
+    extra = {"checkpoints": 2.5 * others, "pca": 5.5 * others, "hessian": 100.0}.get(params.directions, 0.0)
+    return 12.0 + extra
+
+
 SURFACE = AnalysisSpec(
     name="surface",
     version=1,
     run=run_surface,
+    copies=surface_copies,
     params=SurfaceParams,
     inputs=(
         Slot("center", help="the checkpoint at the origin of the grid"),
