@@ -59,6 +59,11 @@ class InputCheckpoint:
         return f"{self.run}@{where}"
 
 
+#: What one pass may plan for on a CPU (the evaluator's own default) and the least it is given.
+CPU_PASS_BUDGET = 512 * 2**20
+MIN_PASS_BUDGET = 2**20
+
+
 @dataclass
 class Context:
     """The environment of one analysis run."""
@@ -167,6 +172,20 @@ class Context:
             self._aligned_cache[key] = provider(self, reference, other, method)
         return dict(self._aligned_cache[key])
 
+    def memory_budget(self, cpu_default: int = CPU_PASS_BUDGET) -> int:
+        """Bytes one pass may plan for (its activations and, when batched, its points), read when
+        called: on CUDA half of what the device has free; on a CPU `cpu_default`, or a quarter of
+        the available memory (`LSDB_MAX_MEMORY` or what the machine has) when that is less."""
+        import torch
+
+        if self.device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(self.device)
+            return max(MIN_PASS_BUDGET, free // 2)
+        from lsdb.analyses.contract import available_memory
+
+        have = available_memory()
+        return cpu_default if have is None else max(MIN_PASS_BUDGET, min(cpu_default, have // 4))
+
     def evaluator(
         self, model: nn.Module, split: str = "train", bn: str = "eval", subset: int | None = None
     ) -> Evaluator:
@@ -188,6 +207,7 @@ class Context:
             dtype=self.dtype,
             subset=subset,
             seed=self.seed,
+            memory_budget=self.memory_budget(),
         )
 
     def span(self, start: float, stop: float, message: str) -> Callable[[int, int], None]:

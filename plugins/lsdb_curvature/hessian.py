@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from lsdb.landscape.hvp import DEFAULT_MEMORY_BUDGET as HVP_PASS_BUDGET
 from lsdb.landscape.hvp import HessianOperator
 from lsdb.landscape.lanczos import lanczos
 from lsdb.landscape.spectrum import hutchinson_trace, spectral_density
@@ -70,7 +71,8 @@ def hessian_operator(ctx: Context, model: nn.Module, split: str, subset: int | N
     """The Hessian of the run's loss on a split of the context's data, at the model's point."""
     x, y = ctx.data(split)
     return HessianOperator(model, x, y, loss=ctx.loss, subset=subset, seed=ctx.seed, batch_size=batch_size,
-                           dtype=compute_dtype(ctx), device=ctx.device, method=method, bn=bn)  # type: ignore[arg-type]
+                           dtype=compute_dtype(ctx), device=ctx.device, method=method, bn=bn,  # type: ignore[arg-type]
+                           memory_budget=ctx.memory_budget(HVP_PASS_BUDGET))
 
 
 def stage(ctx: Context, start: float, stop: float, total: int, message: str) -> Callable[[int], None]:

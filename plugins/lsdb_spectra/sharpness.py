@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from lsdb.landscape.adaptive_sharpness import average_case_sharpness, model_objective, worst_case_sharpness
-from lsdb.landscape.hvp import HessianOperator, subset_indices
+from lsdb.landscape.hvp import DEFAULT_MEMORY_BUDGET, HessianOperator, subset_indices
 from lsdb.landscape.lanczos import lanczos
 from lsdb.landscape.spectrum import hutchinson_trace
 from lsdb.plugin import (
@@ -129,7 +129,7 @@ def run_sharpness(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], par
         ctx.progress(stop, "Hessian")
         dtype = torch.float64 if ctx.dtype == torch.float64 else torch.float32
         op = HessianOperator(model, x, y, loss=ctx.loss, dtype=dtype, device=ctx.device,  # type: ignore[arg-type]
-                             batch_size=params.batch_size)
+                             batch_size=params.batch_size, memory_budget=ctx.memory_budget(DEFAULT_MEMORY_BUDGET))
         eig = lanczos(op.matvec, op.n, k=1, tol=params.hessian_tol, max_iter=params.hessian_iters,
                       start=op.gradient, start_noise=math.sqrt(0.5), generator=ctx.generator(2), dtype=op.dtype,
                       device=op.device, vectors=False)
