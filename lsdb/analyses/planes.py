@@ -131,7 +131,7 @@ def plane_directions(
         mask = param_mask(ctx.layout(model), spec.params, ctx.layout(model).n_params, analysis)  # before any work
     found = _plane_directions(ctx, spec, model, theta, others, trajectory, analysis)
     if spec.params:
-        found.matrix = found.matrix * mask.to(found.matrix.device)
+        found.matrix.mul_(mask.to(found.matrix.device))  # in place: no second (dims, P) matrix
     return found
 
 
@@ -145,7 +145,7 @@ def _plane_directions(
     analysis: str = "surface",
 ) -> PlaneDirections:
     """The `spec.dims` directions of `spec.directions` through `theta` (the centre, full layout)."""
-    from lsdb.landscape import normalize_direction, pca_plane, plane_coordinates, random_direction
+    from lsdb.landscape import pca_plane, plane_coordinates, random_directions
 
     layout = ctx.layout(model)
     n = layout.n_params
@@ -154,16 +154,14 @@ def _plane_directions(
         gen = ctx.generator(0)
         bias_bn: Literal["ignore", "keep"] = "ignore" if spec.ignore == "biasbn" else "keep"
         norm = cast(Literal["filter", "layer", "none"], spec.norm)
-        rows = [
-            normalize_direction(
-                random_direction(plain, generator=gen).to(ctx.device, ctx.dtype), theta[:n], plain, norm, bias_bn
-            )
-            for _ in range(spec.dims)
-        ]
-        return PlaneDirections(torch.stack(rows))
+        # built in place: the peak is θ and the (dims, P) matrix, without temporary directions
+        return PlaneDirections(random_directions(plain, theta[:n], spec.dims, generator=gen, norm=norm,
+                                                 bias_bn=bias_bn, dtype=ctx.dtype, device=ctx.device))
     if spec.directions == "checkpoints":
-        rows = [ctx.point(layout, c)[:n] - theta[:n] for c in others]
-        return PlaneDirections(torch.stack(rows))
+        matrix = torch.empty(len(others), n, dtype=ctx.dtype, device=ctx.device)
+        for row, c in zip(matrix, others, strict=True):
+            torch.sub(ctx.point(layout, c)[:n], theta[:n], out=row)
+        return PlaneDirections(matrix)
     if spec.directions == "hessian":
         return hessian_directions(ctx, spec, model, analysis)
     points = trajectory_points(ctx, model, by_step(trajectory))[:, :n]

@@ -6,10 +6,13 @@ package reads a database, a file or a spec (docs/architecture.md: the math layer
 
 from lsdb.landscape.directions import (
     direction_between,
+    direction_gram,
     normalize_direction,
+    normalize_direction_,
     orthogonalize,
     pca_directions,
     random_direction,
+    random_directions,
 )
 from lsdb.landscape.evaluator import Cancelled, Evaluation, Evaluator, evaluate
 from lsdb.landscape.grid import GridEvaluation, evaluate_grid, grid_axis, grid_coefficients
@@ -46,15 +49,18 @@ __all__ = [
     "barrier",
     "convexity",
     "direction_between",
+    "direction_gram",
     "evaluate",
     "evaluate_grid",
     "grid_axis",
     "grid_coefficients",
     "normalize_direction",
+    "normalize_direction_",
     "orthogonalize",
     "pca_directions",
     "pca_plane",
     "plane_coordinates",
     "random_direction",
+    "random_directions",
     "sharpness",
 ]

@@ -32,20 +32,59 @@ def random_direction(
     generator: torch.Generator | None = None,
     dtype: torch.dtype = torch.float32,
     device: torch.device | str | None = None,
+    out: Tensor | None = None,
 ) -> Tensor:
     """A direction d ~ N(0, I) over the parameters (zero on buffers), Li et al. 2018 §4.
 
-    Drawn on the CPU from `generator` (or a fresh one seeded with `seed`) and then moved to
-    `device`, so the same seed gives the same direction on every device.
+    Drawn on the CPU from `generator` (or a fresh one seeded with `seed`) in `dtype` and then moved to
+    `device`, so the same seed gives the same direction on every device. With `out` (a flat vector
+    of the layout's length, of any dtype and device) the draws are written into it tensor by tensor,
+    converted as ``.to(out)`` would: the same values without a second full vector.
     """
     if (seed is None) == (generator is None):
         raise ValueError("give exactly one of seed= and generator=")
     gen = generator if generator is not None else torch.Generator().manual_seed(seed)  # type: ignore[arg-type]
-    d = torch.zeros(layout.numel, dtype=dtype)
+    if out is None:
+        d = torch.zeros(layout.numel, dtype=dtype)
+        for e in layout.entries:
+            if not e.is_buffer:
+                d[e.offset:e.stop] = torch.randn(e.numel, generator=gen, dtype=dtype)
+        return d.to(device) if device is not None else d
+    if out.shape != (layout.numel,):
+        raise ValueError(f"out has shape {tuple(out.shape)}; the layout has {layout.numel} entries")
     for e in layout.entries:
-        if not e.is_buffer:
-            d[e.offset:e.stop] = torch.randn(e.numel, generator=gen, dtype=dtype)
-    return d.to(device) if device is not None else d
+        if e.is_buffer:
+            out[e.offset:e.stop].zero_()
+        else:
+            out[e.offset:e.stop].copy_(torch.randn(e.numel, generator=gen, dtype=dtype))
+    return out
+
+
+def random_directions(
+    layout: ParamLayout,
+    theta: Tensor,
+    dims: int,
+    *,
+    generator: torch.Generator,
+    norm: Norm = "filter",
+    bias_bn: BiasBN = "ignore",
+    dtype: torch.dtype | None = None,
+    device: torch.device | str | None = None,
+) -> Tensor:
+    """`dims` normalized random directions (dims, W) at `theta` (W entries), in `dtype` on `device`
+    (default: `theta`'s).
+
+    Row j is ``normalize_direction(random_direction(layout, generator=generator).to(device, dtype), theta,
+    layout, norm, bias_bn)`` for j = 0, 1, ... in turn, bit for bit, but built in place in the returned
+    matrix: no temporary direction, so the peak is θ and the matrix alone (what a surface of a large
+    model needs).
+    """
+    matrix = torch.empty(dims, theta.shape[0], dtype=dtype or theta.dtype,
+                         device=device if device is not None else theta.device)
+    for row in matrix:
+        random_direction(layout, generator=generator, out=row)
+        normalize_direction_(row, theta, layout, norm, bias_bn)
+    return matrix
 
 
 def direction_between(theta0: Tensor, theta1: Tensor) -> Tensor:
@@ -76,6 +115,18 @@ def normalize_direction(
     ``"copy"`` sets d_i = θ_i, which is what the reference code does when not ignoring them.
     A zero-norm filter of d stays zero. Buffer entries are always zero.
     """
+    return normalize_direction_(direction.clone(), theta, layout, norm, bias_bn)
+
+
+def normalize_direction_(
+    direction: Tensor,
+    theta: Tensor,
+    layout: ParamLayout,
+    norm: Norm = "filter",
+    bias_bn: BiasBN = "ignore",
+) -> Tensor:
+    """`normalize_direction` in place: `direction` is rescaled and returned (`theta` is only read, tensor by
+    tensor, so a θ of another dtype is never converted whole)."""
     if norm not in ("filter", "layer", "none"):
         raise ValueError(f"norm must be 'filter', 'layer' or 'none', got {norm!r}")
     if bias_bn not in ("ignore", "keep", "copy"):
@@ -84,12 +135,11 @@ def normalize_direction(
         raise ValueError("direction and theta must be flat vectors of the same length")
     if direction.numel() not in (layout.numel, layout.n_params):
         raise ValueError(f"vectors have {direction.numel()} entries; the layout has {layout.numel}")
-    out = direction.clone()
-    theta = theta.to(out)
+    out = direction
     for e in layout.entries:
         if e.stop > out.numel():
             break
-        d, t = out[e.offset:e.stop], theta[e.offset:e.stop]
+        d, t = out[e.offset:e.stop], theta[e.offset:e.stop].to(out)
         if e.is_buffer:
             d.zero_()
         elif e.is_filter:
@@ -115,6 +165,26 @@ def _rescale_rows(d: Tensor, theta: Tensor) -> None:
     d.mul_(torch.where(d_norm > 0, t_norm / torch.where(d_norm > 0, d_norm, 1), 0))
 
 
+#: Entries per slice in `direction_gram`: 8 MB of float64 per direction at a time.
+GRAM_CHUNK = 2**20
+
+
+def direction_gram(directions: Tensor, chunk: int = GRAM_CHUNK) -> Tensor:
+    """The float64 Gram matrix G = D Dᵀ (J, J) of the rows of `directions` (J, P), on the CPU.
+
+    Accumulated over slices of `chunk` entries, so no float64 copy of D is ever whole (for a
+    float32 D that copy would be 2 J parameter vectors). ‖d_j‖ = √G_jj; the cosine of d_0 and d_1
+    is G_01 / √(G_00 G_11). Agrees with ``D.double() @ D.double().T`` to float64 rounding.
+    """
+    if directions.dim() != 2:
+        raise ValueError("directions must be a (J, P) matrix")
+    gram = torch.zeros(directions.shape[0], directions.shape[0], dtype=torch.float64, device=directions.device)
+    for start in range(0, directions.shape[1], chunk):
+        part = directions[:, start:start + chunk].to(torch.float64)
+        gram.addmm_(part, part.t())
+    return gram.cpu()
+
+
 def orthogonalize(directions: Tensor, keep_norm: bool = True) -> Tensor:
     """Gram–Schmidt on the rows of `directions` (J, P): row j loses its components along rows < j.
 
@@ -125,7 +195,7 @@ def orthogonalize(directions: Tensor, keep_norm: bool = True) -> Tensor:
     """
     if directions.dim() != 2:
         raise ValueError("directions must be a (J, P) matrix")
-    work = directions.to(torch.float64).clone()
+    work = directions.to(torch.float64, copy=True)  # one float64 copy, never two
     norms = torch.linalg.vector_norm(work, dim=1)
     for j in range(work.shape[0]):
         for i in range(j):

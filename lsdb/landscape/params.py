@@ -147,7 +147,14 @@ class ParamLayout:
         device = device if device is not None else (parts[0].device if parts else "cpu")
         if not parts:
             return torch.zeros(0, dtype=dtype, device=device)
-        return torch.cat([t.reshape(-1).to(device=device, dtype=dtype) for t in parts])
+        # written into one vector tensor by tensor: converting every tensor first and then concatenating
+        # would hold two copies of the parameters at once (one when the dtype and device already match)
+        out = torch.empty(sum(t.numel() for t in parts), dtype=dtype, device=device)
+        start = 0
+        for t in parts:
+            out[start:start + t.numel()].copy_(t.reshape(-1))
+            start += t.numel()
+        return out
 
     def unflatten(self, vector: Tensor) -> dict[str, Tensor]:
         """Name -> view of `vector` (shape ``(..., P)``: leading dims are kept, e.g. a batch of points).

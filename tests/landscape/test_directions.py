@@ -10,10 +10,13 @@ from torch import nn
 from lsdb.landscape import (
     ParamLayout,
     direction_between,
+    direction_gram,
     normalize_direction,
+    normalize_direction_,
     orthogonalize,
     pca_directions,
     random_direction,
+    random_directions,
 )
 
 
@@ -131,3 +134,63 @@ def test_pca_directions_accept_a_list_and_an_explicit_final_point() -> None:
 def test_direction_between_is_the_difference() -> None:
     a, b = torch.arange(4.0), torch.ones(4)
     assert torch.equal(direction_between(a, b), b - a)
+
+
+def _stacked_rows(layout: ParamLayout, theta: torch.Tensor, dims: int, seed: int, norm: str, bias_bn: str,
+                  dtype: torch.dtype) -> torch.Tensor:
+    """The construction `surface` used before `random_directions`: a full temporary per row, then a stack."""
+    gen = torch.Generator().manual_seed(seed)
+    return torch.stack([normalize_direction(random_direction(layout, generator=gen).to(dtype), theta, layout,
+                                            norm, bias_bn)  # type: ignore[arg-type]
+                        for _ in range(dims)])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+@pytest.mark.parametrize(("norm", "bias_bn"), [("filter", "ignore"), ("layer", "keep"), ("none", "copy")])
+def test_random_directions_built_in_place_equal_the_stacked_rows_bit_for_bit(
+        net: nn.Module, dtype: torch.dtype, norm: str, bias_bn: str) -> None:
+    layout = ParamLayout.from_module(net, buffers=True).parameters_only()
+    theta = layout.flatten(net, dtype=dtype) + 0.5  # distinct bias and BatchNorm entries
+    got = random_directions(layout, theta, 3, generator=torch.Generator().manual_seed(7), norm=norm,  # type: ignore[arg-type]
+                            bias_bn=bias_bn)  # type: ignore[arg-type]
+    want = _stacked_rows(layout, theta, 3, 7, norm, bias_bn, dtype)
+    assert got.dtype == dtype and got.shape == (3, layout.n_params)
+    assert torch.equal(got, want)
+
+
+def test_random_directions_take_the_dtype_asked_for_against_a_theta_of_another(net: nn.Module) -> None:
+    layout = ParamLayout.from_module(net).parameters_only()
+    theta = layout.flatten(net)  # float64
+    got = random_directions(layout, theta, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float32)
+    assert got.dtype == torch.float32
+    assert torch.equal(got, _stacked_rows(layout, theta, 2, 1, "filter", "ignore", torch.float32))
+
+
+def test_random_direction_into_out_equals_the_converted_draw(net: nn.Module) -> None:
+    layout = ParamLayout.from_module(net, buffers=True)
+    out = torch.full((layout.numel,), 9.0, dtype=torch.bfloat16)
+    assert random_direction(layout, seed=5, out=out) is out
+    assert torch.equal(out, random_direction(layout, seed=5).to(torch.bfloat16))  # buffers zeroed too
+    with pytest.raises(ValueError, match="out has shape"):
+        random_direction(layout, seed=5, out=torch.zeros(layout.numel + 1))
+
+
+def test_normalize_direction_in_place_matches_the_copying_version(net: nn.Module) -> None:
+    layout = ParamLayout.from_module(net, buffers=True)
+    theta = layout.flatten(net)  # float64 θ for a float32 direction: read tensor by tensor
+    d = random_direction(layout, seed=2)
+    want = normalize_direction(d, theta, layout, "filter", "keep")
+    assert normalize_direction_(d, theta, layout, "filter", "keep") is d
+    assert torch.equal(d, want) and d.dtype == torch.float32
+
+
+def test_direction_gram_is_the_float64_gram_matrix_whatever_the_slices() -> None:
+    gen = torch.Generator().manual_seed(0)
+    dirs = torch.randn(2, 1000, generator=gen)
+    want = dirs.double() @ dirs.double().T
+    for chunk in (7, 1000, 4096):
+        got = direction_gram(dirs, chunk=chunk)
+        assert got.dtype == torch.float64
+        torch.testing.assert_close(got, want, rtol=1e-13, atol=1e-13)
+    bf16 = dirs.bfloat16()
+    torch.testing.assert_close(direction_gram(bf16, chunk=64), bf16.double() @ bf16.double().T, rtol=1e-13, atol=1e-13)

@@ -72,3 +72,15 @@ def test_tied_parameters_appear_once() -> None:
     net = nn.Sequential(a, nn.ReLU(), a)
     layout = ParamLayout.from_module(net)
     assert layout.names == ("0.weight", "0.bias")
+
+
+def test_flatten_into_one_vector_equals_converting_then_concatenating() -> None:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(5, 7), nn.BatchNorm1d(7), nn.Linear(7, 3))
+    layout = ParamLayout.from_module(net, buffers=True)
+    tensors = {**dict(net.named_parameters()), **dict(net.named_buffers())}
+    for dtype in (torch.float32, torch.float64, torch.bfloat16):
+        want = torch.cat([tensors[e.name].detach().reshape(-1).to(dtype) for e in layout.entries])  # the old way
+        got = layout.flatten(net, dtype=dtype)
+        assert got.dtype == dtype and torch.equal(got, want)
+        assert torch.equal(layout.flatten(net.state_dict(), dtype=dtype), want)
