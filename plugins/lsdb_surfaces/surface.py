@@ -39,6 +39,7 @@ from lsdb.landscape import (
     bf16_autocast,
     bf16_error,
     convexity,
+    direction_gram,
     evaluate_grid,
     grid_axis,
     grid_coefficients,
@@ -166,6 +167,7 @@ def run_surface(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], param
     model = ctx.build_model(center.state())
     theta = ctx.layout(model).flatten(model, dtype=ctx.dtype, device=ctx.device)
     found = plane_directions(ctx, params.plane, model, theta, others, trajectory)
+    del theta  # the evaluator's own θ0 (`ev.theta0`) is the same vector: one parameter copy less at the peak
     dirs = found.matrix
     if params.orthogonalize and params.dims == 2:
         dirs = orthogonalize(dirs, keep_norm=True)
@@ -181,6 +183,8 @@ def run_surface(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], param
         else:
             x_eval = xs[r0:r1]
     ev = ctx.evaluator(model, params.split, params.bn, params.subset)
+    del model  # the evaluator works on its own copy
+    theta = ev.theta0
     if params.precision == "bf16" and ctx.dtype != torch.float32:
         raise BadInput(f"surface: precision=bf16 needs a float32 run (autocast lowers float32 work only), "
                        f"this one is {str(ctx.dtype).removeprefix('torch.')}; drop dtype or precision")
@@ -209,7 +213,8 @@ def run_surface(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], param
         arrays["y"] = ys.numpy()
     if loss_se is not None:  # subset=N: standard error of each point's subset mean (with the FPC)
         arrays["loss_se"] = loss_se
-    arrays["direction_norms"] = torch.linalg.vector_norm(dirs, dim=1, dtype=torch.float64).cpu().numpy()
+    gram = direction_gram(dirs)  # float64, without a float64 copy of the directions
+    arrays["direction_norms"] = gram.diagonal().sqrt().numpy()
     arrays.update(found.arrays)
     if params.directions == "checkpoints":
         xy = plane_coordinates(dirs, found.matrix).numpy()  # (1, 0) and (0, 1) unless orthogonalized
@@ -217,7 +222,8 @@ def run_surface(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], param
         if params.dims == 2:
             arrays["others_y"] = xy[:, 1]
     if params.save_directions:
-        arrays["directions"] = dirs.cpu().numpy()
+        # numpy has no bfloat16: those directions are stored as the float32 numbers they are
+        arrays["directions"] = (dirs.float() if dirs.dtype == torch.bfloat16 else dirs).cpu().numpy()
 
     scalars = {"center_loss": center_loss, **found.scalars}
     if at_center.stderr is not None:
@@ -225,8 +231,7 @@ def run_surface(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], param
     if at_center.accuracy is not None:
         scalars["center_acc"] = float(at_center.accuracy[0])
     if params.dims == 2:
-        norms = torch.linalg.vector_norm(dirs, dim=1, dtype=torch.float64)
-        scalars["direction_cosine"] = float(_dot64(dirs[0], dirs[1]) / (norms[0] * norms[1]).clamp_min(1e-300))
+        scalars["direction_cosine"] = float(gram[0, 1] / (gram[0, 0].sqrt() * gram[1, 1].sqrt()).clamp_min(1e-300))
     if params.precision == "bf16":
         scalars.update(_bf16_scalars(ev, dirs, xs, ys, theta, ctx))
     eps = float(torch.finfo(torch.bfloat16 if params.precision == "bf16" else ctx.dtype).eps)
@@ -297,12 +302,6 @@ def merge_surface(params: SurfaceParams, outputs: list[AnalysisOutput]) -> Analy
 
 #: Host bytes per grid point: loss and accuracy in float64, their (ny, nx) copies and the evaluator's totals.
 BYTES_PER_POINT = 64
-
-
-def _dot64(a: torch.Tensor, b: torch.Tensor, chunk: int = 1 << 20) -> torch.Tensor:
-    """a · b accumulated in float64, a chunk at a time (no float64 copy of the vectors)."""
-    return sum((a[i:i + chunk].double() @ b[i:i + chunk].double() for i in range(0, len(a), chunk)),
-               torch.zeros((), dtype=torch.float64, device=a.device))
 
 
 def surface_memory(params: SurfaceParams) -> int:
