@@ -248,11 +248,11 @@ class Evaluator:
             raise ValueError(f"coefficients have {coefs.shape[1]} columns for {dirs.shape[0]} directions")
         base = (self.theta0 if theta0 is None else theta0).to(self.device, self.dtype)
         self._check_width(base.shape[0])
-        if dirs.shape[1] < base.shape[0]:
-            self._check_width(dirs.shape[1])
-            dirs = torch.cat([dirs, dirs.new_zeros(dirs.shape[0], base.shape[0] - dirs.shape[1])], dim=1)
-        elif dirs.shape[1] != base.shape[0]:
-            raise ValueError(f"directions have {dirs.shape[1]} entries; theta0 has {base.shape[0]}")
+        width = dirs.shape[1]  # narrower than θ0 (parameters only): the rest stays at θ0's, never padded with
+        if width < base.shape[0]:  # zeros (a padded copy would cost J more parameter copies at the peak)
+            self._check_width(width)
+        elif width != base.shape[0]:
+            raise ValueError(f"directions have {width} entries; theta0 has {base.shape[0]}")
         dirs_t = dirs.t()  # a view: addmv reads Dᵀ in place (a contiguous copy would cost J parameter copies)
         coefs_dev = coefs.to(self.device, self.dtype)
         rows = coefs.tolist()
@@ -261,9 +261,14 @@ class Evaluator:
             self.model.load_combination(base, dirs_t, coefs_dev[k])
 
         def batch(k0: int, k1: int) -> Tensor:
-            return torch.addmm(base, coefs_dev[k0:k1], dirs)
+            if width == base.shape[0]:
+                return torch.addmm(base, coefs_dev[k0:k1], dirs)
+            points = torch.empty(k1 - k0, base.shape[0], dtype=base.dtype, device=base.device)
+            points[:, :width] = torch.addmm(base[:width], coefs_dev[k0:k1], dirs)
+            points[:, width:] = base[width:]
+            return points
 
-        cache = self._reusable_first_layer(dirs.shape[0], base.shape[0])
+        cache = self._reusable_first_layer(dirs.shape[0], width)
         if cache is not None:
             with torch.inference_mode():
                 cache.precompute(self.x, self.layout, base, dirs)

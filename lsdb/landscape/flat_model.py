@@ -88,11 +88,14 @@ class FlatModel:
         self._sync()
 
     def load_combination(self, theta0: Tensor, directions_t: Tensor, coefficients: Tensor) -> None:
-        """Move to θ0 + Dᵀc in one ``addmv`` (`directions_t` is Dᵀ, shape (W, J)); W ≤ P as in `load`."""
-        width = theta0.shape[-1]
-        torch.addmv(theta0, directions_t, coefficients, out=self.flat[:width])
-        if width < self.numel:
-            self.flat[width:].copy_(self.base[width:])
+        """Move to θ0 + Dᵀc in one ``addmv`` (`directions_t` is Dᵀ, shape (W, J)). W may be narrower than θ0
+        (directions over the parameters only): the entries beyond W are θ0's; θ0 narrower than P: as in `load`."""
+        width, theta_width = directions_t.shape[0], theta0.shape[-1]
+        torch.addmv(theta0[:width], directions_t, coefficients, out=self.flat[:width])
+        if width < theta_width:
+            self.flat[width:theta_width].copy_(theta0[width:])
+        if theta_width < self.numel:
+            self.flat[theta_width:].copy_(self.base[theta_width:])
         self._sync()
 
     def named_views(self, points: Tensor) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
