@@ -121,9 +121,12 @@ def run_interpolate(
     if params.params:  # per-layer: only the selected parameters move; everything else stays at the start's
         width = layout.n_params
         mask = param_mask(layout, params.params, width, "interpolate").to(theta0.device)
-    direction = (theta1[:width] - theta0[:width]).unsqueeze(0)
+    # in place, in the run's dtype: θ1 becomes the direction (no third parameter vector), and θ0 is freed
+    # since every evaluator holds the same vector as its own θ0
+    direction = theta1[:width].sub_(theta0[:width]).unsqueeze(0)
     if params.params:
-        direction = direction * mask
+        direction.mul_(mask)
+    del theta0
     alphas = alpha_grid(params.alpha_min, params.alpha_max, params.steps)
     coefficients = torch.from_numpy(alphas).unsqueeze(1)
     classification = ctx.loss != "mse"
@@ -136,7 +139,6 @@ def run_interpolate(
         result = ev.along(
             direction,
             coefficients,
-            theta0,
             should_cancel=ctx.should_cancel,
             progress=ctx.span(i / n, (i + 1) / n, f"{split} split"),
         )
@@ -146,6 +148,7 @@ def run_interpolate(
         if result.stderr is not None:  # subset=N: standard error of each α's subset mean (with the FPC)
             arrays[f"{split}_loss_se"] = result.stderr.double().numpy()
         scalars.update(_split_scalars(split, alphas, loss, acc if classification else None))
+        del ev, result  # one evaluator at a time
     ctx.progress(1.0, "done")
     attrs: dict[str, object] = {"start": start.name, "end": end.name, "n_points": int(len(alphas)),
                                 "params": params.params}
