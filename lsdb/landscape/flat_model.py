@@ -15,6 +15,9 @@ from torch import Tensor, nn
 
 from lsdb.landscape.params import ParamLayout
 
+#: Entries per ``addmv`` when a 16-bit point is formed on a CPU (see `FlatModel.load_combination`).
+LOW_PRECISION_SLICE = 2**20
+
 
 class FlatModel:
     """`module` is a deep copy of the model in eval mode; `flat` holds its parameters then buffers."""
@@ -91,7 +94,14 @@ class FlatModel:
         """Move to θ0 + Dᵀc in one ``addmv`` (`directions_t` is Dᵀ, shape (W, J)). W may be narrower than θ0
         (directions over the parameters only): the entries beyond W are θ0's; θ0 narrower than P: as in `load`."""
         width, theta_width = directions_t.shape[0], theta0.shape[-1]
-        torch.addmv(theta0[:width], directions_t, coefficients, out=self.flat[:width])
+        if self.flat.dtype in (torch.bfloat16, torch.float16) and self.flat.device.type == "cpu":
+            # a CPU addmv in 16 bits builds its result in float32 first: a whole one would be two copies of
+            # the parameters; in slices the same numbers (each entry is its own row) for 4 MB at a time
+            for start in range(0, width, LOW_PRECISION_SLICE):
+                stop = min(start + LOW_PRECISION_SLICE, width)
+                torch.addmv(theta0[start:stop], directions_t[start:stop], coefficients, out=self.flat[start:stop])
+        else:
+            torch.addmv(theta0[:width], directions_t, coefficients, out=self.flat[:width])
         if width < theta_width:
             self.flat[width:theta_width].copy_(theta0[width:])
         if theta_width < self.numel:

@@ -40,3 +40,19 @@ def test_the_copy_lives_in_the_flat_vector_and_leaves_the_model_alone() -> None:
     for k, v in model.float().state_dict().items():  # the caller's model is untouched
         torch.testing.assert_close(v, before[k])
     assert flat.module.norm.num_batches_tracked is not model.norm.num_batches_tracked
+
+
+def test_a_16_bit_point_formed_in_slices_equals_one_addmv_bit_for_bit(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import lsdb.landscape.flat_model as fm
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(30, 40), nn.Linear(40, 5)).eval()
+    for dtype in (torch.bfloat16, torch.float16):
+        flat = FlatModel(model, torch.device("cpu"), dtype)
+        n = flat.numel
+        dirs = torch.randn(2, n).to(dtype)
+        monkeypatch.setattr(fm, "LOW_PRECISION_SLICE", 97)  # 15 slices, the last one short
+        for c in torch.randn(6, 2).to(dtype):
+            flat.load_combination(flat.base, dirs.t(), c)
+            assert torch.equal(flat.flat, torch.addmv(flat.base, dirs.t(), c))
+            assert torch.equal(next(flat.module.parameters()).reshape(-1), flat.flat[:40 * 30])  # still views
