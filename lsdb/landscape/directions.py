@@ -169,19 +169,21 @@ def _rescale_rows(d: Tensor, theta: Tensor) -> None:
 GRAM_CHUNK = 2**20
 
 
-def direction_gram(directions: Tensor, chunk: int = GRAM_CHUNK) -> Tensor:
-    """The float64 Gram matrix G = D Dᵀ (J, J) of the rows of `directions` (J, P), on the CPU.
+def direction_gram(directions: Tensor, other: Tensor | None = None, chunk: int = GRAM_CHUNK) -> Tensor:
+    """The float64 Gram matrix G = D Dᵀ (J, J) of the rows of `directions` (J, P), or D Bᵀ (J, K) with the
+    rows of `other` (K, P), on the CPU.
 
-    Accumulated over slices of `chunk` entries, so no float64 copy of D is ever whole (for a
+    Accumulated over slices of `chunk` entries, so no float64 copy of D (or B) is ever whole (for a
     float32 D that copy would be 2 J parameter vectors). ‖d_j‖ = √G_jj; the cosine of d_0 and d_1
-    is G_01 / √(G_00 G_11). Agrees with ``D.double() @ D.double().T`` to float64 rounding.
+    is G_01 / √(G_00 G_11). Agrees with ``D.double() @ B.double().T`` to float64 rounding.
     """
-    if directions.dim() != 2:
-        raise ValueError("directions must be a (J, P) matrix")
-    gram = torch.zeros(directions.shape[0], directions.shape[0], dtype=torch.float64, device=directions.device)
+    rows = other if other is not None else directions
+    if directions.dim() != 2 or rows.dim() != 2 or rows.shape[1] != directions.shape[1]:
+        raise ValueError("directions and other must be (J, P) and (K, P) matrices")
+    gram = torch.zeros(directions.shape[0], rows.shape[0], dtype=torch.float64, device=directions.device)
     for start in range(0, directions.shape[1], chunk):
         part = directions[:, start:start + chunk].to(torch.float64)
-        gram.addmm_(part, part.t())
+        gram.addmm_(part, part.t() if other is None else rows[:, start:start + chunk].to(part).t())
     return gram.cpu()
 
 

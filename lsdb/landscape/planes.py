@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lsdb.landscape.directions import pca_directions
+from lsdb.landscape.directions import direction_gram, pca_directions
 
 __all__ = ["MAX_COMPONENTS", "PcaPlane", "pca_plane", "plane_coordinates"]
 
@@ -54,8 +54,7 @@ def plane_coordinates(directions: Tensor, deltas: Tensor) -> Tensor:
     """Least-squares coordinates c of each row δ in span(directions): δ ≈ Σ_j c_j d_j.
 
     For orthonormal directions (PCA) this is the projection ⟨d_j, δ⟩; for the plane through
-    three checkpoints it gives (1, 0) and (0, 1) for the two others. Float64, on the CPU.
+    three checkpoints it gives (1, 0) and (0, 1) for the two others. Float64, on the CPU, from Gram
+    matrices accumulated a slice at a time (`direction_gram`: no float64 copy of either matrix).
     """
-    d = directions.to(torch.float64)
-    gram = d @ d.T
-    return (torch.linalg.pinv(gram) @ (d @ deltas.to(d).T)).T.cpu()
+    return (torch.linalg.pinv(direction_gram(directions)) @ direction_gram(directions, deltas)).T

@@ -194,3 +194,26 @@ def test_direction_gram_is_the_float64_gram_matrix_whatever_the_slices() -> None
         torch.testing.assert_close(got, want, rtol=1e-13, atol=1e-13)
     bf16 = dirs.bfloat16()
     torch.testing.assert_close(direction_gram(bf16, chunk=64), bf16.double() @ bf16.double().T, rtol=1e-13, atol=1e-13)
+
+
+def test_direction_gram_with_other_rows_is_the_float64_cross_product() -> None:
+    gen = torch.Generator().manual_seed(1)
+    dirs, others = torch.randn(2, 500, generator=gen), torch.randn(3, 500, generator=gen)
+    want = dirs.double() @ others.double().T
+    torch.testing.assert_close(direction_gram(dirs, others, chunk=33), want, rtol=1e-13, atol=1e-13)
+    with pytest.raises(ValueError, match="matrices"):
+        direction_gram(dirs, torch.randn(3, 499))
+
+
+def test_plane_coordinates_are_the_least_squares_coordinates() -> None:
+    from lsdb.landscape import plane_coordinates
+
+    gen = torch.Generator().manual_seed(2)
+    dirs = torch.randn(2, 400, generator=gen)
+    coefs = torch.randn(5, 2, generator=gen, dtype=torch.float64)
+    deltas = (coefs @ dirs.double()).float()  # in the plane: the coordinates come back
+    torch.testing.assert_close(plane_coordinates(dirs, deltas), coefs, rtol=1e-5, atol=1e-6)
+    d = dirs.double()  # off the plane: the normal equations, as computed before in one float64 copy
+    noisy = deltas + 0.1 * torch.randn(5, 400, generator=gen)
+    want = (torch.linalg.pinv(d @ d.T) @ (d @ noisy.double().T)).T
+    torch.testing.assert_close(plane_coordinates(dirs, noisy), want, rtol=1e-12, atol=1e-12)
