@@ -203,11 +203,9 @@ def check_memory(spec: AnalysisSpec, params: Any, footprint: Footprint | None = 
     estimate = estimate_memory(spec, params, footprint)
     if not estimate.fits:
         assert estimate.available is not None
-        advice = "use fewer inputs or iterations, " if estimate.copies > DEFAULT_COPIES else ""
-        advice += "a smaller grid, " if estimate.array_bytes > estimate.total // 2 else ""
+        advice = "a smaller grid" if estimate.array_bytes * 2 > estimate.total else "fewer inputs or iterations"
         raise BadInput(f"{spec.name} needs {estimate.describe()} of memory for these parameters, more than this "
-                       f"machine has available ({_gib(estimate.available)}); {advice or 'use a smaller model, '}"
-                       f"or set LSDB_MAX_MEMORY")
+                       f"machine has available ({_gib(estimate.available)}); use {advice}, or set LSDB_MAX_MEMORY")
     return estimate
 
 

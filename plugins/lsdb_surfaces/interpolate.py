@@ -184,7 +184,7 @@ INTERPOLATE = AnalysisSpec(
     name="interpolate",
     version=1,
     run=run_interpolate,
-    copies=lambda p, f: 10.0,
+    copies=lambda p, f: 8.0,
     params=InterpolateParams,
     inputs=(
         Slot("start", help="the checkpoint at α = 0"),

@@ -312,11 +312,12 @@ def surface_memory(params: SurfaceParams) -> int:
 
 def surface_copies(params: SurfaceParams, footprint: Footprint) -> float:
     """Parameter copies held at the peak (measured by scripts/bench_memory.py, rounded up): the model,
-    θ0, the directions and the evaluator's flat copy; plus each other checkpoint, each trajectory
-    checkpoint of a PCA, or the Krylov basis of hessian directions."""
+    θ0, the directions and the evaluator's flat copy; for a PCA the stacked trajectory instead, and
+    for hessian directions the Krylov basis besides."""
     others = max(0, footprint.n_inputs - 1)
-    extra = {"checkpoints": 2.5 * others, "pca": 5.5 * others, "hessian": 100.0}.get(params.directions, 0.0)
-    return 12.0 + extra
+    if params.directions == "pca":
+        return 3.5 + 3.75 * others
+    return 8.0 + (100.0 if params.directions == "hessian" else 0.0)
 
 
 SURFACE = AnalysisSpec(

@@ -135,7 +135,7 @@ TRAJECTORY = AnalysisSpec(
     name="trajectory",
     version=1,
     run=run_trajectory,
-    copies=lambda p, f: 6.0 + 5.5 * f.n_inputs,
+    copies=lambda p, f: 5.0 + 3.5 * f.n_inputs,
     params=TrajectoryParams,
     inputs=(Slot("trajectory", kind="trajectory", min=2, max=None, help="a run's checkpoints, ordered by step"),),
     resources="any",
