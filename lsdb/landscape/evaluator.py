@@ -448,8 +448,7 @@ def _probe_costs(module: nn.Module, probe: Tensor) -> tuple[int, float]:
     def hook(m: nn.Module, _a: object, out: object) -> None:
         if isinstance(out, Tensor):
             total.append(out[0].numel() if out.dim() else 1)
-            if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)):
-                flops[0] += 2.0 * total[-1] * m.weight[0].numel()
+            flops[0] += 2.0 * total[-1] * _fan_in(m, out)
 
     leaves = [m for m in module.modules() if not any(True for _ in m.children())]
     handles = [m.register_forward_hook(hook) for m in leaves]
@@ -460,6 +459,19 @@ def _probe_costs(module: nn.Module, probe: Tensor) -> tuple[int, float]:
         for h in handles:
             h.remove()
     return max(1, sum(total)), flops[0]
+
+
+def _fan_in(m: nn.Module, out: Tensor) -> int:
+    """Multiply-adds per output element of a convolution or a matrix-product layer: nn.Linear, and
+    any other layer with a 2-D weight one of whose sides is the output's width (transformers' Conv1D,
+    weight (in, out)); 0 for the rest (embeddings, norms, activations)."""
+    if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+        return m.weight[0].numel()
+    weight = getattr(m, "weight", None)
+    if isinstance(m, (nn.Embedding, nn.EmbeddingBag)) or not isinstance(weight, Tensor) or weight.dim() != 2 \
+            or out.dim() == 0 or out.shape[-1] not in weight.shape:
+        return 0
+    return weight.numel() // out.shape[-1]
 
 
 def _check_options(loss: str, bn: str, strategy: str, outputs: str | None, autocast: torch.dtype | None,
