@@ -95,3 +95,25 @@ def test_no_reuse_when_the_first_layer_does_not_see_the_raw_input_once(model: nn
     ev = Evaluator(model, torch.randn(5, 4), torch.zeros(5, dtype=torch.long), reuse_first_layer=True)
     p = ParamLayout.from_module(model).numel
     assert not ev.along(torch.randn(2, p), torch.ones(3, 2)).reused_first_layer
+
+
+def test_auto_keeps_the_first_layer_out_of_fusion_only_where_reuse_can_be_chosen() -> None:
+    """A first layer whose fan-in the rule refuses for any plane or line (simple_cnn's 1x3x3 conv) is
+    fused like the others; a wide one (the MLP's 64 inputs) stays available for reuse."""
+    from lsdb.landscape.evaluator import REUSE_MIN_FAN_IN_PER_TERM
+    from lsdb.landscape.fusion import onednn_available
+    from lsdb.models import build_model
+
+    torch.manual_seed(0)
+    x, y = torch.randn(512, 1, 8, 8), torch.randint(0, 10, (512,))  # enough work a pass for per-point passes
+    cnn = Evaluator(build_model("simple_cnn", (1, 8, 8), 10, seed=0).eval(), x, y)
+    assert cnn.strategy == "per_point"
+    assert 9 < REUSE_MIN_FAN_IN_PER_TERM * 2 and cnn.first_layer is None
+    explicit = Evaluator(build_model("simple_cnn", (1, 8, 8), 10, seed=0).eval(), x, y, reuse_first_layer=True)
+    assert explicit.first_layer is not None  # asked for: kept
+    mlp = Evaluator(build_model("mlp:widths=[32]", (64,), 10, seed=0).eval(), x.view(512, 64), y)
+    assert mlp.first_layer is not None and mlp.first_layer.fan_in() >= REUSE_MIN_FAN_IN_PER_TERM * 2
+    if onednn_available():  # the first convolution is fused too
+        fused = [sum(type(m).__name__ == "FusedConv2d" for m in ev.fused.modules()) for ev in (cnn, explicit)
+                 if ev.fused is not None]
+        assert fused == [3, 2]  # all three convolutions; the first kept out when reuse is asked for
