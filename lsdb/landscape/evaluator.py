@@ -47,6 +47,7 @@ from torch.func import functional_call
 
 from lsdb.landscape import fusion
 from lsdb.landscape.batchnorm import batchnorm_layers, prepare_for_recompute, recompute_batched, recompute_in_place
+from lsdb.landscape.costs import probe_costs
 from lsdb.landscape.first_layer import FirstLayerCache
 from lsdb.landscape.flat_model import FlatModel, channels_last
 from lsdb.landscape.losses import Evaluation, LossTotals
@@ -146,7 +147,7 @@ class Evaluator:
             self.train_x = train_x.to(self.device, dtype)
         self.bn_batch_size = bn_batch_size
         probe = self.x[: min(2, len(self.x))]
-        numel, self.flops_per_example = _probe_costs(self.model.module, probe)
+        numel, self.flops_per_example = probe_costs(self.model.module, probe)
         self._example_bytes = 2 * numel * self.x.element_size()
         with torch.inference_mode():
             out = self.model.module(probe)
@@ -442,41 +443,6 @@ def _as_matrix(t: Tensor, what: str) -> Tensor:
     if t.dim() != 2:
         raise ValueError(f"{what} must be a matrix, got shape {tuple(t.shape)}")
     return t
-
-
-def _probe_costs(module: nn.Module, probe: Tensor) -> tuple[int, float]:
-    """Per example: elements of the input and of every leaf module's output (an upper bound on live
-    memory), and FLOPs of the conv and linear layers (2 per multiply-add)."""
-    total = [probe[0].numel()]
-    flops = [0.0]
-
-    def hook(m: nn.Module, _a: object, out: object) -> None:
-        if isinstance(out, Tensor):
-            total.append(out[0].numel() if out.dim() else 1)
-            flops[0] += 2.0 * total[-1] * _fan_in(m, out)
-
-    leaves = [m for m in module.modules() if not any(True for _ in m.children())]
-    handles = [m.register_forward_hook(hook) for m in leaves]
-    try:
-        with torch.inference_mode():
-            module(probe)
-    finally:
-        for h in handles:
-            h.remove()
-    return max(1, sum(total)), flops[0]
-
-
-def _fan_in(m: nn.Module, out: Tensor) -> int:
-    """Multiply-adds per output element of a convolution or a matrix-product layer: nn.Linear, and
-    any other layer with a 2-D weight one of whose sides is the output's width (transformers' Conv1D,
-    weight (in, out)); 0 for the rest (embeddings, norms, activations)."""
-    if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
-        return m.weight[0].numel()
-    weight = getattr(m, "weight", None)
-    if isinstance(m, (nn.Embedding, nn.EmbeddingBag)) or not isinstance(weight, Tensor) or weight.dim() != 2 \
-            or out.dim() == 0 or out.shape[-1] not in weight.shape:
-        return 0
-    return weight.numel() // out.shape[-1]
 
 
 def _check_options(loss: str, bn: str, strategy: str, outputs: str | None, autocast: torch.dtype | None,

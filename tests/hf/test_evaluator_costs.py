@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from lsdb.landscape import Evaluator
-from lsdb.landscape.evaluator import _probe_costs
+from lsdb.landscape.costs import probe_costs
 from lsdb.models import build_model
 from tests.hf.conftest import TINY_GPT2
 
@@ -14,7 +14,7 @@ from tests.hf.conftest import TINY_GPT2
 def test_gpt2_flops_are_its_matrix_products() -> None:
     vocab, t, h, layers = 40, 16, 32, 2
     model = build_model(TINY_GPT2, (t,), vocab, seed=0).eval()
-    _, flops = _probe_costs(model, torch.randint(0, vocab, (2, t)))
+    _, flops = probe_costs(model, torch.randint(0, vocab, (2, t)))
     per_token = layers * (3 * h * h + h * h + 4 * h * h + 4 * h * h) + h * vocab  # qkv, proj, fc, mlp proj; head
     assert flops == 2 * t * per_token
 
