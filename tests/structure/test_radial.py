@@ -89,5 +89,5 @@ def test_points_are_built_a_budget_at_a_time_with_the_same_losses(monkeypatch: p
 
     monkeypatch.setattr(radial, "POINTS_BYTES", 3 * 6 * 8)  # three points a call
     split = radial_widths(counted, center, u, 0.7, 3.0, n_grid=8, iters=10)
-    assert max(sizes) == 3 and sum(sizes[:14]) == 5 * 8  # the scan: 40 points in 14 calls
+    assert sizes[:15] == [1] + [3] * 13 + [1] and max(sizes) == 3  # the centre, then the 40-point scan
     assert torch.equal(split.profiles, whole.profiles) and torch.equal(split.widths, whole.widths)
