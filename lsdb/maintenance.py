@@ -87,16 +87,17 @@ def _gc(catalog: CatalogDB, older_than_s: float, dry_run: bool, report: GcReport
             report.removed_objects.append(digest)
             report.freed_bytes += size
     for tmp in objects.temp_files():
-        try:
-            st = tmp.stat()
-        except FileNotFoundError:
-            continue
-        if st.st_mtime > cutoff:
-            continue
-        report.removed_temp_files.append(str(tmp))
-        report.freed_bytes += st.st_size
-        if not dry_run:
-            tmp.unlink(missing_ok=True)
+        if dry_run:
+            try:
+                st = tmp.stat()
+            except FileNotFoundError:
+                continue
+            size: int | None = st.st_size if st.st_mtime <= cutoff else None
+        else:
+            size = objects.remove_temp(tmp, cutoff)
+        if size is not None:
+            report.removed_temp_files.append(str(tmp))
+            report.freed_bytes += size
     return report
 
 

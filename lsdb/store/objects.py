@@ -346,6 +346,11 @@ class ObjectStore:
                         found.append((digest, entry))
         return found
 
+    def remove_temp(self, path: Path, cutoff: float) -> int | None:
+        """Delete a leftover temporary file (see `temp_files`) unless it was written after `cutoff`
+        (epoch seconds) or is being written; its size, or None when it was kept."""
+        return _remove_temp_file(path, cutoff)
+
     def temp_files(self, min_age_s: float = 0.0) -> list[Path]:
         """Temporary files at least `min_age_s` old and not being written (a writer holds a lock on
         its file): leftovers of crashed writes."""
@@ -363,6 +368,28 @@ class ObjectStore:
                     except _ABSENT:  # finished or removed meanwhile
                         pass
         return sorted(found)
+
+
+def _remove_temp_file(path: Path, cutoff: float) -> int | None:
+    """Delete a leftover temporary file last written before `cutoff` (epoch seconds) and not being
+    written; its size, or None when it was kept or gone. The file is deleted while gc holds its lock,
+    and a writer that locks a file only to find it unlinked starts a new one (`_TempFile`), so a
+    write that has just created its file is never lost."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        st = os.fstat(fd)
+        if st.st_mtime > cutoff or st.st_nlink == 0 or os.stat(path).st_ino != st.st_ino:
+            return None  # written meanwhile, published (renamed) or replaced by another file of that name
+        os.unlink(path)
+        return st.st_size
+    except (BlockingIOError, FileNotFoundError):  # a live writer holds it, or it is gone
+        return None
+    finally:
+        os.close(fd)
 
 
 def _locked(path: Path) -> bool:
@@ -384,8 +411,13 @@ class _TempFile:
     """A `.tmp-*` file in `folder` that is either published under its final name or deleted."""
 
     def __init__(self, folder: Path | str) -> None:
-        fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=folder)
-        fcntl.flock(fd, fcntl.LOCK_EX)  # held while it is written: `lsdb gc` leaves a live write alone
+        while True:
+            fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=folder)
+            fcntl.flock(fd, fcntl.LOCK_EX)  # held while it is written: `lsdb gc` leaves a live write alone
+            if os.fstat(fd).st_nlink:
+                break
+            # a gc took the file between its creation and our lock (it removes only what it has locked)
+            os.close(fd)
         self.path = Path(name)
         self.file = os.fdopen(fd, "wb", buffering=0)
         self.published = False

@@ -25,10 +25,14 @@ def ingester(url: str, store: str, ckpt: str, rounds: int, stop: str) -> int:
                                  {"n": f"r{i - 1}"})
             report = cat.ingest([ckpt], run=f"r{i}")
             digest = report.outcomes[0].checkpoint.blob_digest
-            deadline = time.monotonic() + 3.0  # gc may hold it aside for a moment, then restores it
-            while not db.objects.exists(digest) and time.monotonic() < deadline:
+            # gc may hold it aside for a moment, then restores it: lost means absent for 3 s (one call
+            # per look: two calls could see it present, then aside, and report a loss that is not one)
+            deadline = time.monotonic() + 3.0
+            present = db.objects.exists(digest)
+            while not present and time.monotonic() < deadline:
                 time.sleep(0.01)
-            if not db.objects.exists(digest):
+                present = db.objects.exists(digest)
+            if not present:
                 lost += 1
                 print(f"round {i}: object {digest[:12]} of a committed row is gone", file=sys.stderr)
     finally:

@@ -250,3 +250,36 @@ def test_a_crash_mid_write_leaves_only_an_orphan_temp_file(store: ObjectStore) -
     (orphan,) = store.temp_files()
     assert orphan.parent == store.path(digest).parent and orphan.name.startswith(TEMP_PREFIX)
     assert store.put_bytes(b"z" * 100_000).digest == digest  # a retry publishes normally
+
+
+def test_a_write_survives_gc_taking_its_temporary_file_before_the_lock(
+    store: ObjectStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """gc may list a writer's temporary file between its creation and the writer's lock (found by the
+    gc race test: a coarse file clock can date a new file before gc's cutoff); the write goes on in
+    a new file and publishes."""
+    import tempfile
+
+    real_mkstemp = tempfile.mkstemp
+    taken: list[int | None] = []
+
+    def mkstemp_then_gc(*args: object, **kwargs: object) -> tuple[int, str]:
+        fd, name = real_mkstemp(*args, **kwargs)  # type: ignore[call-overload]
+        if not taken:  # the first file: gc removes it before the writer locks it
+            taken.append(store.remove_temp(Path(name), cutoff=time.time() + 60))
+        return fd, name
+
+    store.check_writable()  # its probe file first
+    monkeypatch.setattr("lsdb.store.objects.tempfile.mkstemp", mkstemp_then_gc)
+    info = store.put_bytes(b"w" * 70_000)
+    assert taken == [0]  # gc did remove the (empty) file
+    assert store.read_bytes(info.digest) == b"w" * 70_000 and store.temp_files() == []
+
+
+def test_gc_never_removes_a_temporary_file_a_writer_holds(store: ObjectStore) -> None:
+    from lsdb.store.objects import _TempFile
+
+    store.check_writable()
+    with _TempFile(store.objects) as temp:
+        assert store.remove_temp(temp.path, cutoff=time.time() + 60) is None and temp.path.exists()
+    assert not temp.path.exists()  # an unpublished temporary file goes when its writer ends
