@@ -33,7 +33,8 @@ def gc(catalog: CatalogDB, older_than_s: float = 3600.0, dry_run: bool = False) 
     (`ObjectStore` refreshes an object's age when a write finds it present), deleted otherwise.
     A writer that looks for the object while it is aside finds it absent and writes it again, and
     every writer confirms its objects after committing its rows (`lsdb.ingest.confirm_object`),
-    so a row committed after the re-check still finds its object.
+    so a row committed after the re-check still finds its object. A reader finds an object
+    that is aside for the moment where it lies (`ObjectStore.open`).
     """
     report = GcReport()
     if dry_run:
@@ -92,12 +93,12 @@ def _gc(catalog: CatalogDB, older_than_s: float, dry_run: bool, report: GcReport
                 st = tmp.stat()
             except FileNotFoundError:
                 continue
-            size: int | None = st.st_size if st.st_mtime <= cutoff else None
+            freed: int | None = st.st_size if st.st_mtime <= cutoff else None
         else:
-            size = objects.remove_temp(tmp, cutoff)
-        if size is not None:
+            freed = objects.remove_temp(tmp, cutoff)
+        if freed is not None:
             report.removed_temp_files.append(str(tmp))
-            report.freed_bytes += size
+            report.freed_bytes += freed
     return report
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import io
 import os
 import re
 import tempfile
@@ -232,9 +233,12 @@ class ObjectStore:
     # -- reading and upkeep ---------------------------------------------------------------------
 
     def open(self, digest: str) -> BinaryIO:
-        """The object opened for binary reading; NotFound naming the digest when it is missing."""
+        """The object opened for binary reading; NotFound naming the digest when it is missing.
+
+        An object `lsdb gc` holds aside for a moment (see `quarantine`) is read where it lies: a row
+        committed meanwhile refers to it, so gc puts it back, and an open file outlives a deletion."""
         try:
-            return open(self.path(digest), "rb")
+            return _open_here_or_aside(self.path(digest))
         except _ABSENT:
             raise NotFound(f"object {digest} is not in the store {self.root}") from None
 
@@ -259,7 +263,7 @@ class ObjectStore:
         """Re-hash the object: "ok", "missing", or "corrupt" when its bytes no longer match its name."""
         h = hashlib.sha256()
         try:
-            with open(self.path(digest), "rb", buffering=0) as handle:
+            with _open_here_or_aside(self.path(digest), raw=True) as handle:
                 buf = bytearray(CHUNK)
                 while n := handle.readinto(buf):
                     h.update(memoryview(buf)[:n])
@@ -368,6 +372,20 @@ class ObjectStore:
                     except _ABSENT:  # finished or removed meanwhile
                         pass
         return sorted(found)
+
+
+def _open_here_or_aside(path: Path, raw: bool = False) -> io.FileIO | io.BufferedReader:
+    """Open an object for reading (unbuffered when `raw`), or its `.gc-` copy while gc holds it
+    aside; the first error when neither is there."""
+    try:
+        return open(path, "rb", buffering=0) if raw else open(path, "rb")
+    except _ABSENT:
+        aside = path.with_name(QUARANTINE_PREFIX + path.name)
+        try:
+            return open(aside, "rb", buffering=0) if raw else open(aside, "rb")
+        except _ABSENT:
+            pass
+        raise
 
 
 def _remove_temp_file(path: Path, cutoff: float) -> int | None:
