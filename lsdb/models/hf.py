@@ -22,19 +22,23 @@ Inputs equal to the config's ``pad_token_id`` are masked out of attention for
 sequence classification (the text datasets pad with that id). Attention runs in the "eager"
 implementation, so vmap and double backward (the Hessian) work, and the KV cache is off.
 transformers' ``gelu_new`` activation (GPT-2's: tanh-approximated GELU written as six tensor
-operations) is replaced by torch's fused ``gelu(approximate="tanh")``, the same function (outputs
-agree to float rounding; a test checks 1e-6). The activation alone runs ~9x faster on a CPU (0.7 vs
-6.6 ms on a (4, 128, 1536) tensor, 2 threads): ~5 % of a forward of the 10.8M-parameter GPT-2 of
-scripts/bench_lm.py. Parameter names and state dicts are unchanged.
+operations) is replaced by `FusedGELUTanh`, the same function (outputs agree to float rounding; a
+test checks 1e-6): torch's fused ``gelu(approximate="tanh")`` where autograd may need it, and
+x·σ(2u) in place in inference mode. The activation alone runs ~9x faster on an AVX2 CPU (0.7 vs 6.6 ms
+on a (4, 128, 1536) tensor, 2 threads), 4.6x on an AVX-512 one (0.63 vs 2.88 ms, one thread): ~5 % of
+a forward of the 10.8M-parameter GPT-2 of scripts/bench_lm.py. Parameter names and state dicts are
+unchanged.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -151,12 +155,27 @@ def hf(input_shape: Sequence[int], num_classes: int, path: str | None = None, co
     return model
 
 
+#: √(2/π) · 2 and its product with GELU's cubic coefficient 0.044715: 0.5 (1 + tanh u) = σ(2u).
+_GELU_2C = 2.0 * math.sqrt(2.0 / math.pi)
+_GELU_2C3 = _GELU_2C * 0.044715
+
+
 class FusedGELUTanh(nn.Module):
     """GELU with the tanh approximation, 0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³))) (Hendrycks & Gimpel
-    2016), in torch's one fused kernel: the function of transformers' ``NewGELUActivation``."""
+    2016): the function of transformers' ``NewGELUActivation``.
+
+    Where autograd may need it (and in 16-bit dtypes) this is torch's fused kernel. In inference mode
+    on float32/float64 inputs (what the evaluator runs) it is the same function written as
+    x · σ(2u), with u = √(2/π) (x + 0.044715 x³), in place on one new tensor: on an AVX-512 CPU 0.63
+    against 1.31 ms for torch's tanh kernel on a (4, 128, 1536) tensor (one thread), and no cancellation in
+    1 + tanh u for negative x (max relative error 1e-6 against float64, torch's kernel 1.5e-4)."""
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.gelu(x, approximate="tanh")
+        if not torch.is_inference_mode_enabled() or x.dtype not in (torch.float32, torch.float64):
+            return F.gelu(x, approximate="tanh")
+        u = x * x
+        u.mul_(_GELU_2C3).add_(_GELU_2C).mul_(x)
+        return u.sigmoid_().mul_(x)
 
 
 def fuse_gelu_tanh(model: nn.Module) -> int:
