@@ -352,8 +352,21 @@ class ObjectStore:
 
     def remove_temp(self, path: Path, cutoff: float) -> int | None:
         """Delete a leftover temporary file (see `temp_files`) unless it was written after `cutoff`
-        (epoch seconds) or is being written; its size, or None when it was kept."""
-        return _remove_temp_file(path, cutoff)
+        (epoch seconds) or is being written; its size, or None when it was kept or gone.
+
+        The file is deleted while gc holds its lock, and a writer that locks a file only to find it
+        unlinked starts a new one (`_TempFile`), so a write that has just created its file is never lost."""
+        try:
+            with _try_lock(path) as fd:
+                if fd is None:
+                    return None  # a live writer holds it
+                st = os.fstat(fd)
+                if st.st_mtime > cutoff or st.st_nlink == 0 or os.stat(path).st_ino != st.st_ino:
+                    return None  # written meanwhile, published (renamed) or replaced by another file of that name
+                os.unlink(path)
+                return st.st_size
+        except FileNotFoundError:  # gone
+            return None
 
     def temp_files(self, min_age_s: float = 0.0) -> list[Path]:
         """Temporary files at least `min_age_s` old and not being written (a writer holds a lock on
@@ -388,24 +401,18 @@ def _open_here_or_aside(path: Path, raw: bool = False) -> io.FileIO | io.Buffere
         raise
 
 
-def _remove_temp_file(path: Path, cutoff: float) -> int | None:
-    """Delete a leftover temporary file last written before `cutoff` (epoch seconds) and not being
-    written; its size, or None when it was kept or gone. The file is deleted while gc holds its lock,
-    and a writer that locks a file only to find it unlinked starts a new one (`_TempFile`), so a
-    write that has just created its file is never lost."""
+@contextlib.contextmanager
+def _try_lock(path: Path) -> Iterator[int | None]:
+    """The file opened and exclusively locked without waiting: its descriptor, or None when a live
+    writer holds the lock; FileNotFoundError (and other OSErrors) when it cannot be opened."""
+    fd = os.open(path, os.O_RDONLY)
     try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        st = os.fstat(fd)
-        if st.st_mtime > cutoff or st.st_nlink == 0 or os.stat(path).st_ino != st.st_ino:
-            return None  # written meanwhile, published (renamed) or replaced by another file of that name
-        os.unlink(path)
-        return st.st_size
-    except (BlockingIOError, FileNotFoundError):  # a live writer holds it, or it is gone
-        return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield None
+        else:
+            yield fd
     finally:
         os.close(fd)
 
@@ -413,16 +420,10 @@ def _remove_temp_file(path: Path, cutoff: float) -> int | None:
 def _locked(path: Path) -> bool:
     """Whether a live writer holds the lock on a temporary file."""
     try:
-        fd = os.open(path, os.O_RDONLY)
+        with _try_lock(path) as fd:
+            return fd is None
     except OSError:
         return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
 
 
 class _TempFile:
