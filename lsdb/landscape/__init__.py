@@ -15,15 +15,20 @@ from lsdb.landscape.directions import (
     random_directions,
 )
 from lsdb.landscape.evaluator import Cancelled, Evaluation, Evaluator, evaluate
+from lsdb.landscape.float32_math import allow_tf32, float32_math
 from lsdb.landscape.grid import GridEvaluation, evaluate_grid, grid_axis, grid_coefficients
 from lsdb.landscape.params import ParamEntry, ParamLayout, select_entries, selection_mask
 from lsdb.landscape.planes import PcaPlane, pca_plane, plane_coordinates
 from lsdb.landscape.precision import (
+    PRECISION_EPSILON,
     PRECISIONS,
     PrecisionError,
     bf16_autocast,
     bf16_error,
+    check_precision,
     evaluate_bf16,
+    precision_error,
+    reduced_precision,
     relative_error,
     sample_indices,
 )
@@ -39,11 +44,17 @@ __all__ = [
     "select_entries",
     "selection_mask",
     "PcaPlane",
+    "PRECISION_EPSILON",
     "PRECISIONS",
     "PrecisionError",
+    "allow_tf32",
     "bf16_autocast",
     "bf16_error",
+    "check_precision",
     "evaluate_bf16",
+    "float32_math",
+    "precision_error",
+    "reduced_precision",
     "relative_error",
     "sample_indices",
     "barrier",

@@ -50,6 +50,7 @@ from lsdb.landscape.batchnorm import batchnorm_layers, prepare_for_recompute, re
 from lsdb.landscape.costs import probe_costs
 from lsdb.landscape.first_layer import FirstLayerCache
 from lsdb.landscape.flat_model import FlatModel, channels_last
+from lsdb.landscape.float32_math import pinned_float32
 from lsdb.landscape.losses import Evaluation, LossTotals
 from lsdb.landscape.params import ParamLayout
 
@@ -223,6 +224,7 @@ class Evaluator:
     def n_examples(self) -> int:
         return len(self.x)
 
+    @pinned_float32
     def at_points(self, points: Tensor, *, progress: Progress | None = None,
                   should_cancel: CancelCheck | None = None) -> Evaluation:
         """Evaluate at explicit points (K, W): W = P (with buffers) or the parameter part only."""
@@ -237,6 +239,7 @@ class Evaluator:
 
         return self._run(len(points), points.shape[1], load, batch, None, None, progress, should_cancel)
 
+    @pinned_float32
     def along(self, directions: Tensor, coefficients: Tensor, theta0: Tensor | None = None, *,
               progress: Progress | None = None, should_cancel: CancelCheck | None = None,
               group: int | None = None) -> Evaluation:

@@ -49,6 +49,7 @@ from torch.func import functional_call
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from lsdb.landscape import sequential_hvp
+from lsdb.landscape.float32_math import pinned_float32
 
 Loss = Literal["cross_entropy", "mse", "token_cross_entropy"]
 Method = Literal["reverse", "forward"]
@@ -170,6 +171,7 @@ class HessianOperator:
         self.set_point(flat_parameters(self.module) if theta is None else theta)
 
     # -- the point ------------------------------------------------------------------------
+    @pinned_float32
     def set_point(self, theta: Tensor) -> None:
         """Move to θ (a flat parameter vector): the loss, the gradient and (cached) graphs are rebuilt."""
         if theta.shape != (self.n,):
@@ -196,6 +198,7 @@ class HessianOperator:
         self.loss, self._gradient = total, grad
 
     @property
+    @pinned_float32
     def gradient(self) -> Tensor:
         """∇L at the current point, flat (the hand-written kernel forms it on first use)."""
         if self._gradient is None:
@@ -204,6 +207,7 @@ class HessianOperator:
         return self._gradient
 
     # -- products -------------------------------------------------------------------------
+    @pinned_float32
     def matvec(self, v: Tensor) -> Tensor:
         """H v for one flat vector v (returned in the operator's dtype, on its device)."""
         if self._sequential is not None and v.shape == (self.n,):
@@ -217,6 +221,7 @@ class HessianOperator:
             return hv
         return self.matmat(v.reshape(1, -1))[0]
 
+    @pinned_float32
     def matmat(self, vectors: Tensor) -> Tensor:
         """H V for the rows of V, shape (m, n) -> (m, n)."""
         if vectors.dim() != 2 or vectors.shape[1] != self.n:

@@ -25,7 +25,6 @@ surface is positive semidefinite (a discrete counterpart of the |λ_min/λ_max| 
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,10 +33,10 @@ import numpy as np
 import torch
 
 from lsdb.landscape import (
+    PRECISION_EPSILON,
     PRECISIONS,
     Evaluator,
-    bf16_autocast,
-    bf16_error,
+    check_precision,
     convexity,
     direction_gram,
     evaluate_grid,
@@ -45,6 +44,8 @@ from lsdb.landscape import (
     grid_coefficients,
     orthogonalize,
     plane_coordinates,
+    precision_error,
+    reduced_precision,
     sharpness,
 )
 from lsdb.plugin import (
@@ -133,8 +134,9 @@ class SurfaceParams:
     )
     precision: str = field(
         default="float32",
-        metadata={"help": "float32, or bf16: bfloat16 autocast (faster on CPUs with bf16 support, less exact); "
-                          "its max and median relative error against float32 on 16 grid points are reported",
+        metadata={"help": "float32; bf16: bfloat16 autocast (faster on CPUs with bf16 support, less exact); or tf32 "
+                          "(CUDA only: tensor-core float32 products, less exact); a reduced precision's max and "
+                          "median relative error against float32 on 16 grid points are reported",
                   "choices": PRECISIONS, "key_omit_default": True},
     )
 
@@ -185,10 +187,11 @@ def run_surface(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], param
     ev = ctx.evaluator(model, params.split, params.bn, params.subset)
     del model  # the evaluator works on its own copy
     theta = ev.theta0
-    if params.precision == "bf16" and ctx.dtype != torch.float32:
-        raise BadInput(f"surface: precision=bf16 needs a float32 run (autocast lowers float32 work only), "
-                       f"this one is {str(ctx.dtype).removeprefix('torch.')}; drop dtype or precision")
-    with bf16_autocast(ev.device) if params.precision == "bf16" else contextlib.nullcontext():
+    try:
+        check_precision(ctx.dtype, ev.device, params.precision)
+    except ValueError as exc:
+        raise BadInput(f"surface: precision={exc}") from None
+    with reduced_precision(params.precision, ev.device):
         at_center = ev.at_points(theta.unsqueeze(0), should_cancel=ctx.should_cancel)
         ctx.progress(0.05, "evaluating the grid")
         grid = evaluate_grid(
@@ -232,9 +235,9 @@ def run_surface(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], param
         scalars["center_acc"] = float(at_center.accuracy[0])
     if params.dims == 2:
         scalars["direction_cosine"] = float(gram[0, 1] / (gram[0, 0].sqrt() * gram[1, 1].sqrt()).clamp_min(1e-300))
-    if params.precision == "bf16":
-        scalars.update(_bf16_scalars(ev, dirs, xs, ys, theta, ctx))
-    eps = float(torch.finfo(torch.bfloat16 if params.precision == "bf16" else ctx.dtype).eps)
+    if params.precision != "float32":
+        scalars.update(_precision_scalars(params.precision, ev, dirs, xs, ys, theta, ctx))
+    eps = PRECISION_EPSILON.get(params.precision, float(torch.finfo(ctx.dtype).eps))
     if not params.rows:
         scalars.update(_grid_scalars(params, arrays, center_loss, eps))
     attrs = {
@@ -250,13 +253,13 @@ def run_surface(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], param
     return AnalysisOutput(arrays=arrays, scalars=finite_scalars(scalars), attrs=attrs)
 
 
-def _bf16_scalars(ev: Evaluator, dirs: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor | None, theta: torch.Tensor,
-                  ctx: Context) -> dict[str, float]:
-    """Error of the bf16 losses against float32 at a fixed seeded sample of the whole grid (the same points in
+def _precision_scalars(precision: str, ev: Evaluator, dirs: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor | None,
+                       theta: torch.Tensor, ctx: Context) -> dict[str, float]:
+    """Error of the bf16 or tf32 losses against float32 at a fixed seeded sample of the whole grid (the same points in
     every tile, so the tiles of a fan-out report the same figures)."""
     every = grid_coefficients(xs) if ys is None else grid_coefficients(ys, xs).flip(1)
-    err = bf16_error(ev, dirs, every, theta, should_cancel=ctx.should_cancel)
-    return {"bf16_max_rel_error": err.max_rel, "bf16_median_rel_error": err.median_rel}
+    err = precision_error(ev, precision, dirs, every, theta, should_cancel=ctx.should_cancel)
+    return {f"{precision}_max_rel_error": err.max_rel, f"{precision}_median_rel_error": err.median_rel}
 
 
 def _grid_scalars(
@@ -349,7 +352,7 @@ SURFACE = AnalysisSpec(
         "(save_directions), loss_se (subset: standard error of each point's loss). Scalars: center_loss, "
         "center_loss_se (subset), center_acc, min_loss, max_loss, sharpness, sharpness_max, "
         "sharpness_keskar, convexity, direction_cosine, explained_variance_1/2 (pca), eigenvalue_1/2, eigen_hvps, "
-        "eigen_converged (hessian), bf16_max_rel_error and bf16_median_rel_error (precision=bf16: relative error of "
-        "the bf16 losses against float32 at 16 seeded grid points)."
+        "eigen_converged (hessian), bf16_max_rel_error and bf16_median_rel_error (precision=bf16; tf32_... for "
+        "precision=tf32): relative error of the reduced-precision losses against float32 at 16 seeded grid points."
     ),
 )

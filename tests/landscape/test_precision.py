@@ -89,7 +89,7 @@ def test_bf16_losses_differ_from_float32_within_a_percent() -> None:
 def test_bf16_refuses_a_float64_evaluator() -> None:
     model, x, y, dirs = _problem()
     ev = Evaluator(model, x, y, dtype=torch.float64)
-    with pytest.raises(ValueError, match="bf16 needs a float32 evaluator"):
+    with pytest.raises(ValueError, match="bf16 needs a float32 evaluation"):
         evaluate_bf16(ev, dirs, torch.zeros(1, 2))
 
 

@@ -125,5 +125,21 @@ def test_a_tile_reports_the_whole_grids_bf16_error() -> None:
 
 
 def test_bf16_in_a_float64_run_is_refused() -> None:
-    with pytest.raises(BadInput, match="precision=bf16 needs a float32 run"):
+    with pytest.raises(BadInput, match="precision=bf16 needs a float32 evaluation"):
         _run(ctx=make_context(), precision="bf16", dims=1, xnum=3)
+
+
+def test_tf32_off_cuda_is_refused_before_any_work() -> None:
+    with pytest.raises(BadInput, match="precision=tf32 needs a CUDA device.*use bf16 or float32"):
+        _run(precision="tf32", **SMALL)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_tf32_on_cuda_reports_its_error_against_ieee_float32() -> None:
+    ctx = Context(device=torch.device("cuda"), seed=0, dtype=torch.float32, model_spec=MLP, dataset_spec=DIGITS,
+                  loss="cross_entropy")
+    out = _run(ctx=ctx, precision="tf32", **SMALL)
+    plain = _run(ctx=_float32_context(), **SMALL)
+    assert 0.0 <= out.scalars["tf32_median_rel_error"] <= out.scalars["tf32_max_rel_error"] < 1e-2
+    assert out.attrs["precision"] == "tf32" and out.attrs["eps"] == 2.0**-10
+    np.testing.assert_allclose(out.arrays["loss"], plain.arrays["loss"], rtol=1e-2)
