@@ -52,7 +52,7 @@ def float32_math(device: torch.device | str) -> Iterator[None]:
         yield
         return
     mode = "tf32" if _TF32.get() else "ieee"
-    matmul, conv = torch.backends.cuda.matmul, torch.backends.cudnn.conv
+    matmul, conv = torch.backends.cuda.matmul, torch.backends.cudnn.conv  # type: ignore[attr-defined]
     saved = (matmul.fp32_precision, conv.fp32_precision)
     matmul.fp32_precision, conv.fp32_precision = mode, mode
     try:
