@@ -22,6 +22,12 @@ Points are processed in chunks sized to a memory budget, with ``torch.inference_
   ``torch.vmap`` cannot batch falls back to per point. The choice is static (never
   load-dependent), so results are reproducible.
 
+On CUDA the batched passes are recorded once as CUDA graphs and replayed for every chunk of points
+(`lsdb.landscape.static_passes`: static buffers, a short last chunk padded, the recording checked
+against an eager pass and dropped if it differs or fails); ``cuda_graphs=False`` turns that off.
+Float32 on CUDA means IEEE float32, convolutions included, unless TF32 is asked for
+(`lsdb.landscape.float32_math`).
+
 On a CPU, per-point evaluation of convolutional models runs in channels-last memory format
 (inputs and convolution weights; `FlatModel.use_channels_last`): 1.6x faster for the digits CNN
 (its max-pooling alone 10x). When only coefficients vary, the first layer's output is
@@ -53,6 +59,7 @@ from lsdb.landscape.flat_model import FlatModel, channels_last
 from lsdb.landscape.float32_math import pinned_float32
 from lsdb.landscape.losses import Evaluation, LossTotals
 from lsdb.landscape.params import ParamLayout
+from lsdb.landscape.static_passes import StaticPasses
 
 Loss = Literal["cross_entropy", "mse", "token_cross_entropy"]
 Strategy = Literal["auto", "batched", "per_point"]
@@ -78,6 +85,10 @@ POINTS_PER_LOSS_GROUP = 8
 #: MLP's fan-in 64 even; a reused first layer also cannot be fused with its BatchNorm.
 REUSE_MIN_FAN_IN_PER_TERM = 16
 
+#: Devices whose batched passes run over static buffers (`StaticPasses`), recorded as graphs where the device
+#: has them (CUDA).
+STATIC_PASS_DEVICES: tuple[str, ...] = ("cuda",)
+
 
 class Cancelled(Exception):
     """`should_cancel()` returned True between two chunks of points."""
@@ -97,7 +108,8 @@ class Evaluator:
     possible, False never. `fuse`: per-point CPU passes run the graph rewrites of
     `lsdb.landscape.fusion` (BatchNorm folded into convolutions, ReLU and residual adds fused into
     them) when the rewritten model matches the original on the data's first examples; None does
-    so where they apply, False never. The caller's module is never modified.
+    so where they apply, False never. `cuda_graphs`: batched passes on CUDA are replayed as CUDA graphs
+    (`lsdb.landscape.static_passes`) unless False. The caller's module is never modified.
     """
 
     def __init__(
@@ -121,12 +133,14 @@ class Evaluator:
         outputs: Literal["logits", "probs"] | None = None,
         reuse_first_layer: bool | None = None,
         fuse: bool | None = None,
+        cuda_graphs: bool = True,
     ) -> None:
         self.device = torch.device(device) if device is not None else x.device
         _check_options(loss, bn, strategy, outputs, autocast, self.device, len(x), len(y), subset)
         self.loss, self.bn, self.dtype, self.autocast = loss, bn, dtype, autocast
         self.outputs, self.memory_budget, self.batch_size = outputs, memory_budget, batch_size
-        self.reuse_first_layer = reuse_first_layer
+        self.reuse_first_layer, self.cuda_graphs = reuse_first_layer, cuda_graphs
+        self._static: tuple[tuple[object, ...], StaticPasses] | None = None
         self.n_total = len(x)
         if subset is not None and subset < len(x):
             gen = torch.Generator().manual_seed(seed)
@@ -292,6 +306,8 @@ class Evaluator:
         cache = self.first_layer
         if cache is None or n_dirs == 0:
             return None
+        if self.reuse_first_layer is None and self._static_applies():
+            return None  # the recorded pass replaces the first layer's launches too (reuse is not recorded)
         if self.layout.entry(cache.weight_name).stop > width:
             return None
         if self.reuse_first_layer is None and cache.fan_in() < REUSE_MIN_FAN_IN_PER_TERM * (n_dirs + 1):
@@ -351,7 +367,10 @@ class Evaluator:
         # the fused kernels are float32 arithmetic: not under an enclosing autocast (`lsdb.landscape.precision`)
         net = self.fused if self.fused is not None and not torch.is_autocast_enabled(self.device.type) \
             else self.model.module
+        static: StaticPasses | None = None
         with torch.inference_mode(), self._autocast():
+            if cache is None and self._static_applies():
+                static = self._static_passes(chunk, width, per_pass)
             for done, stop in _spans(n_points, chunk, group):
                 if should_cancel is not None and should_cancel():
                     raise Cancelled(f"cancelled after {done} of {n_points} points")
@@ -360,11 +379,46 @@ class Evaluator:
                 else:
                     with torch.autocast(self.device.type, enabled=False):  # the points themselves in full precision
                         points = batch(done, stop)
-                    self._run_batched(points, done, stop, per_pass, cache, coefs, totals)
+                    if static is not None:
+                        for rows, out in static.run(points):
+                            totals.add(done, stop, rows, out)
+                    else:
+                        self._run_batched(points, done, stop, per_pass, cache, coefs, totals)
                 if progress is not None:
                     progress(stop, n_points)
         fused = net is not self.model.module and self.strategy == "per_point"
-        return totals.result(self.strategy, cache is not None, fused)
+        return totals.result(self.strategy, cache is not None, fused, static is not None and static.recorded)
+
+    def _static_applies(self) -> bool:
+        """Whether batched passes run over static buffers (recorded as CUDA graphs where they can be)."""
+        return self.strategy == "batched" and self.train_x is None and self.cuda_graphs \
+            and self.device.type in STATIC_PASS_DEVICES
+
+    def _static_passes(self, chunk: int, width: int, per_pass: int) -> StaticPasses:
+        """The static passes for chunks of `chunk` points of `width` entries, kept for the next call with the same
+        shapes and arithmetic (a recording holds the kernels chosen under the autocast and TF32 settings)."""
+        cuda = self.device.type == "cuda"
+        key = (chunk, width, per_pass, torch.is_autocast_enabled(self.device.type),
+               torch.get_autocast_dtype(self.device.type),
+               torch.backends.cuda.matmul.fp32_precision if cuda else None,
+               torch.backends.cudnn.conv.fp32_precision if cuda else None)  # type: ignore[attr-defined]
+        if self._static is not None and self._static[0] == key:
+            return self._static[1]
+        self._static = None  # the previous recording's memory goes back before a new one is made
+        net = self.model.module
+
+        def forward(buffer: Tensor, rows: slice) -> Tensor:
+            params, shared = self.model.named_views(buffer)
+
+            def run(p: dict[str, Tensor], xb: Tensor) -> Tensor:
+                return functional_call(net, {**shared, **p}, (xb,))
+
+            return torch.vmap(run, in_dims=(0, None))(params, self.x[rows])
+
+        passes = StaticPasses(forward, chunk, width, list(_row_slices(self.n_examples, per_pass)),
+                              device=self.device, dtype=self.dtype, record=cuda)
+        self._static = (key, passes)
+        return passes
 
     def _run_per_point(self, net: nn.Module, k0: int, k1: int, per_pass: int, load: Callable[[int], None],
                        cache: FirstLayerCache | None, coefs: tuple[list[list[float]], Tensor] | None,

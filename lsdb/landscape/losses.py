@@ -40,6 +40,7 @@ class Evaluation:
     strategy: str = "per_point"
     reused_first_layer: bool = False
     fused: bool = False  # per-point passes ran `lsdb.landscape.fusion`'s rewritten model
+    graphed: bool = False  # batched passes were replayed as CUDA graphs (`lsdb.landscape.static_passes`)
 
 
 class LossTotals:
@@ -85,7 +86,7 @@ class LossTotals:
             kept = out.softmax(dim=-1) if self.keep == "probs" else out
             self.outputs[k0:k1, rows] = kept.cpu()
 
-    def result(self, strategy: str, reused: bool, fused: bool = False) -> Evaluation:
+    def result(self, strategy: str, reused: bool, fused: bool = False, graphed: bool = False) -> Evaluation:
         n, terms = len(self.y), max(self.n_terms, 1)
         mean = (self.loss / terms).cpu()
         accuracy = (self.hits.double() / terms).cpu() if self.kind != "mse" else None
@@ -95,7 +96,7 @@ class LossTotals:
             scale = n / terms
             var = ((self.square.cpu() * scale**2 - n * mean.square()) / (n - 1)).clamp_min(0)
             stderr = (var / n * (1 - n / self.population)).sqrt()
-        return Evaluation(mean, accuracy, n, stderr, self.outputs, strategy, reused, fused)
+        return Evaluation(mean, accuracy, n, stderr, self.outputs, strategy, reused, fused, graphed)
 
 
 def cross_entropy(logits: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
