@@ -49,6 +49,8 @@ class GridEvaluation:
     n_examples: int
     stderr: Tensor | None = None
     outputs: Tensor | None = None
+    strategy: str = "per_point"  # how the evaluator ran the points (`Evaluation.strategy`)
+    graphed: bool = False  # batched passes replayed as CUDA graphs (`Evaluation.graphed`)
 
 
 def evaluate_grid(
@@ -87,4 +89,4 @@ def evaluate_grid(
     loss = grid(result.loss)
     assert loss is not None
     return GridEvaluation(x, y, loss, grid(result.accuracy), result.n_examples,
-                          grid(result.stderr), grid(result.outputs))
+                          grid(result.stderr), grid(result.outputs), result.strategy, result.graphed)
