@@ -41,6 +41,7 @@ def test_a_small_budget_splits_the_passes_and_gives_the_same_losses(monkeypatch:
     assert torch.allclose(tight.at_points(points).loss, roomy.at_points(points).loss, rtol=1e-6, atol=0)
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_a_cuda_budget_is_half_of_the_free_device_memory() -> None:
     free, _ = torch.cuda.mem_get_info(torch.device("cuda"))

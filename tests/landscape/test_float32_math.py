@@ -80,6 +80,7 @@ def test_tf32_needs_cuda_and_float32() -> None:
     check_precision(torch.float32, "cuda", "tf32")
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_a_float32_cnn_on_cuda_matches_float64_to_float32_rounding() -> None:
     """With PyTorch's default TF32 convolutions the loss would be off by ~1e-3 relative; pinned, by ~1e-6."""

@@ -134,6 +134,7 @@ def test_tf32_off_cuda_is_refused_before_any_work() -> None:
         _run(precision="tf32", **SMALL)
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_tf32_on_cuda_reports_its_error_against_ieee_float32() -> None:
     ctx = Context(device=torch.device("cuda"), seed=0, dtype=torch.float32, model_spec=MLP, dataset_spec=DIGITS,
