@@ -40,33 +40,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from lsdb.landscape import (
-    Evaluator,
-    ParamLayout,
-    allow_tf32,
-    bf16_autocast,
-    evaluate_grid,
-    grid_axis,
-    normalize_direction,
-    random_direction,
-    relative_error,
-)
+from lsdb.landscape import Evaluator, allow_tf32, bf16_autocast, evaluate_grid, grid_axis, relative_error
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_evaluator import digits, filter_plane  # noqa: E402  (the same data and plane as the CPU benchmark)
 
 FULL = {"mlp": 41, "cnn": 41, "resnet": 11, "gpt": 11, "resnet_examples": 1024}
 QUICK = {"mlp": 5, "cnn": 5, "resnet": 3, "gpt": 3, "resnet_examples": 32}
-
-
-def digits() -> tuple[Tensor, Tensor]:
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    return torch.tensor(bunch.data, dtype=torch.float32) / 16.0, torch.tensor(bunch.target)
-
-
-def filter_plane(model: nn.Module) -> Tensor:
-    layout = ParamLayout.from_module(model)
-    theta = layout.flatten(model)
-    return torch.stack([normalize_direction(random_direction(layout, seed=s), theta, layout) for s in (1, 2)])
 
 
 def problems(names: set[str], size: dict[str, int]) -> dict[str, tuple[nn.Module, Tensor, Tensor, int, str]]:
@@ -94,7 +74,6 @@ def problems(names: set[str], size: dict[str, int]) -> dict[str, tuple[nn.Module
                     m.bias.normal_(0.0, 0.1, generator=gen)
         out["resnet"] = (resnet, data.train[0][:n], data.train[1][:n], size["resnet"], "cross_entropy")
     if "gpt" in names:
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
         import bench_lm
 
         shape = bench_lm.QUICK if size is QUICK else bench_lm.FULL
