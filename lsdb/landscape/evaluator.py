@@ -329,7 +329,7 @@ class Evaluator:
             points = self.theta0.unsqueeze(0).expand(2, -1)
             params, shared = self.model.named_views(points)
             with torch.inference_mode(), self._autocast():
-                torch.vmap(lambda p: functional_call(self.model.module, {**shared, **p}, (self.x[:2],)))(params)
+                self._vmapped(params, shared, self.x[:2])
         except Exception:  # a model vmap cannot batch (data-dependent control flow, .item(), ...)
             return "per_point"
         return "batched"
@@ -405,15 +405,9 @@ class Evaluator:
         if self._static is not None and self._static[0] == key:
             return self._static[1]
         self._static = None  # the previous recording's memory goes back before a new one is made
-        net = self.model.module
 
         def forward(buffer: Tensor, rows: slice) -> Tensor:
-            params, shared = self.model.named_views(buffer)
-
-            def run(p: dict[str, Tensor], xb: Tensor) -> Tensor:
-                return functional_call(net, {**shared, **p}, (xb,))
-
-            return torch.vmap(run, in_dims=(0, None))(params, self.x[rows])
+            return self._vmapped(*self.model.named_views(buffer), self.x[rows])
 
         passes = StaticPasses(forward, chunk, width, list(_row_slices(self.n_examples, per_pass)),
                               device=self.device, dtype=self.dtype, record=cuda)
@@ -454,9 +448,6 @@ class Evaluator:
             params = {**params, **stats}
             shared = {k: v for k, v in shared.items() if k not in stats}
 
-        def run(p: dict[str, Tensor], xb: Tensor) -> Tensor:
-            return functional_call(net, {**shared, **p}, (xb,))
-
         def run_cached(p: dict[str, Tensor], h: Tensor, xb: Tensor) -> Tensor:
             assert cache is not None
             cache.current = h
@@ -470,8 +461,18 @@ class Evaluator:
                 h = cache.combine_batched(coefs[1][k0:k1], rows)
                 out = torch.vmap(run_cached, in_dims=(0, 0, None))(params, h, self.x[rows])
             else:
-                out = torch.vmap(run, in_dims=(0, None))(params, self.x[rows])
+                out = self._vmapped(params, shared, self.x[rows])
             totals.add(k0, k1, rows, out)
+
+    def _vmapped(self, params: dict[str, Tensor], shared: dict[str, Tensor], xb: Tensor) -> Tensor:
+        """The model's outputs on `xb` at each of a batch of points: `params` batched (B, ...) by name, `shared`
+        (θ0's buffers the points do not cover) the same for every point."""
+        net = self.model.module
+
+        def run(p: dict[str, Tensor], x: Tensor) -> Tensor:
+            return functional_call(net, {**shared, **p}, (x,))
+
+        return torch.vmap(run, in_dims=(0, None))(params, xb)
 
     def _autocast(self) -> contextlib.AbstractContextManager[object]:
         if self.autocast is None:
