@@ -60,11 +60,12 @@ def check_precision(dtype: torch.dtype, device: torch.device | str, precision: s
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision != "float32" and dtype != torch.float32:
-        raise ValueError(f"{precision} needs a float32 evaluation (it lowers float32 work only); this one computes "
-                         f"in {str(dtype).removeprefix('torch.')}: compute in float32 or keep precision=float32")
+        raise ValueError(f"precision={precision} needs a float32 evaluation (it lowers float32 work only); this "
+                         f"one computes in {str(dtype).removeprefix('torch.')}: compute in float32 or keep "
+                         "precision=float32")
     if precision == "tf32" and torch.device(device).type != "cuda":
-        raise ValueError(f"tf32 needs a CUDA device (it is an NVIDIA tensor-core format); this evaluation runs on "
-                         f"{torch.device(device).type}: use bf16 or float32")
+        raise ValueError(f"precision=tf32 needs a CUDA device (it is an NVIDIA tensor-core format); this evaluation "
+                         f"runs on {torch.device(device).type}: use bf16 or float32")
 
 
 def reduced_precision(precision: str, device: torch.device | str) -> contextlib.AbstractContextManager[object]:

@@ -190,7 +190,7 @@ def run_surface(ctx: Context, inputs: Mapping[str, list[InputCheckpoint]], param
     try:
         check_precision(ctx.dtype, ev.device, params.precision)
     except ValueError as exc:
-        raise BadInput(f"surface: precision={exc}") from None
+        raise BadInput(f"surface: {exc}") from None
     with reduced_precision(params.precision, ev.device):
         at_center = ev.at_points(theta.unsqueeze(0), should_cancel=ctx.should_cancel)
         ctx.progress(0.05, "evaluating the grid")
