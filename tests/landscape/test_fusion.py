@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from lsdb.data import Dataset
 from lsdb.landscape import Evaluator, grid_axis, grid_coefficients
 from lsdb.landscape.flat_model import channels_last
-from lsdb.landscape.fusion import FusedConv2d, fuse, onednn_available
+from lsdb.landscape.fusion import FusedConv2d, MaxPool2x2, fuse, onednn_available
 from lsdb.landscape.precision import bf16_autocast
 from tests.landscape.conftest import make_model
 from tests.landscape.test_first_layer import filter_plane
@@ -93,7 +93,8 @@ def test_untraceable_or_unchanged_models_are_left_alone() -> None:
 
 
 @pytest.mark.parametrize(("spec", "reuse"), [("resnet:depth=8", False), ("resnet:depth=8", True),
-                                             ("simple_cnn:channels=[8,8]", True), ("vgg:width=0.125", False)])
+                                             ("simple_cnn:channels=[8,8]", True), ("vgg:width=0.125", False),
+                                             ("simple_cnn", False)])
 def test_evaluator_with_fusion_matches_the_plain_per_point_path(spec: str, reuse: bool,
                                                                 digits_image: Dataset) -> None:
     model = make_model(spec, digits_image).float()
@@ -109,6 +110,37 @@ def test_evaluator_with_fusion_matches_the_plain_per_point_path(spec: str, reuse
     assert runs[None].reused_first_layer == reuse
     torch.testing.assert_close(runs[None].loss, runs[False].loss, rtol=1e-5, atol=0)
     assert torch.equal(runs[None].accuracy, runs[False].accuracy)
+
+
+class _PoolUses(nn.Module):
+    """conv-ReLU-pool three times: plain, with a residual add, and with the ReLU's output read twice."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b, self.c = (nn.Conv2d(4, 4, 3, padding=1) for _ in range(3))
+        self.pool = nn.MaxPool2d(2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.pool(torch.relu(self.a(x)))
+        h = self.pool(torch.relu(self.b(h) + h))
+        r = torch.relu(self.c(h))
+        return self.pool(r).sum((2, 3)) + r.mean((2, 3))
+
+
+@pytest.mark.parametrize("onednn", ONEDNN)
+def test_a_max_pool_joins_the_convolution_it_alone_reads(onednn: bool) -> None:
+    torch.manual_seed(0)
+    model = _PoolUses().eval()
+    fused = fuse(model, onednn=onednn)
+    assert fused is not None
+    convs = {m.conv: m for m in fused.modules() if isinstance(m, FusedConv2d)}
+    assert convs[model.a].pool and not convs[model.b].pool and not convs[model.c].pool
+    modules = dict(fused.named_modules())
+    pools = [n for n in fused.graph.nodes if n.op == "call_module" and isinstance(modules[n.target], MaxPool2x2)]
+    assert len(pools) == 2  # of three: the first joined its convolution
+    x = channels_last(torch.randn(6, 4, 8, 8))
+    with torch.inference_mode():
+        torch.testing.assert_close(fused(x), model(x), rtol=1e-5, atol=1e-5)
 
 
 def test_no_fusion_under_autocast_or_batched(digits_image: Dataset) -> None:
