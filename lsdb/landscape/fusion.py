@@ -23,12 +23,15 @@ Two pooling layers are replaced by exact equivalents that are cheaper on channel
   simple_cnn's three pools over 1,797 digits (``F.max_pool2d`` also writes the window indices there);
   any other input goes to ``F.max_pool2d``.
   A `FusedConv2d` without an add whose output only this pool reads takes the pool in (``pool=True``).
-  A convolution computed as a matrix product is then pooled before its bias and ReLU (a maximum
-  commutes with both), which touch a quarter of the values. Any other runs, with the pool, in
-  oneDNN's blocked layout (``Tensor.to_mkldnn``: ``torch.mkldnn_convolution`` with its bias, then
-  ``torch.mkldnn_max_pool2d``, then a plain NCHW tensor and the ReLU) when no gradient is recorded:
-  for the CNN's 16 -> 32 convolution over 4x4 maps, 0.92 ms against 1.84 ms for oneDNN's channels-last
-  kernel and 1.38 ms channels-first, on that Intel Xeon; 1.57 against 2.36 ms with the pool.
+  When no gradient is recorded (float32, oneDNN), the convolution and the pool then run in oneDNN's
+  blocked layout (``Tensor.to_mkldnn``: ``torch.mkldnn_convolution`` with its bias, then
+  ``torch.mkldnn_max_pool2d`` and the ReLU, which commutes with the maximum), and the result stays
+  blocked where the only reader is another fused convolution (``blocked_out``); every path of a
+  `FusedConv2d` takes a blocked input. On that Intel Xeon, for simple_cnn over 1,797 digits: the
+  16 -> 32 convolution over 4x4 maps took 0.92 ms blocked against 1.84 ms in oneDNN's channels-last
+  kernel and 1.38 ms channels-first; the first two conv-ReLU-pool stages 3.6 against 5.0 ms. A map no
+  larger than the kernel keeps its dense matrix form (0.69 against 0.92 ms blocked), pooled before its
+  bias and ReLU (a maximum commutes with both), so that they touch a quarter of the values.
 * ``AdaptiveAvgPool2d(1)`` becomes `GlobalAvgPool`, which returns a 1 x 1 map as it is (the mean
   of one value is that value; ``aten::mean`` spent 0.19 ms a pass on it) and pools anything else.
 
@@ -65,16 +68,17 @@ class FusedConv2d(nn.Module):
     are the model's own modules (live).
 
     With `gemm_forms`, a convolution of a shape `lsdb.landscape.conv_gemm` computes faster as one matrix
-    product runs as that product (chosen once per input shape, from the shape alone). Such a product is
-    pooled before its bias and ReLU are applied (without `other`): a maximum commutes with adding a
-    per-channel constant (rounding is monotone) and with a ReLU, so the result has the same bits, and the
-    bias and ReLU touch a quarter of the values."""
+    product runs as that product (chosen once per input shape, from the shape alone). With `pool` (and
+    no `other`) the module docstring's blocked path comes first, except for the dense matrix form, which
+    is pooled before its bias and ReLU: a maximum commutes with adding a per-channel constant (rounding
+    is monotone) and with a ReLU, so the result has the same bits. `x` may be a oneDNN blocked tensor."""
 
     def __init__(self, conv: nn.Conv2d, bn: nn.BatchNorm2d | None, add: bool, relu: bool, onednn: bool,
                  gemm_forms: bool = True, pool: bool = False) -> None:
         super().__init__()
         self.conv, self.bn, self.add, self.relu, self.onednn = conv, bn, add, relu, onednn
         self.gemm_forms, self.pool = gemm_forms, pool
+        self.blocked_out = False  # `fuse` sets it where only another FusedConv2d reads the output, as its x
         self._forms: dict[tuple[object, ...], Callable[[Tensor, Tensor, Tensor | None], Tensor] | None] = {}
 
     def _form(self, x: Tensor) -> Callable[[Tensor, Tensor, Tensor | None], Tensor] | None:
@@ -106,14 +110,16 @@ class FusedConv2d(nn.Module):
     def forward(self, x: Tensor, other: Tensor | None = None) -> Tensor:
         w, b = self.weight_and_bias()
         form = self._form(x)
-        if form is not None and self.pool and other is None:
-            out = max_pool_2x2(form(x, w, None))  # a new tensor: bias and ReLU in place
-            if b is not None:
-                out = out.add_(b.view(1, -1, 1, 1))
-            return out.relu_() if self.relu else out
-        if form is None and self.pool and other is None and self._blocked_applies(x):
-            return self._blocked_pooled(x, w, b)
-        out = self._unpooled(x, other, w, b, form)
+        if self.pool and other is None:
+            if not isinstance(form, conv_gemm.DenseConv) and self._blocked_applies(x):
+                return self._blocked_pooled(x, w, b)
+            x = _plain(x)
+            if form is not None:
+                out = max_pool_2x2(form(x, w, None))  # a new tensor: bias and ReLU in place
+                if b is not None:
+                    out = out.add_(b.view(1, -1, 1, 1))
+                return out.relu_() if self.relu else out
+        out = self._unpooled(_plain(x), other, w, b, form)
         return max_pool_2x2(out) if self.pool else out
 
     def _blocked_applies(self, x: Tensor) -> bool:
@@ -121,15 +127,17 @@ class FusedConv2d(nn.Module):
             and not torch.is_grad_enabled()
 
     def _blocked_pooled(self, x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
-        """Convolution and max-pool in oneDNN's blocked layout (``Tensor.to_mkldnn``), then a plain NCHW
-        tensor, pooled before its ReLU (they commute)."""
+        """Convolution and max-pool in oneDNN's blocked layout (``Tensor.to_mkldnn``), pooled before the ReLU
+        (they commute); a plain NCHW tensor unless `blocked_out`."""
         conv = self.conv
         padding = [int(p) for p in conv.padding]  # numeric: `_fusable_conv`
-        blocked = torch.mkldnn_convolution(x.to_mkldnn(), w.contiguous().to_mkldnn(),
+        blocked = torch.mkldnn_convolution(x if x.is_mkldnn else x.to_mkldnn(), w.contiguous().to_mkldnn(),
                                            None if b is None else b.contiguous().to_mkldnn(), padding,
                                            list(conv.stride), list(conv.dilation), conv.groups)
-        out = torch.mkldnn_max_pool2d(blocked, [2, 2], [2, 2]).to_dense()
-        return out.relu_() if self.relu else out
+        out = torch.mkldnn_max_pool2d(blocked, [2, 2], [2, 2])
+        if self.relu:
+            out = torch.relu(out)
+        return out if self.blocked_out else out.to_dense()
 
     def _unpooled(self, x: Tensor, other: Tensor | None, w: Tensor, b: Tensor | None,
                   form: Callable[[Tensor, Tensor, Tensor | None], Tensor] | None) -> Tensor:
@@ -162,6 +170,11 @@ def max_pool_2x2(x: Tensor) -> Tensor:
     windows = x.permute(0, 2, 3, 1).view(n, h // 2, 2, w // 2, 2, c)  # NHWC, rows and columns in pairs
     rows = torch.maximum(windows[:, :, 0], windows[:, :, 1])  # (n, h/2, w/2, 2, c), contiguous
     return torch.maximum(rows[:, :, :, 0], rows[:, :, :, 1]).permute(0, 3, 1, 2)  # channels-last NCHW
+
+
+def _plain(x: Tensor) -> Tensor:
+    """A oneDNN blocked tensor as a plain one; any other as it is."""
+    return x.to_dense() if x.is_mkldnn else x
 
 
 class MaxPool2x2(nn.Module):
@@ -219,6 +232,12 @@ def _absorb_pools(gm: fx.GraphModule) -> None:
         user.replace_all_uses_with(node)
         gm.graph.erase_node(user)
     gm.delete_all_unused_submodules()
+    for node in gm.graph.nodes:  # a pooled output only a fused convolution reads, as its input: kept blocked
+        fused, user = modules.get(node.target) if node.op == "call_module" else None, _only_user(node)  # type: ignore[arg-type]
+        if isinstance(fused, FusedConv2d) and fused.pool and user is not None and user.op == "call_module" \
+                and isinstance(modules.get(user.target), FusedConv2d) and user.args[0] is node \
+                and node not in user.args[1:]:  # type: ignore[arg-type]
+            fused.blocked_out = True
 
 
 def _replace_pool(gm: fx.GraphModule, node: fx.Node, mod: nn.Module) -> bool:

@@ -170,3 +170,33 @@ def test_blocked_pooled_convolution_is_the_pool_of_the_convolution(case: tuple, 
         got = fused(x.requires_grad_(True))
         assert got.requires_grad
         torch.testing.assert_close(got.detach().double(), want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.skipif(not onednn_available(), reason="needs oneDNN")
+@pytest.mark.parametrize("pool", [True, False])
+@pytest.mark.parametrize("case", [TAPS[0], (32, 32, 2, 2, 3, 1, 1, 1, 1), (16, 8, 4, 4, 3, 1, 1, 1, 1)])
+def test_a_blocked_input_gives_what_its_plain_form_gives(case: tuple, pool: bool) -> None:  # type: ignore[type-arg]
+    """Every path of a fused convolution (blocked, matrix forms, oneDNN's plain kernel, with an add) takes
+    the oneDNN blocked tensor an earlier fused convolution may pass on."""
+    conv, bn, x = _pool_case(case, torch.float32)
+    with torch.inference_mode():
+        for add in (False, True):
+            fused = FusedConv2d(conv, bn, add=add, relu=True, onednn=True, pool=pool and not add)
+            other = torch.randn_like(bn(conv(x))) if add else None
+            want = fused(x, other)
+            got = fused(x.to_mkldnn(), other)
+            assert not got.is_mkldnn
+            torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)
+
+
+def test_what_inference_mode_built_serves_autograd_later() -> None:
+    """An index or a kept stack made under inference mode is a plain tensor: gradients flow through it later."""
+    for case, make in ((TAPS[0], TapsConv), (DENSE[0], lambda c: DenseConv(c, *DENSE[0][:1], *DENSE[0][2:4]))):
+        conv, x = _case(*case, bias=True)
+        form = make(conv)
+        with torch.inference_mode():
+            form(x, conv.weight, conv.bias)
+        out = form(x, conv.weight, conv.bias)
+        (grad,) = torch.autograd.grad(out.square().sum(), conv.weight)
+        (want,) = torch.autograd.grad(conv(x).square().sum(), conv.weight)
+        torch.testing.assert_close(grad, want, rtol=1e-10, atol=1e-10)

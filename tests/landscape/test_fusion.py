@@ -135,12 +135,31 @@ def test_a_max_pool_joins_the_convolution_it_alone_reads(onednn: bool) -> None:
     assert fused is not None
     convs = {m.conv: m for m in fused.modules() if isinstance(m, FusedConv2d)}
     assert convs[model.a].pool and not convs[model.b].pool and not convs[model.c].pool
+    assert not any(m.blocked_out for m in convs.values())  # b reads a's output twice (x and other)
     modules = dict(fused.named_modules())
     pools = [n for n in fused.graph.nodes if n.op == "call_module" and isinstance(modules[n.target], MaxPool2x2)]
     assert len(pools) == 2  # of three: the first joined its convolution
     x = channels_last(torch.randn(6, 4, 8, 8))
     with torch.inference_mode():
         torch.testing.assert_close(fused(x), model(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.skipif(not onednn_available(), reason="needs oneDNN")
+def test_pooled_outputs_stay_blocked_between_fused_convolutions(digits_image: Dataset) -> None:
+    model = make_model("simple_cnn", digits_image).float().eval()  # three conv-ReLU-pool, then GAP and linear
+    fused = fuse(model, onednn=True)
+    assert fused is not None
+    convs = [m for m in fused.modules() if isinstance(m, FusedConv2d)]
+    assert [m.pool for m in convs] == [True] * 3
+    assert [m.blocked_out for m in convs] == [True, True, False]  # the last one's reader is not a convolution
+    x = channels_last(digits_image.test[0][:40].float())
+    with torch.inference_mode():
+        torch.testing.assert_close(fused(x), model(x), rtol=1e-5, atol=1e-5)
+        h = convs[0](x)
+        assert h.is_mkldnn and not convs[2](convs[1](h)).is_mkldnn
+    with torch.no_grad():  # outside inference mode too: no gradient is recorded
+        torch.testing.assert_close(fused(x), model(x), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(fused(x), model(x), rtol=1e-5, atol=1e-5)  # with autograd: plain tensors
 
 
 def test_no_fusion_under_autocast_or_batched(digits_image: Dataset) -> None:
